@@ -1,0 +1,12 @@
+"""Baseline: the generator alone. One round: its pair is verified but never revised."""
+
+from sage_dspy.generator import Generator
+from sage_dspy.judge import AnswerJudge
+from sage_dspy.loop import SageLoop
+from sage_dspy.solver import Solver
+
+DESCRIPTION = "generator alone, verified once, no feedback (paper baseline)"
+
+
+def build(search, *, k=4, max_rounds=3, lms=None) -> SageLoop:
+    return SageLoop(Generator(search), Solver(search), AnswerJudge(), None, k=k, max_rounds=0, lms=lms)

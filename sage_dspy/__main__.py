@@ -1,0 +1,3 @@
+from sage_dspy.cli import main
+
+main()

@@ -1,0 +1,111 @@
+"""The `sage` command line: parse, call a library function, print. Bad input is one line and exit code 2."""
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from programs import RECIPES, UnknownRecipeError
+from sage_dspy.corpus import CorpusError
+from sage_dspy.lms import ROLES, LMConfigError
+from sage_dspy.pipeline import GenerateConfig, LMUnreachableError, generate
+from sage_dspy.report import summary_table
+
+app = typer.Typer(help="sage-dspy: verified, difficulty-steered deep-search QA pairs (SAGE as a DSPy program).",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+err = Console(stderr=True)
+out = Console()
+USER_ERRORS = (CorpusError, LMConfigError, UnknownRecipeError, LMUnreachableError)
+
+
+@app.callback()
+def root() -> None:
+    """Generate, compile and evaluate SAGE programs. Every command runs offline by default."""
+
+
+def fail(message: str) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def parse_targets(text: str) -> tuple[int, int]:
+    """"2-5" or "3" -> (low, high), each within 1..10."""
+    parts = text.replace("..", "-").split("-")
+    try:
+        low, high = (int(parts[0]), int(parts[-1])) if len(parts) <= 2 else (0, 0)
+    except ValueError:
+        low = high = 0
+    if not (1 <= low <= high <= 10):
+        fail(f"target range {text!r} is not valid: give two numbers within 1..10 such as 2-5, low before high")
+    return low, high
+
+
+def role_lms(lm: str, overrides: dict[str, Optional[str]]) -> dict[str, str]:
+    return {role: overrides.get(role) or lm for role in ROLES}
+
+
+@app.command("generate")
+def generate_command(
+    corpus: Annotated[str, typer.Option(help="'bundled', a .jsonl/.json/.parquet/.csv file, a folder of "
+                                             ".txt/.md files, or a Hugging Face dataset name")] = "bundled",
+    seeds: Annotated[int, typer.Option(min=1, help="how many seed passages to draw")] = 40,
+    targets: Annotated[str, typer.Option(help="target searches S, drawn per seed from this range")] = "2-5",
+    recipe: Annotated[str, typer.Option(help=f"program recipe: {', '.join(RECIPES)}")] = "sage",
+    lm: Annotated[str, typer.Option(help="LM for every role: 'offline' or a dspy.LM model string")] = "offline",
+    generator_lm: Annotated[Optional[str], typer.Option(help="LM for the generator only")] = None,
+    solver_lm: Annotated[Optional[str], typer.Option(help="LM for the search agent only")] = None,
+    judge_lm: Annotated[Optional[str], typer.Option(help="LM for the answer judge only")] = None,
+    reviser_lm: Annotated[Optional[str], typer.Option(help="LM for the reviser only")] = None,
+    rounds: Annotated[int, typer.Option(min=0, max=10, help="revision rounds R after the first")] = 3,
+    k: Annotated[int, typer.Option(min=1, max=32, help="search-agent attempts per question")] = 4,
+    random_seed: Annotated[int, typer.Option("--seed", help="seed for drawing passages and targets")] = 0,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for records.jsonl, dataset.jsonl, summary")] =
+        Path("artifacts/runs/latest"),
+    text_field: Annotated[Optional[str], typer.Option(help="corpus field holding the passage text")] = None,
+    title_field: Annotated[Optional[str], typer.Option(help="corpus field holding the title")] = None,
+    id_field: Annotated[Optional[str], typer.Option(help="corpus field holding the passage id")] = None,
+) -> None:
+    """Generate verified QA pairs that need at least S searches, and print the paper's table for the run."""
+    low, high = parse_targets(targets)
+    if recipe not in RECIPES:
+        fail(f"unknown program recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
+    fields = {name: value for name, value in
+              (("text_field", text_field), ("title_field", title_field), ("id_field", id_field)) if value}
+    config = GenerateConfig(
+        corpus=corpus, corpus_fields=fields, seeds=seeds, min_target=low, max_target=high, recipe=recipe,
+        lms=role_lms(lm, {"generator": generator_lm, "solver": solver_lm, "judge": judge_lm,
+                          "reviser": reviser_lm}),
+        rounds=rounds, k=k, random_seed=random_seed, out_dir=out_dir,
+    )
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("accepted {task.fields[accepted]}"), console=err, transient=True) as progress:
+        task = progress.add_task("generating", total=min(seeds, 10**9), accepted=0)
+        accepted = 0
+
+        def advance(record: dict) -> None:
+            nonlocal accepted
+            accepted += record["accepted"]
+            progress.update(task, advance=1, accepted=accepted)
+
+        try:
+            result = generate(config, on_record=advance)
+        except USER_ERRORS as error:
+            progress.stop()
+            fail(str(error))
+    lm_ids = sorted(set(config.lms.values()))
+    out.print(summary_table(result.summary, title=f"{recipe} on {corpus} (LM: {', '.join(lm_ids)})"))
+    if "offline" in lm_ids:
+        out.print("Offline LM: these numbers measure the pipeline's mechanics, not the quality of an LLM.")
+    out.print(f"records: {result.records_path}\npairs:   {result.dataset_path} "
+              f"({result.summary['overall']['kept']} kept)")
+
+
+def main() -> None:
+    app(prog_name="sage")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

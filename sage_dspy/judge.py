@@ -1,0 +1,32 @@
+"""AnswerJudge: a normalised exact or alias match decides at once; the LM judge decides the rest."""
+
+from dataclasses import replace
+
+import dspy
+
+from sage_dspy.answers import normalize_answer
+from sage_dspy.feedback import Attempt
+from sage_dspy.signatures import JudgeAnswer
+
+
+class AnswerJudge(dspy.Module):
+    def __init__(self):
+        super().__init__()
+        self.decide = dspy.Predict(JudgeAnswer)
+
+    def forward(self, question: str, gold: str, predicted: str, aliases: tuple[str, ...] = ()):
+        if not predicted.strip() or not gold.strip():
+            return dspy.Prediction(correct=False, method="empty")
+        if normalize_answer(predicted) in {normalize_answer(g) for g in (gold, *aliases)}:
+            return dspy.Prediction(correct=True, method="exact")
+        verdict = self.decide(question=question, gold_answer=gold, predicted_answer=predicted)
+        return dspy.Prediction(correct=bool(verdict.is_correct), method="lm")
+
+    def grade(self, question: str, gold: str, attempt: Attempt, aliases: tuple[str, ...] = ()) -> Attempt:
+        if attempt.error:
+            return attempt
+        try:
+            result = self(question=question, gold=gold, predicted=attempt.answer, aliases=aliases)
+        except Exception as error:  # a judge failure marks this attempt unjudged, it does not stop the loop
+            return replace(attempt, error=f"judge failed: {type(error).__name__}: {error}"[:300])
+        return replace(attempt, correct=result.correct, judged_by=result.method)

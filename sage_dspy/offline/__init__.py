@@ -1,0 +1,1 @@
+"""The deterministic offline LM (see engine.py)."""

@@ -1,0 +1,104 @@
+"""The offline generator: explores links from the seed with real searches, then writes a chain question.
+
+It is stateless: every turn it replays its own trajectory (the searches and what they returned) to know
+where it stands, exactly as an LLM reads its trajectory from the prompt.
+"""
+
+from dataclasses import dataclass, field
+
+from sage_dspy.offline.chains import answer_in, title_match, write_chain
+from sage_dspy.offline.prompt import Prompt, read_trajectory
+from sage_dspy.offline.text import entity_spans, normalize, words_before
+from sage_dspy.retrieval import Passage, parse_passages
+
+SEARCH_BUDGET = 19  # ReAct's 20 turns, one kept for `finish`
+CAREFUL_WORDS = ("unambiguous", "first occurrence", "unique phrase")
+
+
+@dataclass
+class Exploration:
+    chain: list[Passage]
+    target: int
+    answer_type: str
+    rollout: int
+    tried: set[str] = field(default_factory=set)
+    dead: set[str] = field(default_factory=set)
+    searches: int = 0
+
+    def done(self) -> bool:
+        exclude = {normalize(p.title) for p in self.chain}
+        return len(self.chain) >= self.target and answer_in(self.chain[-1], self.answer_type, exclude) is not None
+
+    def candidates(self) -> list[str]:
+        """Names in the newest passage not yet searched, each with words before it that can lead there."""
+        end = self.chain[-1]
+        known = {normalize(p.title) for p in self.chain} | self.tried
+        names = []
+        for span in entity_spans(end.text):
+            name = normalize(span.text)
+            if name and name not in known and words_before(end.text, span.start, 2) and name not in names:
+                names.append(name)
+        if not names:
+            return []
+        shift = self.rollout % len(names)  # distinct rollouts explore links in a different order
+        return [*names[shift:], *names[:shift]]
+
+    def settle(self) -> None:
+        """Back out of dead ends and of chains long enough but with no answer of the wanted type."""
+        while len(self.chain) > 1 and not self.done() and (
+            not self.candidates() or len(self.chain) >= self.target
+        ):
+            self.dead.add(self.chain.pop().id)
+
+    def record(self, query: str, hits: list[Passage]) -> None:
+        self.searches += 1
+        self.tried.add(normalize(query))
+        hit = title_match(hits, query, exact=True)  # an author links only what it can name
+        if hit and hit.id not in self.dead and hit.id not in {p.id for p in self.chain}:
+            self.chain.append(hit)
+        self.settle()
+
+
+def explore(prompt: Prompt) -> Exploration:
+    seed = parse_passages(prompt.inputs.get("seed_passage", ""))
+    if not seed:
+        raise ValueError("the seed_passage field holds no passage in 'Title (id: ...)' form")
+    state = Exploration(
+        chain=[seed[0]],
+        target=max(1, prompt.int_input("target_searches", 2)),
+        answer_type=prompt.inputs.get("answer_type", "entity").strip().strip("'\""),
+        rollout=prompt.rollout,
+    )
+    for step in read_trajectory(prompt.inputs.get("trajectory", "")):
+        if step.tool == "search":
+            state.record(step.query, step.hits)
+    return state
+
+
+def next_action(prompt: Prompt) -> dict:
+    state = explore(prompt)
+    titles = " -> ".join(p.title for p in state.chain)
+    if state.done() or state.searches >= SEARCH_BUDGET or not state.candidates():
+        return {"next_thought": f"The path {titles} is ready to write up.", "next_tool_name": "finish",
+                "next_tool_args": {}}
+    name = state.candidates()[0]
+    return {"next_thought": f"Path so far: {titles}. Look up '{name}', named in {state.chain[-1].title}.",
+            "next_tool_name": "search", "next_tool_args": {"query": name}}
+
+
+def write(prompt: Prompt) -> dict:
+    state = explore(prompt)
+    careful = any(word in prompt.instructions.lower() for word in CAREFUL_WORDS)
+    chain = list(state.chain)
+    while chain:
+        pair = write_chain(chain, state.answer_type, careful=careful)
+        if pair:
+            return {
+                "reasoning": f"Followed {len(chain)} passages: " + " -> ".join(p.title for p in chain) + ".",
+                "question": pair.question,
+                "answer": pair.answer,
+                "answering_steps": pair.steps,
+            }
+        chain.pop()
+    return {"reasoning": "No passage on the path states a usable answer.", "question": "", "answer": "",
+            "answering_steps": []}

@@ -1,0 +1,147 @@
+"""`generate` as a library call: seeds in, verified pairs and the paper's table out. The CLI is a thin shell."""
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from programs import load_recipe
+from sage_dspy.corpus import Passage, corpus_fingerprint, load_corpus
+from sage_dspy.lms import RoleLMs
+from sage_dspy.offline.engine import MODEL_NAME
+from sage_dspy.records import record_for, mark_kept
+from sage_dspy.report import summarize
+from sage_dspy.retrieval import SearchIndex, SearchTool
+
+ANSWER_TYPES = ("number", "date", "entity")
+
+
+class LMUnreachableError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class SeedTask:
+    passage: Passage
+    target: int
+    answer_type: str
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    corpus: str = "bundled"
+    corpus_fields: dict[str, str] = field(default_factory=dict)  # text_field / title_field / id_field
+    seeds: int = 40
+    min_target: int = 2
+    max_target: int = 5
+    recipe: str = "sage"
+    lms: dict[str, str] = field(default_factory=lambda: {"generator": "offline", "solver": "offline",
+                                                          "judge": "offline", "reviser": "offline"})
+    rounds: int = 3
+    k: int = 4
+    random_seed: int = 0
+    out_dir: Path = Path("artifacts/runs/latest")
+    index_root: Path = Path("artifacts/indexes")
+    search_k: int = 3
+
+    def to_dict(self) -> dict:
+        return {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
+
+
+@dataclass
+class GenerateResult:
+    records: list[dict]
+    summary: dict
+    records_path: Path
+    dataset_path: Path
+
+
+def draw_seeds(passages: list[Passage], count: int, targets: tuple[int, int], random_seed: int) -> list[SeedTask]:
+    """Random seed passages; per seed a target drawn from the range and an answer type (the paper's recipe)."""
+    rng = random.Random(random_seed)
+    chosen = rng.sample(passages, min(count, len(passages)))
+    return [SeedTask(p, rng.randint(*targets), rng.choice(ANSWER_TYPES)) for p in chosen]
+
+
+def build_program(config: GenerateConfig, index: SearchIndex, lms: RoleLMs, program_state: Path | None = None):
+    recipe = load_recipe(config.recipe)
+    program = recipe.build(SearchTool(index, k=config.search_k), k=config.k, max_rounds=config.rounds, lms=lms)
+    if program_state is not None:
+        program.generator.load(program_state)
+    return program
+
+
+def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
+    """One seed through the loop; a failure becomes the record's `error`, never an exception."""
+    started = time.perf_counter()
+    try:
+        prediction = program(seed=task.passage, target_searches=task.target, answer_type=task.answer_type)
+    except Exception as error:
+        return record_for(task, None, lm_ids, error=f"{type(error).__name__}: {error}"[:500])
+    record = record_for(task, prediction, lm_ids)
+    record["seconds"] = round(time.perf_counter() - started, 3)
+    return record
+
+
+def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None = None,
+             program_state: Path | None = None) -> GenerateResult:
+    passages = load_corpus(config.corpus, **config.corpus_fields)
+    index = SearchIndex.open(passages, root=config.index_root)
+    lms = RoleLMs.from_specs(config.lms)
+    check_lms(lms)
+    program = build_program(config, index, lms, program_state)
+    tasks = draw_seeds(list(index.passages), config.seeds, (config.min_target, config.max_target),
+                       config.random_seed)
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    records_path = config.out_dir / "records.jsonl"
+    records = []
+    with records_path.open("w", encoding="utf-8") as sink:
+        for task in tasks:
+            record = run_seed(program, task, lms.ids())
+            records.append(record)
+            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sink.flush()  # a finished seed is on disk at once
+            if on_record:
+                on_record(record)
+    mark_kept(records)
+    _write_jsonl(records_path, records)
+    dataset_path = config.out_dir / "dataset.jsonl"
+    _write_jsonl(dataset_path, [_dataset_row(r) for r in records if r["kept"]])
+    summary = summarize(records)
+    summary["corpus"] = {"source": config.corpus, "passages": len(passages),
+                         "fingerprint": corpus_fingerprint(passages)}
+    (config.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    (config.out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2), encoding="utf-8")
+    return GenerateResult(records, summary, records_path, dataset_path)
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    """Write beside, then rename: a crash mid-write leaves the previous file whole."""
+    partial = path.with_suffix(path.suffix + ".partial")
+    partial.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    partial.replace(path)
+
+
+def check_lms(lms: RoleLMs) -> None:
+    """One tiny call per distinct real LM before the run, so a wrong endpoint or key fails in a second with one
+    clear line instead of turning every seed into a failure."""
+    checked = set()
+    for role, lm in lms.lms.items():
+        if lm.model == MODEL_NAME or lm.model in checked:
+            continue
+        checked.add(lm.model)
+        try:
+            lm("Reply with the word ok.")
+        except Exception as error:
+            reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+            raise LMUnreachableError(
+                f"the {role} LM {lm.model!r} did not answer ({type(error).__name__}: {reason}); check the model "
+                "name, --api-base, and the provider's API key variable") from None
+
+
+def _dataset_row(record: dict) -> dict:
+    """The kept pair alone, as a training or evaluation example."""
+    keys = ("question", "answer", "answer_type", "target", "searches", "supporting_ids", "seed_id", "lms")
+    return {key: record[key] for key in keys}
