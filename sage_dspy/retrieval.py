@@ -17,7 +17,7 @@ import Stemmer
 
 from sage_dspy.corpus import Passage, corpus_fingerprint
 
-INDEX_FORMAT = 1  # bump when tokenisation or the saved layout changes: cached indexes are then rebuilt
+INDEX_FORMAT = 2  # bump when tokenisation or the saved layout changes: cached indexes are then rebuilt
 META_FILE = "sage_index.json"  # written last by save(); marks a complete index
 NO_MATCH = "No passages matched this query. Try other keywords."
 
@@ -54,8 +54,18 @@ class Hit:
     rank: int  # 1-based
 
 
+# Agents search for one entity at a time ("new york city"), and the passage *about* an entity should beat
+# passages that merely mention it. Repeating the title is a plain BM25F-style field boost; on the 6k-passage
+# dev corpus it lifted the title passage into the top 3 for far more entity-name queries.
+TITLE_WEIGHT = 3
+
+
+def _indexed_text(passage: Passage) -> str:
+    return "\n".join([passage.title] * TITLE_WEIGHT + [passage.text])
+
+
 class SearchIndex:
-    """BM25 over title + text of each passage. Build it, or `open` a cached one for a corpus."""
+    """BM25 over title (boosted) + text of each passage. Build it, or `open` a cached one for a corpus."""
 
     def __init__(self, retriever: bm25s.BM25, passages: Sequence[Passage]):
         self._retriever = retriever
@@ -66,7 +76,7 @@ class SearchIndex:
 
     @classmethod
     def build(cls, passages: Sequence[Passage]) -> "SearchIndex":
-        tokens = _tokenize([f"{p.title}\n{p.text}" for p in passages])
+        tokens = _tokenize([_indexed_text(p) for p in passages])
         if not any(tokens.ids):
             raise ValueError(f"none of the {len(passages)} passages has a searchable word; index real text")
         retriever = bm25s.BM25(backend=choose_backend(len(passages)))

@@ -6,6 +6,7 @@ from typing import Callable, Sequence
 
 from sage_dspy.offline.grammar import TYPE_WORDS, ChainQuestion
 from sage_dspy.offline.text import (
+    content_words,
     Span,
     entity_spans,
     normalize,
@@ -72,14 +73,19 @@ def link_phrase(passage: Passage, mention: Span, careful: bool) -> str | None:
 
 
 def answer_in(passage: Passage, answer_type: str, exclude: set[str]) -> tuple[Span, str] | None:
-    """A value of `answer_type` in `passage` and the shortest cue that reads it back unambiguously."""
+    """A value of `answer_type` in `passage` and the shortest cue that reads it back unambiguously.
+
+    Cues of common words come first: a distinctive cue ("nationalised in") lets a keyword search land on
+    the last passage directly and skip the chain."""
+    found = []
     for value in values_of_type(passage.text, answer_type):
         if normalize(value.text) in exclude:
             continue
         cue = shortest_unique_phrase(passage.text, value, answer_type, min_words=2)
         if cue:
-            return value, cue
-    return None
+            found.append((bool(content_words(cue)), value, cue))
+    found.sort(key=lambda item: item[0])  # stable: reading order within each group
+    return (found[0][1], found[0][2]) if found else None
 
 
 def write_chain(chain: Sequence[Passage], answer_type: str, *, careful: bool) -> WrittenPair | None:

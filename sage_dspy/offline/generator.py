@@ -6,7 +6,7 @@ where it stands, exactly as an LLM reads its trajectory from the prompt.
 
 from dataclasses import dataclass, field
 
-from sage_dspy.offline.chains import answer_in, title_match, write_chain
+from sage_dspy.offline.chains import answer_in, link_phrase, mention_of, title_match, write_chain
 from sage_dspy.offline.prompt import Prompt, read_trajectory
 from sage_dspy.offline.text import entity_spans, normalize, words_before
 from sage_dspy.retrieval import Passage, parse_passages
@@ -24,6 +24,7 @@ class Exploration:
     tried: set[str] = field(default_factory=set)
     dead: set[str] = field(default_factory=set)
     searches: int = 0
+    longest: list[Passage] = field(default_factory=list)  # backing out of a dead end must not lose progress
 
     def done(self) -> bool:
         exclude = {normalize(p.title) for p in self.chain}
@@ -43,20 +44,41 @@ class Exploration:
         shift = self.rollout % len(names)  # distinct rollouts explore links in a different order
         return [*names[shift:], *names[:shift]]
 
+    def backward_query(self) -> str | None:
+        """When links forward run out, search the first passage's title: passages that mention it can go
+        in front of the chain."""
+        query = normalize(self.chain[0].title)
+        return query if query and query not in self.tried else None
+
     def settle(self) -> None:
         """Back out of dead ends and of chains long enough but with no answer of the wanted type."""
         while len(self.chain) > 1 and not self.done() and (
-            not self.candidates() or len(self.chain) >= self.target
+            (not self.candidates() and not self.backward_query()) or len(self.chain) >= self.target
         ):
             self.dead.add(self.chain.pop().id)
 
     def record(self, query: str, hits: list[Passage]) -> None:
         self.searches += 1
+        backward = normalize(query) == normalize(self.chain[0].title)
         self.tried.add(normalize(query))
-        hit = title_match(hits, query, exact=True)  # an author links only what it can name
-        if hit and hit.id not in self.dead and hit.id not in {p.id for p in self.chain}:
-            self.chain.append(hit)
+        known = self.dead | {p.id for p in self.chain}
+        if backward:
+            front = self.chain[0]
+            hit = next((h for h in hits if h.id not in known and _links_to(h, front)), None)
+            if hit:
+                self.chain.insert(0, hit)
+        else:
+            hit = title_match(hits, query, exact=True)  # an author links only what it can name
+            if hit and hit.id not in known:
+                self.chain.append(hit)
+        if len(self.chain) > len(self.longest):
+            self.longest = list(self.chain)
         self.settle()
+
+
+def _links_to(passage: Passage, target: Passage) -> bool:
+    mention = mention_of(passage, target.title)
+    return mention is not None and link_phrase(passage, mention, careful=False) is not None
 
 
 def explore(prompt: Prompt) -> Exploration:
@@ -78,9 +100,14 @@ def explore(prompt: Prompt) -> Exploration:
 def next_action(prompt: Prompt) -> dict:
     state = explore(prompt)
     titles = " -> ".join(p.title for p in state.chain)
-    if state.done() or state.searches >= SEARCH_BUDGET or not state.candidates():
+    if state.done() or state.searches >= SEARCH_BUDGET or not (state.candidates() or state.backward_query()):
         return {"next_thought": f"The path {titles} is ready to write up.", "next_tool_name": "finish",
                 "next_tool_args": {}}
+    if not state.candidates():
+        query = state.backward_query()
+        return {"next_thought": f"Nothing named in {state.chain[-1].title} leads on; find what names "
+                                f"{state.chain[0].title}.", "next_tool_name": "search",
+                "next_tool_args": {"query": query}}
     name = state.candidates()[0]
     return {"next_thought": f"Path so far: {titles}. Look up '{name}', named in {state.chain[-1].title}.",
             "next_tool_name": "search", "next_tool_args": {"query": name}}
@@ -89,7 +116,7 @@ def next_action(prompt: Prompt) -> dict:
 def write(prompt: Prompt) -> dict:
     state = explore(prompt)
     careful = any(word in prompt.instructions.lower() for word in CAREFUL_WORDS)
-    chain = list(state.chain)
+    chain = list(state.chain) if state.done() else max(state.chain, state.longest, key=len)
     while chain:
         pair = write_chain(chain, state.answer_type, careful=careful)
         if pair:

@@ -7,11 +7,18 @@ the steps went, and take the answer the evidence states.
 
 import json
 import re
+from dataclasses import replace
 
 from sage_dspy.offline.chains import ANSWER_TYPES, link_phrase, mention_of, names_title, steps_for, write_chain
 from sage_dspy.offline.grammar import ChainQuestion, parse_question
 from sage_dspy.offline.prompt import Prompt
-from sage_dspy.offline.text import entity_spans, normalize
+from sage_dspy.offline.text import (
+    content_words,
+    entity_spans,
+    normalize,
+    shortest_unique_phrase,
+    values_of_type,
+)
 from sage_dspy.retrieval import Passage, parse_passages
 
 _STEP_ID = re.compile(r"\(id: ([^)]+)\)")
@@ -25,7 +32,9 @@ def revise(prompt: Prompt, kind: str) -> dict:
     if plan is None or not chain:
         return _unchanged(prompt, "The question is not a chain I can rebuild from the evidence.")
     if kind == "too_easy":
-        revised = _add_hop_in_front(chain, plan, answer, evidence) or _add_hop_behind(chain, plan, evidence)
+        jumped = repr(plan.cue) in prompt.inputs.get("solver_trajectories", "")
+        revised = (_hide_the_cue(chain, plan, jumped) or _add_hop_in_front(chain, plan, answer, evidence)
+                   or _add_hop_behind(chain, plan, evidence))
         if revised:
             return revised
         return _unchanged(prompt, "No retrieved passage adds a hop to this chain.")
@@ -34,6 +43,21 @@ def revise(prompt: Prompt, kind: str) -> dict:
         return _unchanged(prompt, "The evidence no longer supports this chain.")
     return _reply(f"Rebuilt each phrase so its first occurrence leads along {_titles(chain)}.",
                   pair.question, pair.answer, pair.steps)
+
+
+def _hide_the_cue(chain, plan: ChainQuestion, jumped: bool) -> dict | None:
+    """The agent searched the question's last phrase and landed on the answer: ask for a value whose phrase
+    is made of common words only, which a keyword search cannot jump to."""
+    if not jumped:
+        return None
+    exclude = {normalize(p.title) for p in chain}
+    for value in values_of_type(chain[-1].text, plan.answer_type):
+        cue = shortest_unique_phrase(chain[-1].text, value, plan.answer_type, min_words=2)
+        if cue and cue != plan.cue and not content_words(cue) and normalize(value.text) not in exclude:
+            hidden = replace(plan, cue=cue)
+            return _reply(f"The agent jumped to {chain[-1].title} by searching '{plan.cue}'; ask via '{cue}'.",
+                          hidden.render(), value.text, steps_for(chain, hidden, value.text))
+    return None
 
 
 def _add_hop_in_front(chain, plan: ChainQuestion, answer: str, evidence: dict[str, Passage]) -> dict | None:

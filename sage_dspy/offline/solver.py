@@ -48,7 +48,7 @@ def _progress(prompt: Prompt) -> Progress:
 def _walk_chain(plan: ChainQuestion, searches: list[ToolStep], hurried: bool) -> Progress:
     done = 0
     if hurried:
-        broad = " ".join([plan.cue, *plan.relations[-1:]])
+        broad = plan.cue  # a guess from the question's last phrase alone
         if done == len(searches):
             return Progress(broad, "", f"Try a broad search for '{broad}' first.")
         done += 1
