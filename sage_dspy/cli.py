@@ -12,7 +12,9 @@ from programs import RECIPES, UnknownRecipeError
 from sage_dspy.corpus import CorpusError
 from sage_dspy.lms import ROLES, LMConfigError
 from sage_dspy.pipeline import GenerateConfig, LMUnreachableError, generate
+from sage_dspy import tracking
 from sage_dspy.report import summary_table
+from sage_dspy.run_logging import log_generate
 
 app = typer.Typer(help="sage-dspy: verified, difficulty-steered deep-search QA pairs (SAGE as a DSPy program).",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -67,6 +69,8 @@ def generate_command(
     text_field: Annotated[Optional[str], typer.Option(help="corpus field holding the passage text")] = None,
     title_field: Annotated[Optional[str], typer.Option(help="corpus field holding the title")] = None,
     id_field: Annotated[Optional[str], typer.Option(help="corpus field holding the passage id")] = None,
+    track: Annotated[bool, typer.Option(help="log the run to MLflow (artifacts/mlflow.db, or "
+                                             "MLFLOW_TRACKING_URI)")] = True,
 ) -> None:
     """Generate verified QA pairs that need at least S searches, and print the paper's table for the run."""
     low, high = parse_targets(targets)
@@ -80,6 +84,11 @@ def generate_command(
                           "reviser": reviser_lm}),
         rounds=rounds, k=k, random_seed=random_seed, out_dir=out_dir,
     )
+    if track:
+        try:
+            tracking_uri = tracking.configure_tracking(root=Path("artifacts"))
+        except tracking.TrackingError as error:
+            fail(str(error))
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("accepted {task.fields[accepted]}"), console=err, transient=True) as progress:
         task = progress.add_task("generating", total=min(seeds, 10**9), accepted=0)
@@ -95,12 +104,34 @@ def generate_command(
         except USER_ERRORS as error:
             progress.stop()
             fail(str(error))
+    if track:
+        run_id = log_generate(config, result, {role: spec for role, spec in config.lms.items()})
+        if run_id:
+            out.print(f"MLflow run {run_id} in {tracking_uri} (sage ui to browse)", highlight=False)
     lm_ids = sorted(set(config.lms.values()))
     out.print(summary_table(result.summary, title=f"{recipe} on {corpus} (LM: {', '.join(lm_ids)})"))
     if "offline" in lm_ids:
         out.print("Offline LM: these numbers measure the pipeline's mechanics, not the quality of an LLM.")
     out.print(f"records: {result.records_path}\npairs:   {result.dataset_path} "
               f"({result.summary['overall']['kept']} kept)")
+
+
+@app.command("ui")
+def ui_command(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port on 127.0.0.1")] = 5000,
+) -> None:
+    """Browse runs, compiled programs and prompt versions in the MLflow UI (127.0.0.1 only)."""
+    import os
+    import subprocess
+
+    uri = tracking.configure_tracking(root=Path("artifacts"))
+    # Plain `mlflow ui` deadlocks at start-up offline unless litellm uses its local cost map (set on import
+    # of sage_dspy); the job runner is not needed to browse.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    out.print(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C to stop)", highlight=False)
+    command = [sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(port),
+               "--backend-store-uri", uri, "--workers", "1"]
+    raise typer.Exit(subprocess.call(command, env=env))
 
 
 def main() -> None:

@@ -1,0 +1,57 @@
+"""What a `generate` run leaves in MLflow: params, the paper's table as metrics, the files, one plot.
+
+Called after the run, from outside the loop, so the method stays free of I/O. Tracking never stops a run:
+every failure inside `sage_dspy.tracking` is a warning.
+"""
+
+from pathlib import Path
+
+from sage_dspy import tracking
+
+
+def table_metrics(summary: dict) -> dict[str, float]:
+    """The summary rows as flat metric names: `all.accepted_pct`, `S3.mean_searches`, ..."""
+    metrics = {}
+    rows = {"all": summary["overall"], **{f"S{t}": row for t, row in summary["per_target"].items()}}
+    for label, row in rows.items():
+        for key in ("correct_pct", "accepted_pct", "avg_at_k", "mean_searches", "kept", "failed", "seeds"):
+            metrics[f"{label}.{key}"] = float(row[key])
+    return metrics
+
+
+def plot_searches(records: list[dict], path: Path) -> Path | None:
+    """Achieved searches against target for correct pairs: the steering the method promises, at a glance."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    correct = [r for r in records if r["correct"]]
+    figure, axes = plt.subplots(figsize=(5, 4))
+    axes.scatter([r["target"] + 0.1 * ((i % 5) - 2) for i, r in enumerate(correct)],
+                 [r["searches"] for r in correct], alpha=0.6, label="correct pairs")
+    top = max([r["target"] for r in records] + [r["searches"] for r in correct] + [2])
+    axes.plot([1, top], [1, top], linestyle="--", color="grey", label="searches = target")
+    axes.set_xlabel("target searches S")
+    axes.set_ylabel("fewest searches of a correct attempt")
+    axes.legend(loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def log_generate(config, result, lm_ids: dict[str, str]) -> str | None:
+    """One MLflow run per `generate`; returns its id (None when tracking failed to start)."""
+    params = {**config.to_dict(), "lms": lm_ids}
+    with tracking.tracked_run(f"generate-{config.recipe}", params=params,
+                              tags={"command": "generate", "recipe": config.recipe}) as run:
+        run.log_metrics(table_metrics(result.summary))
+        for path in (result.records_path, result.dataset_path, result.records_path.parent / "summary.json"):
+            run.log_artifact(path)
+        plot = plot_searches(result.records, result.records_path.parent / "searches_vs_target.png")
+        if plot:
+            run.log_artifact(plot)
+        return run.run_id
