@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from programs import RECIPES, UnknownRecipeError
-from sage_dspy.corpus import CorpusError
+from sage_dspy.corpus import CorpusError, load_corpus
 from sage_dspy.lms import ROLES, LMConfigError
 from sage_dspy.pipeline import GenerateConfig, LMUnreachableError, generate
 from sage_dspy import tracking
@@ -84,11 +84,11 @@ def generate_command(
                           "reviser": reviser_lm}),
         rounds=rounds, k=k, random_seed=random_seed, out_dir=out_dir,
     )
-    if track:
-        try:
-            tracking_uri = tracking.configure_tracking(root=Path("artifacts"))
-        except tracking.TrackingError as error:
-            fail(str(error))
+    try:
+        passages = load_corpus(corpus, **fields)  # bad input is reported before anything is created
+        tracking_uri = tracking.configure_tracking(root=Path("artifacts")) if track else ""
+    except (CorpusError, tracking.TrackingError) as error:
+        fail(str(error))
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("accepted {task.fields[accepted]}"), console=err, transient=True) as progress:
         task = progress.add_task("generating", total=min(seeds, 10**9), accepted=0)
@@ -100,7 +100,7 @@ def generate_command(
             progress.update(task, advance=1, accepted=accepted)
 
         try:
-            result = generate(config, on_record=advance)
+            result = generate(config, on_record=advance, passages=passages)
         except USER_ERRORS as error:
             progress.stop()
             fail(str(error))

@@ -2,6 +2,7 @@
 
 import dspy
 
+from sage_dspy.answers import answer_type_of
 from sage_dspy.pair import QAPair, as_steps
 from sage_dspy.retrieval import Passage, SearchTool, format_passage
 from sage_dspy.signatures import ProposeQA
@@ -23,7 +24,7 @@ class Generator(dspy.Module):
         pair = QAPair(
             question=str(result.question).strip(),
             answer=str(result.answer).strip(),
-            answer_type=answer_type,
+            answer_type=answer_type_of(str(result.answer), default=answer_type),
             steps=as_steps(result.answering_steps),
             origin=origin,
             trajectory=steps_of(result.trajectory),

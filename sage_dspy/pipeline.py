@@ -86,8 +86,9 @@ def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
 
 
 def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None = None,
-             program_state: Path | None = None) -> GenerateResult:
-    passages = load_corpus(config.corpus, **config.corpus_fields)
+             program_state: Path | None = None, passages: list[Passage] | None = None) -> GenerateResult:
+    """Run every seed through the program; `passages` skips loading when the caller already has them."""
+    passages = passages if passages is not None else load_corpus(config.corpus, **config.corpus_fields)
     index = SearchIndex.open(passages, root=config.index_root)
     lms = RoleLMs.from_specs(config.lms)
     check_lms(lms)

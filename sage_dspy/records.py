@@ -37,7 +37,8 @@ def record_for(task, prediction, lm_ids: dict[str, str], error: str = "") -> dic
         "seed_id": task.passage.id,
         "seed_title": task.passage.title,
         "target": task.target,
-        "answer_type": task.answer_type,
+        "answer_type": task.answer_type,  # replaced by the type the final answer actually has
+        "requested_answer_type": task.answer_type,
         "question": "",
         "answer": "",
         "searches": -1,  # -1: no correct attempt, so no measured difficulty

@@ -6,6 +6,7 @@ retrieved (no new search). Resampler is the paper's baseline: a fresh pair from 
 
 import dspy
 
+from sage_dspy.answers import answer_type_of
 from sage_dspy import trajectory
 from sage_dspy.feedback import feedback_text
 from sage_dspy.pair import QAPair, as_steps
@@ -59,7 +60,7 @@ class Reviser(dspy.Module):
         return QAPair(
             question=str(result.revised_question).strip(),
             answer=str(result.revised_answer).strip(),
-            answer_type=answer_type,
+            answer_type=answer_type_of(str(result.revised_answer), default=answer_type),
             steps=as_steps(result.revised_steps),
             origin=f"revised:{verdict.kind}",
             reasoning=str(getattr(result, "reasoning", "")),

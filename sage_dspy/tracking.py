@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import logging
 import os
 import re
 import tempfile
@@ -101,6 +102,9 @@ def configure_tracking(root: Path = Path("artifacts"), experiment: str = "sage-d
         _check_server(uri)
     # A server picks its own artifact root; anything local would default to ./mlruns (STACK.md 5.1).
     remote = uri.split(":", 1)[0] in {"http", "https", "databricks"}
+    # Creating or migrating the sqlite store logs several INFO lines; a CLI run should print its own output.
+    for noisy in ("mlflow.store.db.utils", "alembic", "alembic.runtime.migration"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         if not remote:
             root.mkdir(parents=True, exist_ok=True)

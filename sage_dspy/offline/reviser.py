@@ -9,7 +9,7 @@ import json
 import re
 from dataclasses import replace
 
-from sage_dspy.offline.chains import ANSWER_TYPES, link_phrase, mention_of, names_title, steps_for, write_chain
+from sage_dspy.offline.chains import link_phrase, mention_of, names_title, steps_for, write_chain
 from sage_dspy.offline.grammar import ChainQuestion, parse_question
 from sage_dspy.offline.prompt import Prompt
 from sage_dspy.offline.text import (
@@ -78,7 +78,7 @@ def _add_hop_behind(chain, plan: ChainQuestion, evidence: dict[str, Passage]) ->
     for span in entity_spans(chain[-1].text):
         following = next((p for p in others if names_title(span.text, p.title)), None)
         pair = write_chain([*chain, following], plan.answer_type, careful=True) if following else None
-        if pair and pair.answer_type in ANSWER_TYPES:
+        if pair and pair.answer_type == plan.answer_type:  # a harder pair keeps its answer type
             return _reply(f"Go one passage further, to {following.title}, for the answer.",
                           pair.question, pair.answer, pair.steps)
     return None

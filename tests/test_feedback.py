@@ -1,0 +1,177 @@
+"""Execution feedback without any LM: verdicts, feedback text, keep rules, dedup, and the report's arithmetic."""
+
+import pytest
+
+from sage_dspy.feedback import MIN_KEPT_SEARCHES, Attempt, Verdict, drop_reason, feedback_text, verdict_for
+from sage_dspy.records import mark_kept
+from sage_dspy.report import summarize
+from sage_dspy.trajectory import Step
+
+
+def attempts(*specs) -> list[Attempt]:
+    """("ans", searches, correct) tuples -> attempts."""
+    return [Attempt(answer, searches, correct) for answer, searches, correct in specs]
+
+
+# ---------------------------------------------------------------------------------------------- verdict_for
+
+@pytest.mark.parametrize("specs, target, correct, searches, avg, kind", [
+    # pass@K: one correct attempt is enough
+    ([("a", 3, True)], 2, True, 3, 1.0, "accepted"),
+    ([("x", 1, False), ("a", 4, True), ("y", 2, False), ("z", 5, False)], 3, True, 4, 0.25, "accepted"),
+    # difficulty is the fewest searches among CORRECT attempts (the wrong 1-search attempt does not count)
+    ([("x", 1, False), ("a", 5, True), ("a", 3, True)], 3, True, 3, 2 / 3, "accepted"),
+    ([("a", 2, True), ("a", 4, True)], 3, True, 2, 1.0, "too_easy"),
+    # accepted iff correct and searches >= target: equality is enough
+    ([("a", 2, True)], 2, True, 2, 1.0, "accepted"),
+    ([("a", 1, True)], 2, True, 1, 1.0, "too_easy"),
+    ([("a", 0, True)], 1, True, 0, 1.0, "too_easy"),
+    # no correct attempt: incorrect, no difficulty, however many searches were made
+    ([("x", 9, False), ("y", 7, False)], 2, False, None, 0.0, "incorrect"),
+    ([], 2, False, None, 0.0, "incorrect"),
+])
+def test_verdict_for(specs, target, correct, searches, avg, kind):
+    verdict = verdict_for(attempts(*specs), target)
+    assert verdict.target == target
+    assert verdict.attempts == len(specs)
+    assert verdict.correct is correct
+    assert verdict.searches == searches
+    assert verdict.avg_at_k == pytest.approx(avg)
+    assert verdict.kind == kind
+    assert verdict.accepted is (kind == "accepted")
+
+
+@pytest.mark.parametrize("correct, searches, target, accepted", [
+    (True, 3, 3, True), (True, 4, 3, True), (True, 2, 3, False), (False, None, 1, False),
+    (True, None, 1, False),  # inconsistent but must never be accepted
+])
+def test_accepted_needs_correct_and_at_least_target(correct, searches, target, accepted):
+    verdict = Verdict(target=target, correct=correct, searches=searches, avg_at_k=0.5, attempts=2)
+    assert verdict.accepted is accepted
+
+
+# ---------------------------------------------------------------------------------------------- feedback_text
+
+def test_feedback_text_too_easy_names_searches_target_and_shortest_queries():
+    shortcut = Attempt("1851", 1, True, [Step("broad", "search", "founded in studied at", "..."),
+                                         Step("done", "finish", "", "Completed.")])
+    long_way = Attempt("1851", 3, True, [Step("t", "search", f"q{i}", "...") for i in range(3)])
+    found = [long_way, shortcut]
+    text = feedback_text(verdict_for(found, 3), found, "1851")
+    assert text.startswith("Too easy")
+    assert "1 search(es)" in text and "target is 3" in text
+    assert "'founded in studied at'" in text  # the shortest correct attempt's query, not the long one's
+    assert "q0" not in text
+    assert "add 2 necessary step(s)" in text
+
+
+def test_feedback_text_incorrect_lists_every_answer_and_the_gold():
+    tried = [Attempt("1790", 1, False), Attempt("", 0, False, error="TimeoutError: slow"), Attempt("", 2, False)]
+    text = feedback_text(verdict_for(tried, 2), tried, "1851")
+    assert text.startswith("Incorrect")
+    assert "none of the 3 attempts" in text and "'1851'" in text
+    assert "'1790'" in text and "'TimeoutError: slow'" in text and "'no answer'" in text
+
+
+@pytest.mark.parametrize("specs, target", [
+    ([("a", 1, True)], 2), ([("x", 1, False)], 2), ([("a", 2, True)], 2),
+])
+def test_feedback_text_differs_by_kind(specs, target):
+    found = attempts(*specs)
+    verdict = verdict_for(found, target)
+    text = feedback_text(verdict, found, "a")
+    prefix = {"too_easy": "Too easy", "incorrect": "Incorrect", "accepted": "Accepted"}[verdict.kind]
+    assert text.startswith(prefix)
+
+
+# ---------------------------------------------------------------------------------------------- drop_reason
+
+@pytest.mark.parametrize("specs, target, reason", [
+    ([("x", 3, False)], 2, "incorrect"),
+    ([("a", 1, True)], 2, "too easy"),
+    ([("a", 2, True)], 3, "too easy"),
+    # accepted at target 1 with one search is still dropped: the paper keeps only >= 2 searches
+    ([("a", 1, True)], 1, f"fewer than {MIN_KEPT_SEARCHES} searches"),
+    ([("a", 0, True)], 0, f"fewer than {MIN_KEPT_SEARCHES} searches"),
+    ([("a", 2, True)], 1, None),
+    ([("a", 2, True)], 2, None),
+    ([("x", 1, False), ("a", 5, True)], 4, None),
+])
+def test_drop_reason(specs, target, reason):
+    assert drop_reason(verdict_for(attempts(*specs), target)) == reason
+
+
+# ---------------------------------------------------------------------------------------------- mark_kept
+
+def record(question="q?", *, target=2, error="", drop="", correct=True, accepted=True, searches=2, avg=1.0,
+           kept=False) -> dict:
+    return {"question": question, "target": target, "error": error, "drop_reason": drop, "correct": correct,
+            "accepted": accepted, "searches": searches, "avg_at_k": avg, "kept": kept}
+
+
+def test_mark_kept_removes_normalised_duplicates_keeping_the_first():
+    records = [
+        record("Who designed the Harbor Bridge?"),
+        record("who designed  harbor bridge"),        # same after lowercase, article and punctuation removal
+        record("Who designed the Oakley Tower?"),
+        record("WHO DESIGNED THE HARBOR BRIDGE ?!"),
+    ]
+    mark_kept(records)
+    assert [r["kept"] for r in records] == [True, False, True, False]
+    assert [r["drop_reason"] for r in records] == ["", "duplicate question", "", "duplicate question"]
+
+
+def test_mark_kept_skips_dropped_and_failed_records_and_they_do_not_claim_the_question():
+    records = [
+        record("Q one?", drop="too easy", kept=True),
+        record("Q one?", error="RuntimeError: boom", drop="error", kept=True),
+        record("Q one?"),  # the first one that may be kept is kept, although its question came earlier
+        record("Q two?", drop="incorrect"),
+    ]
+    mark_kept(records)
+    assert [r["kept"] for r in records] == [False, False, True, False]
+    assert [r["drop_reason"] for r in records] == ["too easy", "error", "", "incorrect"]
+
+
+# ---------------------------------------------------------------------------------------------- summarize
+
+def test_summarize_overall_and_per_target_arithmetic():
+    records = [
+        # target 2: 3 done + 1 failed; 2 correct (searches 2 and 4), 1 accepted
+        record("a", target=2, correct=True, accepted=True, searches=2, avg=0.5, kept=True),
+        record("b", target=2, correct=True, accepted=False, searches=4, avg=1.0),
+        record("c", target=2, correct=False, accepted=False, searches=-1, avg=0.0),
+        record("d", target=2, error="ValueError: x", correct=False, accepted=False, searches=-1, avg=0.0),
+        # target 3: 1 done, correct and accepted with 5 searches
+        record("e", target=3, correct=True, accepted=True, searches=5, avg=0.25, kept=True),
+    ]
+    summary = summarize(records)
+    assert list(summary["per_target"]) == ["2", "3"]
+    two, three, overall = summary["per_target"]["2"], summary["per_target"]["3"], summary["overall"]
+
+    assert two["seeds"] == 4 and two["failed"] == 1
+    assert two["correct_pct"] == pytest.approx(100 * 2 / 3)  # the failed row is not in the denominator
+    assert two["accepted_pct"] == pytest.approx(100 * 1 / 3)
+    assert two["avg_at_k"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)
+    assert two["mean_searches"] == pytest.approx((2 + 4) / 2)  # correct pairs only: the -1 never enters
+    assert two["kept"] == 1
+
+    assert three == {"seeds": 1, "failed": 0, "correct_pct": 100.0, "accepted_pct": 100.0,
+                     "avg_at_k": pytest.approx(0.25), "mean_searches": 5.0, "kept": 1}
+
+    assert overall["seeds"] == 5 and overall["failed"] == 1
+    assert overall["correct_pct"] == pytest.approx(100 * 3 / 4)
+    assert overall["accepted_pct"] == pytest.approx(100 * 2 / 4)
+    assert overall["avg_at_k"] == pytest.approx((0.5 + 1.0 + 0.0 + 0.25) / 4)
+    assert overall["mean_searches"] == pytest.approx((2 + 4 + 5) / 3)
+    assert overall["kept"] == 2
+
+
+def test_summarize_targets_sort_numerically_and_all_failed_rows_give_zeros():
+    records = [record("x", target=10, error="boom", correct=False, accepted=False, searches=-1, avg=0.0),
+               record("y", target=2, correct=False, accepted=False, searches=-1, avg=0.0)]
+    summary = summarize(records)
+    assert list(summary["per_target"]) == ["2", "10"]
+    assert summary["per_target"]["10"] == {"seeds": 1, "failed": 1, "correct_pct": 0.0, "accepted_pct": 0.0,
+                                           "avg_at_k": 0.0, "mean_searches": 0.0, "kept": 0}
+    assert summary["per_target"]["2"]["mean_searches"] == 0.0  # no correct pair: no difficulty, not -1
