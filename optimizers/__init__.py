@@ -1,0 +1,26 @@
+"""Optimizer recipes: each file is one DSPy optimizer setting for the generator's prompts.
+
+Every recipe exposes `compile(student, *, trainset, valset, metric, budget, reflection_lm, seed) -> Module`,
+where `metric` returns `dspy.Prediction(score, feedback)` (sage_dspy.metrics.sage_metric).
+"""
+
+import importlib
+
+OPTIMIZERS = ("bootstrap", "miprov2", "gepa")
+
+
+class UnknownOptimizerError(ValueError):
+    pass
+
+
+def load_optimizer(name: str):
+    if name not in OPTIMIZERS:
+        raise UnknownOptimizerError(f"unknown optimizer recipe {name!r}: choose one of {', '.join(OPTIMIZERS)}")
+    return importlib.import_module(f"optimizers.{name}")
+
+
+def score_only(metric):
+    """Optimizers other than GEPA want a number: the metric's score."""
+    def scored(example, prediction, trace=None):
+        return metric(example, prediction, trace).score
+    return scored

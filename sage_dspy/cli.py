@@ -8,19 +8,24 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from rich.table import Table
+
+from optimizers import OPTIMIZERS, UnknownOptimizerError
 from programs import RECIPES, UnknownRecipeError
+from sage_dspy.compiling import CompileConfig, check_optimizer_budget, compile_program
 from sage_dspy.corpus import CorpusError, load_corpus
 from sage_dspy.lms import ROLES, LMConfigError
-from sage_dspy.pipeline import GenerateConfig, LMUnreachableError, generate
+from sage_dspy.pipeline import PROGRAM_FILE, GenerateConfig, LMUnreachableError, ProgramMismatchError, generate
 from sage_dspy import tracking
 from sage_dspy.report import summary_table
-from sage_dspy.run_logging import log_generate
+from sage_dspy.run_logging import log_compile, log_generate
 
 app = typer.Typer(help="sage-dspy: verified, difficulty-steered deep-search QA pairs (SAGE as a DSPy program).",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 err = Console(stderr=True)
 out = Console()
-USER_ERRORS = (CorpusError, LMConfigError, UnknownRecipeError, LMUnreachableError)
+USER_ERRORS = (CorpusError, LMConfigError, UnknownRecipeError, UnknownOptimizerError, LMUnreachableError,
+               ProgramMismatchError)
 
 
 @app.callback()
@@ -71,6 +76,7 @@ def generate_command(
     id_field: Annotated[Optional[str], typer.Option(help="corpus field holding the passage id")] = None,
     track: Annotated[bool, typer.Option(help="log the run to MLflow (artifacts/mlflow.db, or "
                                              "MLFLOW_TRACKING_URI)")] = True,
+    program: Annotated[Optional[Path], typer.Option(help="a compiled program folder from `sage compile`")] = None,
 ) -> None:
     """Generate verified QA pairs that need at least S searches, and print the paper's table for the run."""
     low, high = parse_targets(targets)
@@ -84,6 +90,9 @@ def generate_command(
                           "reviser": reviser_lm}),
         rounds=rounds, k=k, random_seed=random_seed, out_dir=out_dir,
     )
+    if program is not None and not (program / PROGRAM_FILE).is_file():
+        fail(f"{program} is not a compiled program folder (no {PROGRAM_FILE}); pass a folder written by "
+             "`sage compile` under artifacts/programs/")
     try:
         passages = load_corpus(corpus, **fields)  # bad input is reported before anything is created
         tracking_uri = tracking.configure_tracking(root=Path("artifacts")) if track else ""
@@ -100,7 +109,7 @@ def generate_command(
             progress.update(task, advance=1, accepted=accepted)
 
         try:
-            result = generate(config, on_record=advance, passages=passages)
+            result = generate(config, on_record=advance, passages=passages, program_folder=program)
         except USER_ERRORS as error:
             progress.stop()
             fail(str(error))
@@ -114,6 +123,54 @@ def generate_command(
         out.print("Offline LM: these numbers measure the pipeline's mechanics, not the quality of an LLM.")
     out.print(f"records: {result.records_path}\npairs:   {result.dataset_path} "
               f"({result.summary['overall']['kept']} kept)")
+
+
+@app.command("compile")
+def compile_command(
+    optimizer: Annotated[str, typer.Option(help=f"optimizer recipe: {', '.join(OPTIMIZERS)}")] = "gepa",
+    recipe: Annotated[str, typer.Option(help=f"program recipe: {', '.join(RECIPES)}")] = "sage",
+    corpus: Annotated[str, typer.Option(help="corpus to draw training and validation seeds from")] = "bundled",
+    lm: Annotated[str, typer.Option(help="LM for generator and reviser (what is compiled)")] = "offline",
+    solver_lm: Annotated[str, typer.Option(help="LM pinned to the search agent and judge")] = "offline",
+    reflection_lm: Annotated[str, typer.Option(help="LM for GEPA's reflections")] = "offline",
+    train_size: Annotated[int, typer.Option(min=1, help="training seeds")] = 12,
+    val_size: Annotated[int, typer.Option(min=1, help="validation seeds (scored before and after)")] = 8,
+    budget: Annotated[int, typer.Option(min=1, help="GEPA metric calls / MIPROv2 trials / bootstrap "
+                                                    "candidates")] = 60,
+    targets: Annotated[str, typer.Option(help="target searches range for the seeds")] = "2-5",
+    rounds: Annotated[int, typer.Option(min=0, max=10, help="revision rounds during compilation")] = 2,
+    random_seed: Annotated[int, typer.Option("--seed", help="seed for drawing seeds")] = 0,
+    track: Annotated[bool, typer.Option(help="log to MLflow and register prompt versions")] = True,
+) -> None:
+    """Compile the generator's prompts with a DSPy optimizer; print validation scores before and after."""
+    low, high = parse_targets(targets)
+    for name, choices in ((optimizer, OPTIMIZERS), (recipe, RECIPES)):
+        if name not in choices:
+            fail(f"unknown recipe {name!r}: choose one of {', '.join(choices)}")
+    config = CompileConfig(
+        corpus=corpus, recipe=recipe, optimizer=optimizer, reflection_lm=reflection_lm,
+        lms={"generator": lm, "reviser": lm, "solver": solver_lm, "judge": solver_lm},
+        train_size=train_size, val_size=val_size, budget=budget, min_target=low, max_target=high,
+        rounds=rounds, random_seed=random_seed)
+    try:
+        passages = load_corpus(corpus)
+        tracking_uri = tracking.configure_tracking(root=Path("artifacts")) if track else ""
+        check_optimizer_budget(optimizer, budget, val_size)
+        err.print(f"compiling {recipe} with {optimizer} (budget {budget})...", highlight=False)
+        result = compile_program(config, passages)
+    except (*USER_ERRORS, tracking.TrackingError, ValueError) as error:
+        fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+    if track:
+        log_compile(config, result)
+    table = Table(title=f"{optimizer} on {recipe} (validation, sage metric x100)")
+    for column in ("before", "after", "program"):
+        table.add_column(column)
+    table.add_row(f"{result.before:.1f}", f"{result.after:.1f}", str(result.folder))
+    out.print(table)
+    if track:
+        out.print(f"MLflow: {tracking_uri}; prompt versions registered under sage.*", highlight=False)
+    if "offline" in (lm, solver_lm):
+        out.print("Offline LM: scores measure the mechanics of compilation, not the quality of an LLM.")
 
 
 @app.command("ui")

@@ -26,6 +26,13 @@ class SageLoop(dspy.Module):
         self.k, self.max_rounds = k, max_rounds if next_pair is not None else 0
         self.lms = lms or RoleLMs()
 
+    def freeze_search_agent(self) -> "SageLoop":
+        """Mark the solver and judge compiled: DSPy optimizers skip them and saved states leave them out, so
+        the search agent stays the fixed reference the paper measures difficulty with."""
+        self.solver._compiled = True
+        self.judge._compiled = True
+        return self
+
     def forward(self, seed: Passage, target_searches: int, answer_type: str):
         with self.lms.use("generator"):
             pair = self.generator(seed=seed, target_searches=target_searches, answer_type=answer_type).pair

@@ -16,9 +16,14 @@ from sage_dspy.report import summarize
 from sage_dspy.retrieval import SearchIndex, SearchTool
 
 ANSWER_TYPES = ("number", "date", "entity")
+PROGRAM_FILE = "program.json"  # a compiled program folder's DSPy state
 
 
 class LMUnreachableError(RuntimeError):
+    pass
+
+
+class ProgramMismatchError(ValueError):
     pass
 
 
@@ -65,11 +70,18 @@ def draw_seeds(passages: list[Passage], count: int, targets: tuple[int, int], ra
     return [SeedTask(p, rng.randint(*targets), rng.choice(ANSWER_TYPES)) for p in chosen]
 
 
-def build_program(config: GenerateConfig, index: SearchIndex, lms: RoleLMs, program_state: Path | None = None):
+def build_program(config: GenerateConfig, index: SearchIndex, lms: RoleLMs, program_folder: Path | None = None):
+    """The recipe's program over this corpus; a compiled folder's prompts replace the defaults."""
     recipe = load_recipe(config.recipe)
     program = recipe.build(SearchTool(index, k=config.search_k), k=config.k, max_rounds=config.rounds, lms=lms)
-    if program_state is not None:
-        program.generator.load(program_state)
+    if program_folder is not None:
+        # Compiled states hold the generator's and reviser's prompts only (the search agent is frozen).
+        try:
+            program.freeze_search_agent().load(str(Path(program_folder) / PROGRAM_FILE))
+        except KeyError as missing:
+            raise ProgramMismatchError(
+                f"{program_folder} was compiled for another program recipe (no state for {missing}); pass "
+                "--recipe with the recipe it was compiled from (see its config.json)") from None
     return program
 
 
@@ -86,13 +98,13 @@ def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
 
 
 def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None = None,
-             program_state: Path | None = None, passages: list[Passage] | None = None) -> GenerateResult:
+             program_folder: Path | None = None, passages: list[Passage] | None = None) -> GenerateResult:
     """Run every seed through the program; `passages` skips loading when the caller already has them."""
     passages = passages if passages is not None else load_corpus(config.corpus, **config.corpus_fields)
     index = SearchIndex.open(passages, root=config.index_root)
     lms = RoleLMs.from_specs(config.lms)
     check_lms(lms)
-    program = build_program(config, index, lms, program_state)
+    program = build_program(config, index, lms, program_folder)
     tasks = draw_seeds(list(index.passages), config.seeds, (config.min_target, config.max_target),
                        config.random_seed)
     config.out_dir.mkdir(parents=True, exist_ok=True)

@@ -55,3 +55,17 @@ def log_generate(config, result, lm_ids: dict[str, str]) -> str | None:
         if plot:
             run.log_artifact(plot)
         return run.run_id
+
+
+def log_compile(config, result) -> str | None:
+    """One MLflow run per `compile`: scores, the compiled folder, and one prompt version per predictor."""
+    params = config.to_dict()
+    with tracking.tracked_run(f"compile-{config.recipe}-{config.optimizer}", params=params,
+                              tags={"command": "compile", "optimizer": config.optimizer}) as run:
+        run.log_metrics({"val.before": result.before, "val.after": result.after})
+        for path in sorted(result.folder.iterdir()):
+            run.log_artifact(path, artifact_path="program")
+        versions = tracking.register_prompts(result.program, prefix="sage", run_id=run.run_id,
+                                             metrics={"val.before": result.before, "val.after": result.after})
+        run.log_dict(versions, "prompt_versions.json")
+        return run.run_id

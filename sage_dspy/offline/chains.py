@@ -72,7 +72,8 @@ def link_phrase(passage: Passage, mention: Span, careful: bool) -> str | None:
     return words_before(passage.text, mention.start, 2)
 
 
-def answer_in(passage: Passage, answer_type: str, exclude: set[str]) -> tuple[Span, str] | None:
+def answer_in(passage: Passage, answer_type: str, exclude: set[str], *, common_only: bool = False
+              ) -> tuple[Span, str] | None:
     """A value of `answer_type` in `passage` and the shortest cue that reads it back unambiguously.
 
     Cues of common words come first: a distinctive cue ("nationalised in") lets a keyword search land on
@@ -82,13 +83,14 @@ def answer_in(passage: Passage, answer_type: str, exclude: set[str]) -> tuple[Sp
         if normalize(value.text) in exclude:
             continue
         cue = shortest_unique_phrase(passage.text, value, answer_type, min_words=2)
-        if cue:
+        if cue and not (common_only and content_words(cue)):
             found.append((bool(content_words(cue)), value, cue))
     found.sort(key=lambda item: item[0])  # stable: reading order within each group
     return (found[0][1], found[0][2]) if found else None
 
 
-def write_chain(chain: Sequence[Passage], answer_type: str, *, careful: bool) -> WrittenPair | None:
+def write_chain(chain: Sequence[Passage], answer_type: str, *, careful: bool, common_only: bool = False
+                ) -> WrittenPair | None:
     """Compose the question for a chain, trying the requested answer type first."""
     relations = []
     for here, there in zip(chain, chain[1:]):
@@ -99,7 +101,7 @@ def write_chain(chain: Sequence[Passage], answer_type: str, *, careful: bool) ->
         relations.append(phrase)
     exclude = {normalize(p.title) for p in chain}
     for kind in (answer_type, *[t for t in ANSWER_TYPES if t != answer_type]):
-        found = answer_in(chain[-1], kind, exclude)
+        found = answer_in(chain[-1], kind, exclude, common_only=common_only)
         if found:
             value, cue = found
             plan = ChainQuestion(chain[0].title, tuple(relations), cue, kind)

@@ -8,7 +8,7 @@ not the quality of an LLM.
 
 from dspy.lm15 import Message, Response, TextPart, Usage
 
-from sage_dspy.offline import generator, judge, reviser, solver
+from sage_dspy.offline import generator, judge, proposer, reviser, solver
 from sage_dspy.offline.fallback import fill_any
 from sage_dspy.offline.prompt import Prompt, read_prompt, write_reply
 
@@ -26,6 +26,8 @@ def respond(prompt: Prompt) -> dict:
         return solver.answer(prompt)
     if "is_correct" in outputs:
         return judge.judge(prompt.inputs)
+    if outputs & set(proposer.PROPOSAL_FIELDS):
+        return {**fill_any(prompt), **proposer.propose_instruction(prompt)}
     if "revised_question" in outputs:
         return reviser.revise(prompt, "too_easy" if "why_too_easy" in inputs else "incorrect")
     return fill_any(prompt)

@@ -12,7 +12,9 @@ from sage_dspy.offline.text import entity_spans, normalize, words_before
 from sage_dspy.retrieval import Passage, parse_passages
 
 SEARCH_BUDGET = 19  # ReAct's 20 turns, one kept for `finish`
+# Instructions the offline generator heeds, as an LLM would: they change how it writes, not what it finds.
 CAREFUL_WORDS = ("unambiguous", "first occurrence", "unique phrase")
+COMMON_CUE_WORDS = ("common words", "cannot jump")
 
 
 @dataclass
@@ -21,6 +23,7 @@ class Exploration:
     target: int
     answer_type: str
     rollout: int
+    common_only: bool = False
     tried: set[str] = field(default_factory=set)
     dead: set[str] = field(default_factory=set)
     searches: int = 0
@@ -28,7 +31,8 @@ class Exploration:
 
     def done(self) -> bool:
         exclude = {normalize(p.title) for p in self.chain}
-        return len(self.chain) >= self.target and answer_in(self.chain[-1], self.answer_type, exclude) is not None
+        found = answer_in(self.chain[-1], self.answer_type, exclude, common_only=self.common_only)
+        return len(self.chain) >= self.target and found is not None
 
     def candidates(self) -> list[str]:
         """Names in the newest passage not yet searched, each with words before it that can lead there."""
@@ -90,6 +94,7 @@ def explore(prompt: Prompt) -> Exploration:
         target=max(1, prompt.int_input("target_searches", 2)),
         answer_type=prompt.inputs.get("answer_type", "entity").strip().strip("'\""),
         rollout=prompt.rollout,
+        common_only=any(words in prompt.instructions.lower() for words in COMMON_CUE_WORDS),
     )
     for step in read_trajectory(prompt.inputs.get("trajectory", "")):
         if step.tool == "search":
@@ -118,7 +123,8 @@ def write(prompt: Prompt) -> dict:
     careful = any(word in prompt.instructions.lower() for word in CAREFUL_WORDS)
     chain = list(state.chain) if state.done() else max(state.chain, state.longest, key=len)
     while chain:
-        pair = write_chain(chain, state.answer_type, careful=careful)
+        pair = (write_chain(chain, state.answer_type, careful=careful, common_only=state.common_only)
+                or write_chain(chain, state.answer_type, careful=careful))
         if pair:
             return {
                 "reasoning": f"Followed {len(chain)} passages: " + " -> ".join(p.title for p in chain) + ".",

@@ -1,0 +1,18 @@
+"""BootstrapFewShotWithRandomSearch: demos from the program's own accepted runs, best of `budget` candidates."""
+
+import dspy
+
+from optimizers import score_only
+
+MIN_BUDGET = 2
+
+
+def compile(student, *, trainset, valset, metric, budget, reflection_lm=None, seed=0):
+    if budget < MIN_BUDGET:
+        raise ValueError(f"bootstrap needs a budget of at least {MIN_BUDGET} candidate programs; raise --budget")
+    scored = score_only(metric)
+    optimizer = dspy.BootstrapFewShotWithRandomSearch(
+        metric=lambda example, prediction, trace=None: scored(example, prediction, trace) >= 1.0,
+        max_bootstrapped_demos=2, max_labeled_demos=0, num_candidate_programs=min(budget, 4),
+        num_threads=1)
+    return optimizer.compile(student, trainset=trainset, valset=valset)

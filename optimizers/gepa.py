@@ -1,0 +1,17 @@
+"""GEPA: reflects on the metric's feedback text with its own LM (the `reflection` role) to evolve prompts."""
+
+import tempfile
+
+import dspy
+
+MIN_BUDGET = 10
+
+
+def compile(student, *, trainset, valset, metric, budget, reflection_lm, seed=0):
+    if budget < MIN_BUDGET:
+        raise ValueError(f"gepa needs a budget of at least {MIN_BUDGET} metric calls; raise --budget")
+    # A fresh log_dir per compile: GEPA resumes whatever state a reused log_dir holds (STACK.md §4).
+    log_dir = tempfile.mkdtemp(prefix="sage-gepa-")
+    optimizer = dspy.GEPA(metric=metric, max_metric_calls=budget, reflection_lm=reflection_lm,
+                          reflection_minibatch_size=3, track_stats=True, log_dir=log_dir, num_threads=1, seed=seed)
+    return optimizer.compile(student, trainset=trainset, valset=valset)
