@@ -16,7 +16,7 @@ from sage_dspy.compiling import CompileConfig, check_optimizer_budget, compile_p
 from sage_dspy.corpus import CorpusError, load_corpus
 from sage_dspy.lms import ROLES, LMConfigError
 from sage_dspy.pipeline import PROGRAM_FILE, GenerateConfig, LMUnreachableError, ProgramMismatchError, generate
-from sage_dspy import tracking
+from sage_dspy import compare, tracking
 from sage_dspy.report import summary_table
 from sage_dspy.run_logging import log_compile, log_generate
 
@@ -171,6 +171,76 @@ def compile_command(
         out.print(f"MLflow: {tracking_uri}; prompt versions registered under sage.*", highlight=False)
     if "offline" in (lm, solver_lm):
         out.print("Offline LM: scores measure the mechanics of compilation, not the quality of an LLM.")
+
+
+prompts_app = typer.Typer(help="Prompt versions registered by `sage compile`.", no_args_is_help=True)
+runs_app = typer.Typer(help="Runs logged by `sage generate` and `sage compile`.", no_args_is_help=True)
+app.add_typer(prompts_app, name="prompts")
+app.add_typer(runs_app, name="runs")
+
+
+def _store() -> None:
+    try:
+        tracking.configure_tracking(root=Path("artifacts"))
+    except tracking.TrackingError as error:
+        fail(str(error))
+
+
+@prompts_app.command("list")
+def prompts_list() -> None:
+    """Every prompt version, with the run and validation scores that produced it."""
+    _store()
+    table = Table(title="prompt versions")
+    table.add_column("name", no_wrap=True)
+    for column in ("version", "val.before", "val.after", "run"):
+        table.add_column(column)
+    for row in compare.prompt_versions():
+        table.add_row(row["name"], str(row["version"]), _score(row["val.before"]), _score(row["val.after"]),
+                      row["run_id"][:8])
+    out.print(table)
+
+
+def _score(text: str) -> str:
+    try:
+        return f"{float(text):.1f}"
+    except ValueError:
+        return text
+
+
+@prompts_app.command("diff")
+def prompts_diff(
+    name: Annotated[str, typer.Argument(help="prompt name, e.g. sage.generator.propose.react")],
+    old: Annotated[int, typer.Argument(help="older version")],
+    new: Annotated[int, typer.Argument(help="newer version")],
+) -> None:
+    """A readable diff of two versions' instructions and demos."""
+    _store()
+    try:
+        out.print(compare.diff_prompt(name, old, new), highlight=False, markup=False)
+    except compare.NotFoundError as error:
+        fail(str(error))
+
+
+@runs_app.command("compare")
+def runs_compare(
+    run_ids: Annotated[Optional[list[str]], typer.Argument(help="run ids (default: the newest runs)")] = None,
+    last: Annotated[int, typer.Option(min=1, help="how many recent runs when no ids are given")] = 5,
+) -> None:
+    """Runs side by side: recipe, optimizer and every metric."""
+    _store()
+    try:
+        keys, rows = compare.runs_table(run_ids or [], last=last)
+    except compare.NotFoundError as error:
+        fail(str(error))
+    shown = [k for k in keys if k.startswith(("all.", "val."))] or keys
+    table = Table(title="runs")
+    for column in ("run", "name", "recipe", "optimizer", *shown):
+        table.add_column(column)
+    for row in rows:
+        cells = [row[c] for c in ("run", "name", "recipe", "optimizer")]
+        cells += ["" if row.get(k) is None else f"{row[k]:.2f}" for k in shown]
+        table.add_row(*cells)
+    out.print(table)
 
 
 @app.command("ui")
