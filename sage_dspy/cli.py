@@ -119,6 +119,9 @@ def generate_command(
             out.print(f"MLflow run {run_id} in {tracking_uri} (sage ui to browse)", highlight=False)
     lm_ids = sorted(set(config.lms.values()))
     out.print(summary_table(result.summary, title=f"{recipe} on {corpus} (LM: {', '.join(lm_ids)})"))
+    overall = result.summary["overall"]
+    out.print(f"cost per accepted pair: {overall['lm_calls_per_accepted']:.1f} LM calls, "
+              f"{overall['tokens_per_accepted']:.0f} tokens", highlight=False)
     if "offline" in lm_ids:
         out.print("Offline LM: these numbers measure the pipeline's mechanics, not the quality of an LLM.")
     out.print(f"records: {result.records_path}\npairs:   {result.dataset_path} "

@@ -14,6 +14,7 @@ from sage_dspy.offline.engine import MODEL_NAME
 from sage_dspy.records import record_for, mark_kept
 from sage_dspy.report import summarize
 from sage_dspy.retrieval import SearchIndex, SearchTool
+from sage_dspy.usage import add_tokens, counting_usage
 
 ANSWER_TYPES = ("number", "date", "entity")
 PROGRAM_FILE = "program.json"  # a compiled program folder's DSPy state
@@ -87,13 +88,15 @@ def build_program(config: GenerateConfig, index: SearchIndex, lms: RoleLMs, prog
 
 def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
     """One seed through the loop; a failure becomes the record's `error`, never an exception."""
-    started = time.perf_counter()
-    try:
-        prediction = program(seed=task.passage, target_searches=task.target, answer_type=task.answer_type)
-    except Exception as error:
-        return record_for(task, None, lm_ids, error=f"{type(error).__name__}: {error}"[:500])
-    record = record_for(task, prediction, lm_ids)
-    record["seconds"] = round(time.perf_counter() - started, 3)
+    started, prediction, error = time.perf_counter(), None, ""
+    with counting_usage() as spent:
+        try:
+            prediction = program(seed=task.passage, target_searches=task.target, answer_type=task.answer_type)
+        except Exception as failure:
+            error = f"{type(failure).__name__}: {failure}"[:500]
+    add_tokens(spent, prediction)
+    record = record_for(task, prediction, lm_ids, error=error)
+    record.update(spent, seconds=round(time.perf_counter() - started, 3))
     return record
 
 

@@ -18,7 +18,15 @@ def _row(records: list[dict]) -> dict:
         # difficulty of a correct pair: the fewest searches among its correct attempts
         "mean_searches": sum(r["searches"] for r in correct) / len(correct) if correct else 0.0,
         "kept": sum(r.get("kept", False) for r in records),
+        # what an accepted pair cost: every call of the run, failed seeds included, over the accepted pairs
+        "lm_calls_per_accepted": _per_accepted(records, "lm_calls"),
+        "tokens_per_accepted": _per_accepted(records, "prompt_tokens") + _per_accepted(records, "completion_tokens"),
     }
+
+
+def _per_accepted(records: list[dict], key: str) -> float:
+    accepted = sum(r["accepted"] for r in records)
+    return sum(r.get(key, 0) for r in records) / accepted if accepted else 0.0
 
 
 def summarize(records: list[dict]) -> dict:

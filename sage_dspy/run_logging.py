@@ -14,7 +14,8 @@ def table_metrics(summary: dict) -> dict[str, float]:
     metrics = {}
     rows = {"all": summary["overall"], **{f"S{t}": row for t, row in summary["per_target"].items()}}
     for label, row in rows.items():
-        for key in ("correct_pct", "accepted_pct", "avg_at_k", "mean_searches", "kept", "failed", "seeds"):
+        for key in ("correct_pct", "accepted_pct", "avg_at_k", "mean_searches", "kept", "failed", "seeds",
+                    "lm_calls_per_accepted", "tokens_per_accepted"):
             metrics[f"{label}.{key}"] = float(row[key])
     return metrics
 

@@ -157,7 +157,8 @@ def test_summarize_overall_and_per_target_arithmetic():
     assert two["kept"] == 1
 
     assert three == {"seeds": 1, "failed": 0, "correct_pct": 100.0, "accepted_pct": 100.0,
-                     "avg_at_k": pytest.approx(0.25), "mean_searches": 5.0, "kept": 1}
+                     "avg_at_k": pytest.approx(0.25), "mean_searches": 5.0, "kept": 1,
+                     "lm_calls_per_accepted": 0.0, "tokens_per_accepted": 0.0}
 
     assert overall["seeds"] == 5 and overall["failed"] == 1
     assert overall["correct_pct"] == pytest.approx(100 * 3 / 4)
@@ -173,5 +174,23 @@ def test_summarize_targets_sort_numerically_and_all_failed_rows_give_zeros():
     summary = summarize(records)
     assert list(summary["per_target"]) == ["2", "10"]
     assert summary["per_target"]["10"] == {"seeds": 1, "failed": 1, "correct_pct": 0.0, "accepted_pct": 0.0,
-                                           "avg_at_k": 0.0, "mean_searches": 0.0, "kept": 0}
+                                           "avg_at_k": 0.0, "mean_searches": 0.0, "kept": 0,
+                                           "lm_calls_per_accepted": 0.0, "tokens_per_accepted": 0.0}
     assert summary["per_target"]["2"]["mean_searches"] == 0.0  # no correct pair: no difficulty, not -1
+
+
+def test_cost_per_accepted_pair_charges_every_seed_to_the_accepted_ones():
+    spent = [record("a", target=2, correct=True, accepted=True, searches=2, avg=1.0),
+             record("b", target=2, correct=False, accepted=False, searches=-1, avg=0.0),
+             record("c", target=3, error="boom", correct=False, accepted=False, searches=-1, avg=0.0)]
+    for row, calls, prompt, completion in zip(spent, (10, 30, 5), (100, 300, 50), (1, 3, 2)):
+        row.update(lm_calls=calls, prompt_tokens=prompt, completion_tokens=completion)
+    overall = summarize(spent)["overall"]
+    assert overall["lm_calls_per_accepted"] == 45.0  # (10 + 30 + 5) calls, one accepted pair
+    assert overall["tokens_per_accepted"] == 456.0
+
+
+def test_cost_per_accepted_pair_is_zero_without_accepted_pairs():
+    rejected = record("b", target=2, correct=False, accepted=False, searches=-1, avg=0.0)
+    rejected.update(lm_calls=12, prompt_tokens=10, completion_tokens=1)
+    assert summarize([rejected])["overall"]["lm_calls_per_accepted"] == 0.0
