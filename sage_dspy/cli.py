@@ -77,6 +77,7 @@ def generate_command(
     track: Annotated[bool, typer.Option(help="log the run to MLflow (artifacts/mlflow.db, or "
                                              "MLFLOW_TRACKING_URI)")] = True,
     program: Annotated[Optional[Path], typer.Option(help="a compiled program folder from `sage compile`")] = None,
+    traces: Annotated[bool, typer.Option(help="also log a DSPy trace per seed to MLflow (slower)")] = False,
 ) -> None:
     """Generate verified QA pairs that need at least S searches, and print the paper's table for the run."""
     low, high = parse_targets(targets)
@@ -98,6 +99,8 @@ def generate_command(
         tracking_uri = tracking.configure_tracking(root=Path("artifacts")) if track else ""
     except (CorpusError, tracking.TrackingError) as error:
         fail(str(error))
+    if track and traces:
+        tracking.autolog_dspy()  # before any dspy.context is entered, or the callback is invisible
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("accepted {task.fields[accepted]}"), console=err, transient=True) as progress:
         task = progress.add_task("generating", total=min(seeds, 10**9), accepted=0)
