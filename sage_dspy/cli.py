@@ -54,6 +54,25 @@ def role_lms(lm: str, overrides: dict[str, Optional[str]]) -> dict[str, str]:
     return {role: overrides.get(role) or lm for role in ROLES}
 
 
+def resolve_program(program: str) -> Path:
+    """A compiled program folder, fetched from MLflow first when given as an artifact URI."""
+    if ":/" in program:
+        try:
+            tracking.configure_tracking(root=Path("artifacts"))
+            import mlflow.artifacts
+
+            folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=program))
+        except Exception as error:
+            fail(f"could not fetch {program} from MLflow ({type(error).__name__}); pass runs:/<run id>/program "
+                 "from `sage runs compare`, or a local folder")
+    else:
+        folder = Path(program)
+    if not (folder / PROGRAM_FILE).is_file():
+        fail(f"{program} is not a compiled program (no {PROGRAM_FILE}); pass a folder written by `sage compile` "
+             "under artifacts/programs/ or runs:/<run id>/program")
+    return folder
+
+
 @app.command("generate")
 def generate_command(
     corpus: Annotated[str, typer.Option(help="'bundled', a .jsonl/.json/.parquet/.csv file, a folder of "
@@ -76,7 +95,8 @@ def generate_command(
     id_field: Annotated[Optional[str], typer.Option(help="corpus field holding the passage id")] = None,
     track: Annotated[bool, typer.Option(help="log the run to MLflow (artifacts/mlflow.db, or "
                                              "MLFLOW_TRACKING_URI)")] = True,
-    program: Annotated[Optional[Path], typer.Option(help="a compiled program folder from `sage compile`")] = None,
+    program: Annotated[Optional[str], typer.Option(help="a compiled program: a folder from `sage compile`, or "
+                                                        "its MLflow artifacts, e.g. runs:/<run id>/program")] = None,
     traces: Annotated[bool, typer.Option(help="also log a DSPy trace per seed to MLflow (slower)")] = False,
 ) -> None:
     """Generate verified QA pairs that need at least S searches, and print the paper's table for the run."""
@@ -91,9 +111,7 @@ def generate_command(
                           "reviser": reviser_lm}),
         rounds=rounds, k=k, random_seed=random_seed, out_dir=out_dir,
     )
-    if program is not None and not (program / PROGRAM_FILE).is_file():
-        fail(f"{program} is not a compiled program folder (no {PROGRAM_FILE}); pass a folder written by "
-             "`sage compile` under artifacts/programs/")
+    program_folder = resolve_program(program) if program else None
     try:
         passages = load_corpus(corpus, **fields)  # bad input is reported before anything is created
         tracking_uri = tracking.configure_tracking(root=Path("artifacts")) if track else ""
@@ -112,7 +130,7 @@ def generate_command(
             progress.update(task, advance=1, accepted=accepted)
 
         try:
-            result = generate(config, on_record=advance, passages=passages, program_folder=program)
+            result = generate(config, on_record=advance, passages=passages, program_folder=program_folder)
         except USER_ERRORS as error:
             progress.stop()
             fail(str(error))
