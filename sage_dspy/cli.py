@@ -12,7 +12,7 @@ from rich.table import Table
 
 from optimizers import OPTIMIZERS, UnknownOptimizerError
 from programs import RECIPES, UnknownRecipeError
-from sage_dspy.compiling import CompileConfig, check_optimizer_budget, compile_program
+from sage_dspy.compiling import CompileConfig, check_optimizer_budget, check_seed_count, compile_program
 from sage_dspy.corpus import CorpusError, load_corpus
 from sage_dspy.lms import ROLES, LMConfigError
 from sage_dspy.pipeline import PROGRAM_FILE, GenerateConfig, LMUnreachableError, ProgramMismatchError, generate
@@ -168,22 +168,26 @@ def compile_command(
 ) -> None:
     """Compile the generator's prompts with a DSPy optimizer; print validation scores before and after."""
     low, high = parse_targets(targets)
-    for name, choices in ((optimizer, OPTIMIZERS), (recipe, RECIPES)):
+    for kind, name, choices in (("optimizer", optimizer, OPTIMIZERS), ("program recipe", recipe, RECIPES)):
         if name not in choices:
-            fail(f"unknown recipe {name!r}: choose one of {', '.join(choices)}")
+            fail(f"unknown {kind} {name!r}: choose one of {', '.join(choices)}")
     config = CompileConfig(
         corpus=corpus, recipe=recipe, optimizer=optimizer, reflection_lm=reflection_lm,
         lms={"generator": lm, "reviser": lm, "solver": solver_lm, "judge": solver_lm},
         train_size=train_size, val_size=val_size, budget=budget, min_target=low, max_target=high,
         rounds=rounds, random_seed=random_seed)
-    try:
-        passages = load_corpus(corpus)
-        tracking_uri = tracking.configure_tracking(root=Path("artifacts")) if track else ""
+    try:  # bad input is refused before anything is created
         check_optimizer_budget(optimizer, budget, val_size)
-        err.print(f"compiling {recipe} with {optimizer} (budget {budget})...", highlight=False)
-        result = compile_program(config, passages)
+        passages = load_corpus(corpus)
+        check_seed_count(len(passages), train_size, val_size)
+        tracking_uri = tracking.configure_tracking(root=Path("artifacts")) if track else ""
     except (*USER_ERRORS, tracking.TrackingError, ValueError) as error:
-        fail(str(error).splitlines()[0] if str(error) else type(error).__name__)
+        fail(str(error))
+    err.print(f"compiling {recipe} with {optimizer} (budget {budget})...", highlight=False)
+    try:
+        result = compile_program(config, passages)
+    except USER_ERRORS as error:  # an LM that stops answering mid-way; anything else is a bug worth its traceback
+        fail(str(error))
     if track:
         log_compile(config, result)
     table = Table(title=f"{optimizer} on {recipe} (validation, sage metric x100)")

@@ -62,10 +62,19 @@ def check_optimizer_budget(optimizer: str, budget: int, val_size: int) -> None:
         raise ValueError("miprov2 needs at least 2 validation seeds; raise --val-size")
 
 
+def check_seed_count(passages: int, train_size: int, val_size: int) -> None:
+    """Train and validation seeds are distinct passages: refuse a corpus too small for both."""
+    if passages < train_size + val_size:
+        raise ValueError(f"the corpus has {passages} passages but {train_size + val_size} seeds were asked for "
+                         f"({train_size} train + {val_size} validation); lower --train-size/--val-size")
+
+
 def seed_examples(passages: list[Passage], config: CompileConfig) -> tuple[list, list]:
     """Disjoint train and validation seeds (passage, target, answer type), reproducible from the seed."""
+    wanted = config.train_size + config.val_size
+    check_seed_count(len(passages), config.train_size, config.val_size)
     rng = random.Random(config.random_seed)
-    chosen = rng.sample(passages, min(len(passages), config.train_size + config.val_size))
+    chosen = rng.sample(passages, wanted)
     examples = [dspy.Example(seed=p, target_searches=rng.randint(config.min_target, config.max_target),
                              answer_type=rng.choice(ANSWER_TYPES)).with_inputs("seed", "target_searches",
                                                                                "answer_type")

@@ -15,12 +15,15 @@ ADVICE = {
                                            "common words, which a keyword search cannot jump to.",
 }
 PROPOSAL_FIELDS = ("new_instruction", "proposed_instruction")
+INSTRUCTION_FIELDS = ("current_instruction", "basic_instruction", "previous_instructions")
 
 
 def propose_instruction(prompt: Prompt) -> dict:
     base = (prompt.inputs.get("current_instruction") or prompt.inputs.get("basic_instruction")
             or prompt.instructions).strip()
-    seen = " ".join(prompt.inputs.values()).lower()
+    # Read failures from the feedback and examples only: an instruction that merely mentions "ambiguous" is
+    # not evidence that anything failed.
+    seen = " ".join(value for name, value in prompt.inputs.items() if name not in INSTRUCTION_FIELDS).lower()
     additions = [advice for words, advice in ADVICE.items()
                  if any(word in seen for word in words) and advice not in base]
     instruction = "\n\n".join([base, *additions]) if additions else base
