@@ -1,5 +1,7 @@
 """Shared test set-up: offline env defaults, clean DSPy settings per test, no LM cache, a tiny real index."""
 
+import json
+
 import sage_dspy  # noqa: F401  (first: sets the offline environment variables before dspy/datasets load)
 
 import dspy
@@ -59,3 +61,19 @@ def tiny_index(tmp_path) -> SearchIndex:
     """A real bm25s index over the chain above, saved to and loaded back from tmp_path (the production path)."""
     SearchIndex.build(TINY_PASSAGES).save(tmp_path / "tiny-index")
     return SearchIndex.load(tmp_path / "tiny-index")
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """The CLI writes under ./artifacts: run it inside tmp_path, never in the repository."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def tiny_corpus_file(workdir, tiny_passages):
+    """The tiny corpus as a JSONL file in the working folder, as a user would pass it to the CLI."""
+    path = workdir / "corpus.jsonl"
+    path.write_text("".join(json.dumps({"id": p.id, "title": p.title, "text": p.text}) + "\n"
+                            for p in tiny_passages), encoding="utf-8")
+    return path

@@ -17,18 +17,8 @@ DATASET_KEYS = {"question", "answer", "answer_type", "target", "searches", "supp
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """The CLI caches indexes under ./artifacts: run it inside tmp_path, never in the repository."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
-def corpus(workdir, tiny_passages):
-    path = workdir / "corpus.jsonl"
-    path.write_text("".join(json.dumps({"id": p.id, "title": p.title, "text": p.text}) + "\n"
-                            for p in tiny_passages), encoding="utf-8")
-    return path
+def corpus(tiny_corpus_file):
+    return tiny_corpus_file
 
 
 def invoke(*args):

@@ -399,18 +399,8 @@ def test_a_folder_compiled_for_sage_does_not_load_into_resample(compiled, bundle
 # ------------------------------------------------------------------------------------------------ 6. CLI
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """The CLI writes under ./artifacts: run it inside tmp_path, never in the repository."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
-def small_corpus(workdir, tiny_passages):
-    path = workdir / "small.jsonl"
-    path.write_text("".join(json.dumps({"id": p.id, "title": p.title, "text": p.text}) + "\n"
-                            for p in tiny_passages), encoding="utf-8")
-    return path
+def small_corpus(tiny_corpus_file):
+    return tiny_corpus_file
 
 
 def compile_args(optimizer="bootstrap", budget=2, train=3, val=2, *extra):
@@ -438,7 +428,7 @@ BAD_COMPILES = {
     "unknown program recipe": ([*compile_args(), "--recipe", "magic"], "'magic'"),
     "missing corpus": ([*compile_args(), "--corpus", "nope.jsonl"], "does not exist"),
     "bad targets": ([*compile_args(), "--targets", "5-2"], "target range '5-2'"),
-    "corpus smaller than the seeds": ([*compile_args("bootstrap", 2, 8, 2), "--corpus", "small.jsonl"], "8 passages"),
+    "corpus smaller than the seeds": ([*compile_args("bootstrap", 2, 8, 2), "--corpus", "corpus.jsonl"], "8 passages"),
 }
 
 
