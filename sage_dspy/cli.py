@@ -17,6 +17,7 @@ from sage_dspy.corpus import CorpusError, load_corpus
 from sage_dspy.lms import ROLES, LMConfigError
 from sage_dspy.pipeline import PROGRAM_FILE, GenerateConfig, LMUnreachableError, ProgramMismatchError, generate
 from sage_dspy import compare, tracking
+from sage_dspy.program_sources import ProgramSourceError, resolve_program
 from sage_dspy.report import summary_table
 from sage_dspy.run_logging import log_compile, log_generate
 
@@ -54,25 +55,6 @@ def role_lms(lm: str, overrides: dict[str, Optional[str]]) -> dict[str, str]:
     return {role: overrides.get(role) or lm for role in ROLES}
 
 
-def resolve_program(program: str) -> Path:
-    """A compiled program folder, fetched from MLflow first when given as an artifact URI."""
-    if ":/" in program:
-        try:
-            tracking.configure_tracking(root=Path("artifacts"))
-            import mlflow.artifacts
-
-            folder = Path(mlflow.artifacts.download_artifacts(artifact_uri=program))
-        except Exception as error:
-            fail(f"could not fetch {program} from MLflow ({type(error).__name__}); pass runs:/<run id>/program "
-                 "from `sage runs compare`, or a local folder")
-    else:
-        folder = Path(program)
-    if not (folder / PROGRAM_FILE).is_file():
-        fail(f"{program} is not a compiled program (no {PROGRAM_FILE}); pass a folder written by `sage compile` "
-             "under artifacts/programs/ or runs:/<run id>/program")
-    return folder
-
-
 @app.command("generate")
 def generate_command(
     corpus: Annotated[str, typer.Option(help="'bundled', a .jsonl/.json/.parquet/.csv file, a folder of "
@@ -95,8 +77,9 @@ def generate_command(
     id_field: Annotated[Optional[str], typer.Option(help="corpus field holding the passage id")] = None,
     track: Annotated[bool, typer.Option(help="log the run to MLflow (artifacts/mlflow.db, or "
                                              "MLFLOW_TRACKING_URI)")] = True,
-    program: Annotated[Optional[str], typer.Option(help="a compiled program: a folder from `sage compile`, or "
-                                                        "its MLflow artifacts, e.g. runs:/<run id>/program")] = None,
+    program: Annotated[Optional[str], typer.Option(help="a compiled program: a folder from `sage compile`, "
+                                                        "runs:/<run id>/program, models:/<id>, or "
+                                                        "prompts:/<name>@<alias> or /<version>")] = None,
     traces: Annotated[bool, typer.Option(help="also log a DSPy trace per seed to MLflow (slower)")] = False,
 ) -> None:
     """Generate verified QA pairs that need at least S searches, and print the paper's table for the run."""
@@ -111,7 +94,12 @@ def generate_command(
                           "reviser": reviser_lm}),
         rounds=rounds, k=k, random_seed=random_seed, out_dir=out_dir,
     )
-    program_folder = resolve_program(program) if program else None
+    try:
+        if program and ":/" in program:
+            tracking.configure_tracking(root=Path("artifacts"))  # the program lives in the MLflow store
+        program_folder = resolve_program(program) if program else None
+    except (ProgramSourceError, tracking.TrackingError) as error:
+        fail(str(error))
     try:
         passages = load_corpus(corpus, **fields)  # bad input is reported before anything is created
         tracking_uri = tracking.configure_tracking(root=Path("artifacts")) if track else ""

@@ -213,6 +213,18 @@ class SearchTool:
         self.__name__ = self.name
         self.__doc__ = inspect.cleandoc(type(self).__call__.__doc__).replace("up to 3 ", f"up to {k} ")
 
+    def __getstate__(self) -> dict:
+        """Pickle the tool's settings, never its index: a logged program must not carry a whole corpus. A
+        program loaded from MLflow is rebuilt over the user's corpus (sage_dspy.pipeline.build_program)."""
+        return {key: value for key, value in self.__dict__.items() if key not in ("index", "_lock")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, index=None, _lock=threading.Lock())
+
+    def __deepcopy__(self, memo: dict) -> "SearchTool":
+        """Optimizers deep-copy programs; every copy searches the same read-only index, so share the tool."""
+        return self
+
     def __call__(self, query: str) -> str:
         """Search the document collection with a keyword query; returns up to 3 passages, best first.
 
@@ -221,6 +233,9 @@ class SearchTool:
         to answer a multi-step question, search once per step and reuse names found in earlier passages.
         If nothing useful comes back, try other keywords or a different entity.
         """
+        if self.index is None:
+            raise RuntimeError("this search tool was unpickled without its index; rebuild the program over a "
+                               "corpus with sage_dspy.pipeline.build_program")
         with self._lock:
             self.calls += 1
         return format_hits(self.index.search(query, self.k))

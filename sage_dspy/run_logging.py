@@ -69,4 +69,7 @@ def log_compile(config, result) -> str | None:
         versions = tracking.register_prompts(result.program, prefix="sage", run_id=run.run_id,
                                              metrics={"val.before": result.before, "val.after": result.after})
         run.log_dict(versions, "prompt_versions.json")
+        model_uri = tracking.log_program(result.program, name="sage-program")
+        if model_uri:
+            run.set_tags({"model_uri": model_uri})
         return run.run_id

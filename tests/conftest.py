@@ -77,3 +77,21 @@ def tiny_corpus_file(workdir, tiny_passages):
     path.write_text("".join(json.dumps({"id": p.id, "title": p.title, "text": p.text}) + "\n"
                             for p in tiny_passages), encoding="utf-8")
     return path
+
+
+@pytest.fixture
+def isolated_mlflow(monkeypatch):
+    """The tracked CLI sets MLflow's globals and exports MLFLOW_TRACKING_URI: undo both after the test."""
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    import mlflow
+
+    from sage_dspy import tracking
+
+    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+    monkeypatch.setattr(tracking, "_our_uri", None)
+    yield
+    while mlflow.active_run():
+        mlflow.end_run()

@@ -468,20 +468,6 @@ def test_cli_generate_refuses_a_program_compiled_for_another_recipe(compiled, wo
 
 # --------------------------------------------------------------------------------------------- 7. MLflow
 
-@pytest.fixture
-def isolated_mlflow(monkeypatch):
-    """The tracked CLI sets MLflow's globals and exports MLFLOW_TRACKING_URI: undo both after the test."""
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID"):
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
-    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
-    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
-    monkeypatch.setattr(tracking, "_our_uri", None)
-    yield
-    while mlflow.active_run():
-        mlflow.end_run()
-
-
 def test_tracked_compiles_register_prompt_versions_and_keep_keys_out(workdir, isolated_mlflow, monkeypatch):
     canary = f"sk-canary-{time.time_ns():x}"
     monkeypatch.setenv("SAGE_CANARY_API_KEY", canary)
