@@ -1,6 +1,7 @@
 """The `sage` command line: parse, call a library function, print. Bad input is one line and exit code 2."""
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -118,10 +119,15 @@ def generate_command(
             progress.update(task, advance=1, accepted=accepted)
 
         try:
-            result = generate(config, on_record=advance, passages=passages, program_folder=program_folder)
+            with warnings.catch_warnings(record=True) as notes:
+                warnings.simplefilter("always", UserWarning)
+                result = generate(config, on_record=advance, passages=passages, program_folder=program_folder)
         except USER_ERRORS as error:
             progress.stop()
             fail(str(error))
+    for note in notes:
+        if issubclass(note.category, UserWarning) and note.filename.startswith(str(Path(__file__).parent)):
+            err.print(f"note: {note.message}", highlight=False, soft_wrap=True)
     if track:
         run_id = log_generate(config, result, {role: spec for role, spec in config.lms.items()})
         if run_id:

@@ -3,6 +3,7 @@
 import json
 import random
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -76,14 +77,25 @@ def build_program(config: GenerateConfig, index: SearchIndex, lms: RoleLMs, prog
     recipe = load_recipe(config.recipe)
     program = recipe.build(SearchTool(index, k=config.search_k), k=config.k, max_rounds=config.rounds, lms=lms)
     if program_folder is not None:
-        # Compiled states hold the generator's and reviser's prompts only (the search agent is frozen).
-        try:
-            program.freeze_search_agent().load(str(Path(program_folder) / PROGRAM_FILE))
-        except KeyError as missing:
-            raise ProgramMismatchError(
-                f"{program_folder} was compiled for another program recipe (no state for {missing}); pass "
-                "--recipe with the recipe it was compiled from (see its config.json)") from None
+        load_compiled_prompts(program.freeze_search_agent(), Path(program_folder) / PROGRAM_FILE)
     return program
+
+
+def load_compiled_prompts(program, state_file: Path) -> None:
+    """Load a compiled state (generator and reviser prompts; the search agent is frozen). A program needing
+    prompts the state lacks is refused; prompts it has no place for (a sage reviser loaded into a baseline
+    recipe) are ignored with a warning, so a compiled generator can run under any recipe."""
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    needed = {name for name, _ in program.named_predictors()}
+    missing, unused = needed - set(state), set(state) - needed - {"metadata"}
+    if missing:
+        raise ProgramMismatchError(
+            f"{state_file.parent} was compiled for another program recipe (no prompts for {sorted(missing)}); "
+            "pass --recipe with the recipe it was compiled from (see its config.json)")
+    if unused:
+        warnings.warn(f"this recipe has no place for the compiled prompts {sorted(unused)}; they are ignored",
+                      stacklevel=2)
+    program.load(str(state_file))
 
 
 def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:

@@ -134,21 +134,6 @@ def assert_one_line_error(result, expected: str) -> None:
     assert result.stdout == ""
 
 
-@pytest.fixture
-def isolated_mlflow(monkeypatch):
-    """The tracked CLI sets MLflow's globals and exports MLFLOW_TRACKING_URI: undo both after the test."""
-    import mlflow
-
-    from sage_dspy import tracking
-
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID"):
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
-    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
-    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
-    monkeypatch.setattr(tracking, "_our_uri", None)
-
-
 def test_bad_input_with_default_tracking_is_still_one_line(workdir, isolated_mlflow):
     result = invoke("generate", "--corpus", workdir / "nope.jsonl", "--seeds", 1, "--out", workdir / "run")
     assert_one_line_error(result, "does not exist")

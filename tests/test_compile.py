@@ -389,11 +389,25 @@ def test_compiled_prompts_load_into_a_program_over_another_corpus(compiled, tiny
     assert prediction.pair.question and prediction.verdict.correct
 
 
-def test_a_folder_compiled_for_sage_does_not_load_into_resample(compiled, bundled_index):
+def test_a_folder_compiled_for_sage_runs_its_generator_under_resample_and_says_what_it_ignores(
+        compiled, bundled_index):
     _, result = compiled("bootstrap")
+    with pytest.warns(UserWarning, match="next_pair.harden.predict"):
+        program = build_program(GenerateConfig(recipe="resample"), bundled_index,
+                                RoleLMs.from_specs(ALL_OFFLINE), program_folder=result.folder)
+    state = json.loads((result.folder / PROGRAM_FILE).read_text())
+    react = state["generator.propose.react"]
+    assert program.generator.propose.react.signature.instructions == react["signature"]["instructions"]
+
+
+def test_a_folder_missing_prompts_the_recipe_needs_is_refused(compiled, bundled_index, tmp_path):
+    _, result = compiled("bootstrap")
+    state = json.loads((result.folder / PROGRAM_FILE).read_text())
+    del state["next_pair.harden.predict"]
+    (tmp_path / PROGRAM_FILE).write_text(json.dumps(state))
     with pytest.raises(ProgramMismatchError, match="--recipe"):
-        build_program(GenerateConfig(recipe="resample"), bundled_index, RoleLMs.from_specs(ALL_OFFLINE),
-                      program_folder=result.folder)
+        build_program(GenerateConfig(recipe="sage"), bundled_index, RoleLMs.from_specs(ALL_OFFLINE),
+                      program_folder=tmp_path)
 
 
 # ------------------------------------------------------------------------------------------------ 6. CLI
@@ -459,11 +473,13 @@ def test_cli_generate_with_a_compiled_program_on_another_corpus(compiled, workdi
                                                 "p-tunnel", "p-river"}
 
 
-def test_cli_generate_refuses_a_program_compiled_for_another_recipe(compiled, workdir, small_corpus):
+def test_cli_generate_runs_a_sage_compiled_generator_under_resample_with_a_note(compiled, workdir, small_corpus):
     _, compiled_result = compiled("bootstrap")
     result = invoke("generate", "--program", compiled_result.folder, "--recipe", "resample", "--corpus",
                     small_corpus, "--seeds", 1, "--out", workdir / "run", "--no-track")
-    assert_one_line_error(result, "--recipe")
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "next_pair.harden.predict" in notes[0] and "ignored" in notes[0]
 
 
 # --------------------------------------------------------------------------------------------- 7. MLflow
