@@ -20,7 +20,11 @@ from sage_dspy.pipeline import PROGRAM_FILE, GenerateConfig, LMUnreachableError,
 from sage_dspy import compare, tracking
 from sage_dspy.program_sources import ProgramSourceError, resolve_program
 from sage_dspy.report import summary_table
-from sage_dspy.run_logging import log_compile, log_generate
+from sage_dspy.evaluation import DEFAULT_RECIPES, evaluate_recipes
+from sage_dspy.solving import SolveConfig, solve
+from sage_dspy.evaluation_report import rich_table, target_rows, write_report
+from sage_dspy.evaluation_report import rows as report_rows
+from sage_dspy.run_logging import log_compile, log_evaluate, log_generate
 
 app = typer.Typer(help="sage-dspy: verified, difficulty-steered deep-search QA pairs (SAGE as a DSPy program).",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -141,6 +145,85 @@ def generate_command(
         out.print("Offline LM: these numbers measure the pipeline's mechanics, not the quality of an LLM.")
     out.print(f"records: {result.records_path}\npairs:   {result.dataset_path} "
               f"({result.summary['overall']['kept']} kept)")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    corpus: Annotated[str, typer.Option(help="corpus to draw seeds from")] = "bundled",
+    recipes: Annotated[str, typer.Option(help="comma-separated program recipes")] = ",".join(DEFAULT_RECIPES),
+    seeds: Annotated[int, typer.Option(min=1, help="seed passages (the same for every recipe)")] = 40,
+    targets: Annotated[str, typer.Option(help="target searches range (the paper: 3-7)")] = "3-7",
+    lm: Annotated[str, typer.Option(help="LM for every role: 'offline' or a dspy.LM model string")] = "offline",
+    rounds: Annotated[int, typer.Option(min=0, max=10, help="revision rounds R")] = 3,
+    k: Annotated[int, typer.Option(min=1, max=32, help="search-agent attempts per question")] = 4,
+    random_seed: Annotated[int, typer.Option("--seed", help="seed for drawing passages and targets")] = 0,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="report folder (default: "
+                                                    "artifacts/evaluations/<corpus>-seed<seed>)")] = None,
+    track: Annotated[bool, typer.Option(help="log the evaluation to MLflow")] = True,
+) -> None:
+    """Run several recipes on the same seeds and print the paper's intrinsic table by round count."""
+    low, high = parse_targets(targets)
+    chosen = tuple(name.strip() for name in recipes.split(",") if name.strip())
+    unknown = [name for name in chosen if name not in RECIPES]
+    if unknown or not chosen:
+        fail(f"unknown program recipe(s) {unknown or recipes!r}: choose from {', '.join(RECIPES)}")
+    base = GenerateConfig(corpus=corpus, seeds=seeds, min_target=low, max_target=high, rounds=rounds, k=k,
+                          random_seed=random_seed, lms=role_lms(lm, {}))
+    try:
+        passages = load_corpus(corpus)
+        tracking_uri = tracking.configure_tracking(root=Path("artifacts")) if track else ""
+        results = evaluate_recipes(base, chosen, Path("artifacts/runs"), passages=passages,
+                                   on_recipe=lambda name, reused: err.print(
+                                       f"{name}: {'reused an earlier run' if reused else 'done'}", highlight=False))
+    except (*USER_ERRORS, tracking.TrackingError) as error:
+        fail(str(error))
+    folder = out_dir or Path("artifacts/evaluations") / f"{base.corpus_label()}-seed{random_seed}"
+    header = (f"Corpus `{corpus}`, {seeds} seeds, targets {low}-{high}, K={k}, up to {rounds} rounds, "
+              f"LM `{lm}`.")
+    report = write_report(results, folder, header)
+    out.print(rich_table(f"intrinsic evaluation on {corpus} (LM: {lm})", report_rows(results)))
+    out.print(rich_table("per target, after the last round", target_rows(results)))
+    if track:
+        log_evaluate(base, results, folder)
+    if lm == "offline":
+        out.print("Offline LM: these numbers measure the pipeline's mechanics, not the quality of an LLM.")
+    out.print(f"report: {report}", highlight=False)
+
+
+@app.command("solve")
+def solve_command(
+    questions: Annotated[Path, typer.Option(help="JSONL of questions with gold answers (e.g. "
+                                                 "../shared/data/dev/qa.jsonl)")],
+    corpus: Annotated[str, typer.Option(help="the corpus the agent searches")] = "bundled",
+    lm: Annotated[str, typer.Option(help="LM for the search agent and judge")] = "offline",
+    judge_lm: Annotated[Optional[str], typer.Option(help="LM for the judge only")] = None,
+    k: Annotated[int, typer.Option(min=1, max=32, help="attempts per question")] = 4,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="only the first N questions")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for answers.jsonl and summary.json")] =
+        Path("artifacts/solve/latest"),
+) -> None:
+    """Run the search agent alone on real questions: pass@K, Avg@K and searches by hop count."""
+    try:
+        passages = load_corpus(corpus)
+        config = SolveConfig(questions=questions, lms={"solver": lm, "judge": judge_lm or lm}, k=k, limit=limit,
+                             out_dir=out_dir)
+        with Progress(TextColumn("solving"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
+                      transient=True) as progress:
+            task = progress.add_task("solving", total=limit)
+            _, summary = solve(config, passages, on_row=lambda row: progress.advance(task))
+    except USER_ERRORS as error:
+        fail(str(error))
+    table = Table(title=f"search agent on {questions.name} over {corpus} (LM: {lm}, K={k})")
+    for column in ("hops", "questions", "pass@K %", "Avg@K", "searches (correct)", "searches / attempt"):
+        table.add_column(column, justify="right")
+    for name, row in summary.items():
+        table.add_row(name, str(row["questions"]), f"{row['pass_at_k']:.1f}", f"{row['avg_at_k']:.2f}",
+                      f"{row['searches_when_correct']:.2f}", f"{row['searches_per_attempt']:.2f}")
+    out.print(table)
+    if lm == "offline":
+        out.print("Offline LM: its generic search strategy, not an LLM agent; the paper's strong agent needed about "
+                  "2.1 searches on HotpotQA and 2.7 on MuSiQue.")
+    out.print(f"answers: {out_dir / 'answers.jsonl'}", highlight=False)
 
 
 @app.command("compile")

@@ -56,6 +56,10 @@ class GenerateConfig:
     def to_dict(self) -> dict:
         return {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
 
+    def corpus_label(self) -> str:
+        """A short name for the corpus in folder names: 'bundled', or the file or folder name."""
+        return Path(self.corpus.rstrip("/")).stem or "corpus"
+
 
 @dataclass
 class GenerateResult:

@@ -73,3 +73,17 @@ def log_compile(config, result) -> str | None:
         if model_uri:
             run.set_tags({"model_uri": model_uri})
         return run.run_id
+
+
+def log_evaluate(base_config, results: dict[str, dict], folder: Path) -> str | None:
+    """One MLflow run per `evaluate`: every recipe's row per round count, the report and its plots."""
+    params = {**base_config.to_dict(), "recipes": ",".join(results)}
+    with tracking.tracked_run("evaluate", params=params, tags={"command": "evaluate"}) as run:
+        for recipe, result in results.items():
+            for rounds, summary in result["by_round"].items():
+                row = summary["overall"]
+                run.log_metrics({f"{recipe}.{key}": float(row[key]) for key in
+                                 ("correct_pct", "accepted_pct", "avg_at_k", "mean_searches")}, step=rounds)
+        for path in sorted(folder.iterdir()):
+            run.log_artifact(path, artifact_path="report")
+        return run.run_id

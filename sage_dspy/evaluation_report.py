@@ -1,0 +1,116 @@
+"""The evaluation's report: the table by recipe and round, two plots, and a markdown file beside the run."""
+
+from pathlib import Path
+
+from rich.table import Table
+
+COLUMNS = ("correct_pct", "accepted_pct", "avg_at_k", "mean_searches")
+HEADERS = ("% correct", "% accepted", "Avg@K", "mean searches")
+
+
+def rows(results: dict[str, dict]) -> list[tuple[str, str, dict]]:
+    """(recipe, rounds label, overall row) for every recipe and round count, as in the paper's table."""
+    table = []
+    for recipe, result in results.items():
+        for rounds, summary in result["by_round"].items():
+            if recipe == "generator_only" and rounds > 0:
+                break  # no feedback rounds: one row
+            table.append((recipe, "generator" if rounds == 0 else f"+{rounds}", summary["overall"]))
+    return table
+
+
+def target_rows(results: dict[str, dict]) -> list[tuple[str, str, dict]]:
+    """Per-target rows after the last round of each recipe."""
+    table = []
+    for recipe, result in results.items():
+        last = result["by_round"][max(result["by_round"])]
+        for target, row in last["per_target"].items():
+            table.append((recipe, f"S={target}", row))
+    return table
+
+
+def _cells(row: dict) -> list[str]:
+    return [f"{row['correct_pct']:.1f}", f"{row['accepted_pct']:.1f}", f"{row['avg_at_k']:.2f}",
+            f"{row['mean_searches']:.2f}"]
+
+
+def rich_table(title: str, table_rows) -> Table:
+    table = Table(title=title)
+    for column in ("recipe", "rounds", *HEADERS):
+        table.add_column(column, justify="right")
+    for recipe, label, row in table_rows:
+        table.add_row(recipe, label, *_cells(row))
+    return table
+
+
+def markdown(title: str, table_rows) -> str:
+    lines = [f"### {title}", "", "| recipe | rounds | " + " | ".join(HEADERS) + " |",
+             "|---|---|" + "---|" * len(HEADERS)]
+    lines += [f"| {recipe} | {label} | " + " | ".join(_cells(row)) + " |" for recipe, label, row in table_rows]
+    return "\n".join(lines)
+
+
+def plot_searches_by_recipe(results: dict[str, dict], path: Path) -> Path:
+    """Achieved searches against target for correct pairs, one colour per recipe."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4.5))
+    offsets = {recipe: (i - (len(results) - 1) / 2) * 0.18 for i, recipe in enumerate(results)}
+    top = 2
+    for recipe, result in results.items():
+        correct = [r for r in result["records"] if r["correct"]]
+        axes.scatter([r["target"] + offsets[recipe] for r in correct], [r["searches"] for r in correct],
+                     alpha=0.6, label=recipe, s=22)
+        top = max([top] + [r["searches"] for r in correct] + [r["target"] for r in result["records"]])
+    axes.plot([1, top], [1, top], linestyle="--", color="grey", label="searches = target")
+    axes.set_xlabel("target searches S")
+    axes.set_ylabel("fewest searches of a correct attempt")
+    axes.set_title("Achieved difficulty against target")
+    axes.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def plot_accepted_by_round(results: dict[str, dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for recipe, result in results.items():
+        rounds = sorted(result["by_round"])
+        axes.plot(rounds, [result["by_round"][r]["overall"]["accepted_pct"] for r in rounds], marker="o",
+                  label=recipe)
+    axes.set_xlabel("revision rounds")
+    axes.set_ylabel("% accepted")
+    axes.set_ylim(0, 100)
+    axes.set_xticks(sorted({r for result in results.values() for r in result["by_round"]}))
+    axes.set_title("Accepted pairs by round")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def write_report(results: dict[str, dict], folder: Path, header: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    searches = plot_searches_by_recipe(results, folder / "searches_vs_target.png")
+    accepted = plot_accepted_by_round(results, folder / "accepted_by_round.png")
+    reuse = [f"- `{recipe}`: {'reused' if r['reused'] else 'ran'} `{r['folder']}`" for recipe, r in results.items()]
+    text = "\n\n".join([
+        f"# sage evaluate\n\n{header}",
+        markdown("Intrinsic evaluation (all targets)", rows(results)),
+        markdown("Per target, after the last round", target_rows(results)),
+        f"![searches against target]({searches.name})\n\n![accepted by round]({accepted.name})",
+        "Runs:\n" + "\n".join(reuse),
+    ])
+    report = folder / "report.md"
+    report.write_text(text + "\n", encoding="utf-8")
+    return report

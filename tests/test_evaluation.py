@@ -1,0 +1,153 @@
+"""sage evaluate and sage solve: the table arithmetic on hand-made rounds, the report files, reuse of runs."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from sage_dspy.cli import app
+from sage_dspy.evaluation import as_of_round, find_previous_run, table_by_round
+from sage_dspy.evaluation_report import rows, write_report
+from sage_dspy.pipeline import GenerateConfig
+from sage_dspy.solving import load_questions, summarize_by_hops
+from sage_dspy.corpus import CorpusError
+
+ENV = {"COLUMNS": "200"}
+
+
+def round_(verdict: str, searches: int, avg: float) -> dict:
+    return {"verdict": verdict, "correct": verdict != "incorrect", "searches": searches, "avg_at_k": avg}
+
+
+def record(target: int, *rounds: dict, error: str = "") -> dict:
+    last = rounds[-1] if rounds else round_("incorrect", -1, 0.0)
+    return {"target": target, "error": error, "rounds": list(rounds), "correct": last["correct"],
+            "accepted": last["verdict"] == "accepted", "searches": last["searches"], "avg_at_k": last["avg_at_k"],
+            "kept": last["verdict"] == "accepted"}
+
+
+RECORDS = [
+    record(3, round_("too_easy", 1, 1.0), round_("accepted", 3, 0.5)),          # accepted after one revision
+    record(3, round_("incorrect", -1, 0.0), round_("too_easy", 2, 0.25), round_("accepted", 4, 0.75)),
+    record(4, round_("accepted", 5, 1.0)),                                      # accepted at once: stays accepted
+    record(4, error="LM failed"),                                               # failed seeds stay out
+]
+
+
+@pytest.mark.parametrize("rounds, correct, accepted, avg, searches", [
+    (0, 200 / 3, 100 / 3, (1.0 + 0.0 + 1.0) / 3, (1 + 5) / 2),
+    (1, 100.0, 200 / 3, (0.5 + 0.25 + 1.0) / 3, (3 + 2 + 5) / 3),
+    (2, 100.0, 100.0, (0.5 + 0.75 + 1.0) / 3, (3 + 4 + 5) / 3),
+    (3, 100.0, 100.0, (0.5 + 0.75 + 1.0) / 3, (3 + 4 + 5) / 3),  # past the last round: where it ended
+])
+def test_table_by_round(rounds, correct, accepted, avg, searches):
+    row = table_by_round(RECORDS, 3)[rounds]["overall"]
+    assert row["seeds"] == 4 and row["failed"] == 1
+    assert row["correct_pct"] == pytest.approx(correct)
+    assert row["accepted_pct"] == pytest.approx(accepted)
+    assert row["avg_at_k"] == pytest.approx(avg)
+    assert row["mean_searches"] == pytest.approx(searches)
+
+
+def test_as_of_round_keeps_only_pairs_with_two_searches_and_leaves_failures_alone():
+    easy_but_accepted = record(1, round_("accepted", 1, 1.0))
+    assert as_of_round(easy_but_accepted, 0)["accepted"] and not as_of_round(easy_but_accepted, 0)["kept"]
+    assert as_of_round(RECORDS[3], 2) is RECORDS[3]
+
+
+def test_generator_only_gets_one_row_and_others_one_per_round():
+    results = {name: {"by_round": table_by_round(RECORDS, 2), "records": RECORDS, "reused": False, "folder": "x"}
+               for name in ("generator_only", "sage")}
+    labels = [(recipe, label) for recipe, label, _ in rows(results)]
+    assert labels == [("generator_only", "generator"), ("sage", "generator"), ("sage", "+1"), ("sage", "+2")]
+
+
+def test_report_writes_markdown_and_two_plots(tmp_path):
+    results = {"sage": {"by_round": table_by_round(RECORDS, 2), "records": RECORDS, "reused": True,
+                        "folder": tmp_path}}
+    report = write_report(results, tmp_path / "eval", "header line")
+    text = report.read_text()
+    assert "| sage | +2 | 100.0 | 100.0 |" in text and "header line" in text and "reused" in text
+    for name in ("searches_vs_target.png", "accepted_by_round.png"):
+        assert (tmp_path / "eval" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_finished_run_with_the_same_settings_is_found_and_a_different_one_is_not(tmp_path):
+    config = GenerateConfig(seeds=3, out_dir=tmp_path / "runs" / "mine")
+    folder = tmp_path / "runs" / "mine"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(config.to_dict()))
+    assert find_previous_run(config, tmp_path / "runs") is None  # not finished: no summary.json yet
+    (folder / "summary.json").write_text("{}")
+    assert find_previous_run(GenerateConfig(seeds=3, out_dir=tmp_path / "elsewhere"), tmp_path / "runs") == folder
+    assert find_previous_run(GenerateConfig(seeds=4), tmp_path / "runs") is None
+
+
+def test_evaluate_reuses_an_earlier_generate_run(workdir):
+    runner = CliRunner()
+    common = ["--seeds", "3", "--targets", "2-3", "--rounds", "1", "--k", "2"]
+    first = runner.invoke(app, ["generate", *common, "--out", "artifacts/runs/by-hand", "--no-track"], env=ENV)
+    assert first.exit_code == 0, first.output
+    result = runner.invoke(app, ["evaluate", *common, "--recipes", "sage,generator_only", "--no-track"], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert "sage: reused an earlier run" in result.stderr and "generator_only: done" in result.stderr
+    report = (workdir / "artifacts" / "evaluations" / "bundled-seed0" / "report.md").read_text()
+    assert "reused `artifacts/runs/by-hand`" in report
+    assert "| generator_only | generator |" in report and "| sage | +1 |" in report
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--recipes", "sage,magic"], "unknown program recipe"),
+    (["--targets", "0-3"], "target range"),
+])
+def test_evaluate_bad_input_is_one_line(workdir, args, expected):
+    result = CliRunner().invoke(app, ["evaluate", "--no-track", *args], env=ENV)
+    assert result.exit_code == 2
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        line for line in result.stderr.splitlines() if expected in line]
+
+
+def test_questions_load_from_every_shape(tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text("\n".join(json.dumps(row) for row in [
+        {"id": "a", "question": "Q1?", "answers": ["x", "y"], "hops": 2},
+        {"idx": 7, "question": "Q2?", "answer": "z"},
+        {"question": "Q3?", "answer": "w", "answer_aliases": ["W"]},
+    ]))
+    loaded = load_questions(path)
+    assert [(q.id, q.answers, q.hops) for q in loaded] == [("a", ("x", "y"), 2), ("7", ("z",), 0),
+                                                          ("3", ("w", "W"), 0)]
+    assert len(load_questions(path, limit=2)) == 2
+
+
+@pytest.mark.parametrize("content, expected", [("", "holds no questions"), ("{bad", "line 1 is not valid JSON"),
+                                               ('{"question": "Q?"}', "needs 'question' and 'answer'")])
+def test_bad_question_files_are_one_line_errors(tmp_path, content, expected):
+    path = tmp_path / "q.jsonl"
+    path.write_text(content)
+    with pytest.raises(CorpusError, match=expected) as error:
+        load_questions(path)
+    assert "\n" not in str(error.value)
+
+
+def test_summary_by_hops_orders_hops_and_counts_searches_of_correct_questions_only():
+    rows_ = [{"hops": 3, "correct": True, "avg_at_k": 0.5, "searches": 3, "mean_attempt_searches": 3.5},
+             {"hops": 2, "correct": False, "avg_at_k": 0.0, "searches": -1, "mean_attempt_searches": 2.0},
+             {"hops": 2, "correct": True, "avg_at_k": 1.0, "searches": 2, "mean_attempt_searches": 2.0}]
+    summary = summarize_by_hops(rows_)
+    assert list(summary) == ["2-hop", "3-hop", "all"]
+    assert summary["2-hop"] == {"questions": 2, "pass_at_k": 50.0, "avg_at_k": 0.5, "searches_when_correct": 2.0,
+                                "searches_per_attempt": 2.0}
+    assert summary["all"]["searches_when_correct"] == 2.5
+
+
+def test_solve_command_on_the_tiny_corpus(workdir, tiny_corpus_file):
+    questions = workdir / "q.jsonl"
+    questions.write_text(json.dumps({"question": 'In the passage on "Harbor Bridge", which name comes right after '
+                                                 '"designed by"?', "answers": ["Ada Marlowe"], "hops": 1}) + "\n")
+    result = CliRunner().invoke(app, ["solve", "--questions", str(questions), "--corpus", str(tiny_corpus_file),
+                                      "--k", "2"], env=ENV)
+    assert result.exit_code == 0, result.output
+    answers = [json.loads(line) for line in (workdir / "artifacts/solve/latest/answers.jsonl").read_text().splitlines()]
+    assert answers[0]["gold"] == ["Ada Marlowe"] and len(answers[0]["answers"]) == 2
+    assert "1-hop" in result.stdout
