@@ -33,8 +33,11 @@ def revise(prompt: Prompt, kind: str) -> dict:
         return _unchanged(prompt, "The question is not a chain I can rebuild from the evidence.")
     if kind == "too_easy":
         jumped = repr(plan.cue) in prompt.inputs.get("solver_trajectories", "")
-        revised = (_hide_the_cue(chain, plan, jumped) or _add_hop_in_front(chain, plan, answer, evidence)
-                   or _add_hop_behind(chain, plan, evidence))
+        if jumped:  # a hop in front cannot stop a jump straight to the last passage
+            revised = (_hide_the_cue(chain, plan, jumped) or _add_hop_behind(chain, plan, evidence, common_only=True)
+                       or _add_hop_behind(chain, plan, evidence))
+        else:
+            revised = _add_hop_in_front(chain, plan, answer, evidence) or _add_hop_behind(chain, plan, evidence)
         if revised:
             return revised
         return _unchanged(prompt, "No retrieved passage adds a hop to this chain.")
@@ -72,12 +75,14 @@ def _add_hop_in_front(chain, plan: ChainQuestion, answer: str, evidence: dict[st
     return None
 
 
-def _add_hop_behind(chain, plan: ChainQuestion, evidence: dict[str, Passage]) -> dict | None:
+def _add_hop_behind(chain, plan: ChainQuestion, evidence: dict[str, Passage], *, common_only: bool = False
+                    ) -> dict | None:
     used = {p.id for p in chain}
     others = [p for p in evidence.values() if p.id not in used]
     for span in entity_spans(chain[-1].text):
         following = next((p for p in others if names_title(span.text, p.title)), None)
-        pair = write_chain([*chain, following], plan.answer_type, careful=True) if following else None
+        pair = (write_chain([*chain, following], plan.answer_type, careful=True, common_only=common_only)
+                if following else None)
         if pair and pair.answer_type == plan.answer_type:  # a harder pair keeps its answer type
             return _reply(f"Go one passage further, to {following.title}, for the answer.",
                           pair.question, pair.answer, pair.steps)
