@@ -56,6 +56,22 @@ def parse_targets(text: str) -> tuple[int, int]:
     return low, high
 
 
+# Options every command that builds real LMs takes; keys come from the provider's environment variable only.
+ApiBase = Annotated[Optional[str], typer.Option("--api-base", help="endpoint of an OpenAI-compatible server "
+                                                                   "(vLLM, Ollama, llama.cpp, ...)")]
+LmSeed = Annotated[Optional[int], typer.Option("--lm-seed", help="sampling seed; attempt k sends seed + k "
+                                                                  "(for providers that honour seeds)")]
+LmTimeout = Annotated[Optional[float], typer.Option("--lm-timeout", min=1, help="seconds one LM request may take")]
+LmRetries = Annotated[Optional[int], typer.Option("--lm-retries", min=0, help="DSPy's retries on 429/5xx/timeouts "
+                                                                               "(exponential backoff; default 3)")]
+
+
+def lm_options(api_base: Optional[str], seed: Optional[int], timeout: Optional[float],
+               retries: Optional[int]) -> dict:
+    options = {"api_base": api_base, "seed": seed, "timeout": timeout, "num_retries": retries}
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def role_lms(lm: str, overrides: dict[str, Optional[str]]) -> dict[str, str]:
     return {role: overrides.get(role) or lm for role in ROLES}
 
@@ -86,6 +102,10 @@ def generate_command(
                                                         "runs:/<run id>/program, models:/<id>, or "
                                                         "prompts:/<name>@<alias> or /<version>")] = None,
     traces: Annotated[bool, typer.Option(help="also log a DSPy trace per seed to MLflow (slower)")] = False,
+    api_base: ApiBase = None,
+    lm_seed: LmSeed = None,
+    lm_timeout: LmTimeout = None,
+    lm_retries: LmRetries = None,
 ) -> None:
     """Generate verified QA pairs that need at least S searches, and print the paper's table for the run."""
     low, high = parse_targets(targets)
@@ -98,6 +118,7 @@ def generate_command(
         lms=role_lms(lm, {"generator": generator_lm, "solver": solver_lm, "judge": judge_lm,
                           "reviser": reviser_lm}),
         rounds=rounds, k=k, random_seed=random_seed, out_dir=out_dir,
+        lm_options=lm_options(api_base, lm_seed, lm_timeout, lm_retries),
     )
     try:
         if program and ":/" in program:
@@ -160,6 +181,10 @@ def evaluate_command(
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="report folder (default: "
                                                     "artifacts/evaluations/<corpus>-seed<seed>)")] = None,
     track: Annotated[bool, typer.Option(help="log the evaluation to MLflow")] = True,
+    api_base: ApiBase = None,
+    lm_seed: LmSeed = None,
+    lm_timeout: LmTimeout = None,
+    lm_retries: LmRetries = None,
 ) -> None:
     """Run several recipes on the same seeds and print the paper's intrinsic table by round count."""
     low, high = parse_targets(targets)
@@ -168,7 +193,8 @@ def evaluate_command(
     if unknown or not chosen:
         fail(f"unknown program recipe(s) {unknown or recipes!r}: choose from {', '.join(RECIPES)}")
     base = GenerateConfig(corpus=corpus, seeds=seeds, min_target=low, max_target=high, rounds=rounds, k=k,
-                          random_seed=random_seed, lms=role_lms(lm, {}))
+                          random_seed=random_seed, lms=role_lms(lm, {}),
+                          lm_options=lm_options(api_base, lm_seed, lm_timeout, lm_retries))
     try:
         passages = load_corpus(corpus)
         tracking_uri = tracking.configure_tracking(root=Path("artifacts")) if track else ""
@@ -201,12 +227,16 @@ def solve_command(
     limit: Annotated[Optional[int], typer.Option(min=1, help="only the first N questions")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for answers.jsonl and summary.json")] =
         Path("artifacts/solve/latest"),
+    api_base: ApiBase = None,
+    lm_seed: LmSeed = None,
+    lm_timeout: LmTimeout = None,
+    lm_retries: LmRetries = None,
 ) -> None:
     """Run the search agent alone on real questions: pass@K, Avg@K and searches by hop count."""
     try:
         passages = load_corpus(corpus)
         config = SolveConfig(questions=questions, lms={"solver": lm, "judge": judge_lm or lm}, k=k, limit=limit,
-                             out_dir=out_dir)
+                             out_dir=out_dir, lm_options=lm_options(api_base, lm_seed, lm_timeout, lm_retries))
         with Progress(TextColumn("solving"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                       transient=True) as progress:
             task = progress.add_task("solving", total=limit)
@@ -242,6 +272,10 @@ def compile_command(
     rounds: Annotated[int, typer.Option(min=0, max=10, help="revision rounds during compilation")] = 2,
     random_seed: Annotated[int, typer.Option("--seed", help="seed for drawing seeds")] = 0,
     track: Annotated[bool, typer.Option(help="log to MLflow and register prompt versions")] = True,
+    api_base: ApiBase = None,
+    lm_seed: LmSeed = None,
+    lm_timeout: LmTimeout = None,
+    lm_retries: LmRetries = None,
 ) -> None:
     """Compile the generator's prompts with a DSPy optimizer; print validation scores before and after."""
     low, high = parse_targets(targets)
@@ -252,7 +286,7 @@ def compile_command(
         corpus=corpus, recipe=recipe, optimizer=optimizer, reflection_lm=reflection_lm,
         lms={"generator": lm, "reviser": lm, "solver": solver_lm, "judge": solver_lm},
         train_size=train_size, val_size=val_size, budget=budget, min_target=low, max_target=high,
-        rounds=rounds, random_seed=random_seed)
+        rounds=rounds, random_seed=random_seed, lm_options=lm_options(api_base, lm_seed, lm_timeout, lm_retries))
     try:  # bad input is refused before anything is created
         check_optimizer_budget(optimizer, budget, val_size)
         passages = load_corpus(corpus)

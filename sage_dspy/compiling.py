@@ -14,7 +14,7 @@ import dspy
 
 from optimizers import load_optimizer
 from sage_dspy.corpus import Passage, corpus_fingerprint, load_corpus
-from sage_dspy.lms import RoleLMs, build_lm
+from sage_dspy.lms import RoleLMs, build_lm, loggable_options
 from sage_dspy.metrics import sage_metric
 from sage_dspy.pipeline import ANSWER_TYPES, PROGRAM_FILE, GenerateConfig, build_program
 from sage_dspy.retrieval import SearchIndex
@@ -29,6 +29,7 @@ class CompileConfig:
     lms: dict[str, str] = field(default_factory=lambda: dict.fromkeys(
         ("generator", "solver", "judge", "reviser"), "offline"))
     reflection_lm: str = "offline"
+    lm_options: dict = field(default_factory=dict)  # api_base, seed, timeout, num_retries for real LMs
     train_size: int = 12
     val_size: int = 8
     budget: int = 60  # GEPA: metric calls; MIPROv2: trials; bootstrap: candidate programs (random search)
@@ -41,7 +42,8 @@ class CompileConfig:
     index_root: Path = Path("artifacts/indexes")
 
     def to_dict(self) -> dict:
-        return {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
+        settings = {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
+        return {**settings, "lm_options": loggable_options(self.lm_options)}
 
 
 @dataclass
@@ -91,12 +93,12 @@ def evaluate(program: dspy.Module, devset: list) -> float:
 def compile_program(config: CompileConfig, passages: list[Passage] | None = None) -> CompileResult:
     passages = passages if passages is not None else load_corpus(config.corpus)
     index = SearchIndex.open(passages, root=config.index_root)
-    lms = RoleLMs.from_specs(config.lms)
+    lms = RoleLMs.from_specs(config.lms, **config.lm_options)
     loop_config = GenerateConfig(corpus=config.corpus, recipe=config.recipe, k=config.k, rounds=config.rounds)
     student = build_program(loop_config, index, lms).freeze_search_agent()
     trainset, valset = seed_examples(passages, config)
     recipe = load_optimizer(config.optimizer)
-    reflection = build_lm(config.reflection_lm, "reflection")
+    reflection = build_lm(config.reflection_lm, "reflection", **config.lm_options)
     # The optimizer's own calls (proposals, reflections, bootstrapped teachers) use the generator's LM.
     with dspy.context(lm=lms.lms["generator"]):
         before = evaluate(student, valset)

@@ -27,7 +27,11 @@ def offline_lm() -> dspy.LM:
     return dspy.LM(MODEL_NAME, engine=engine, async_engine=AsyncOfflineEngine(engine), cache=False, seed=0)
 
 
-def build_lm(spec: str, role: str, *, api_base: str | None = None, max_tokens: int | None = None) -> dspy.LM:
+def build_lm(spec: str, role: str, *, api_base: str | None = None, max_tokens: int | None = None,
+             seed: int | None = None, timeout: float | None = None, num_retries: int | None = None) -> dspy.LM:
+    """A role's LM. `seed` makes each solver rollout send seed + k (distinct, reproducible samples, where the
+    provider honours seeds); `timeout` bounds one request; DSPy retries 429/5xx/timeouts `num_retries` times
+    with exponential backoff (its default is 3)."""
     spec = spec.strip()
     if spec == OFFLINE or spec == MODEL_NAME:
         return offline_lm()
@@ -35,12 +39,14 @@ def build_lm(spec: str, role: str, *, api_base: str | None = None, max_tokens: i
         raise LMConfigError(
             f"unknown LM {spec!r}: use 'offline' or a provider/model string such as openai/gpt-4o-mini "
             "or ollama_chat/llama3.1")
-    settings = {"temperature": DEFAULT_TEMPERATURES.get(role, 0.0)}
-    if api_base:
-        settings["api_base"] = api_base
-    if max_tokens:
-        settings["max_tokens"] = max_tokens
-    return dspy.LM(spec, **settings)
+    settings = {"temperature": DEFAULT_TEMPERATURES.get(role, 0.0), "api_base": api_base, "max_tokens": max_tokens,
+                "seed": seed, "timeout": timeout, "num_retries": num_retries}
+    return dspy.LM(spec, **{name: value for name, value in settings.items() if value is not None})
+
+
+def loggable_options(options: dict) -> dict:
+    """LM options fit for logs and config files: an endpoint may carry credentials, so only say it is set."""
+    return {name: ("<set>" if name == "api_base" and value else value) for name, value in options.items()}
 
 
 @dataclass

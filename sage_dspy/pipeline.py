@@ -10,7 +10,7 @@ from typing import Callable
 
 from programs import load_recipe
 from sage_dspy.corpus import Passage, corpus_fingerprint, load_corpus
-from sage_dspy.lms import RoleLMs
+from sage_dspy.lms import RoleLMs, loggable_options
 from sage_dspy.offline.engine import MODEL_NAME
 from sage_dspy.records import record_for, mark_kept
 from sage_dspy.report import summarize
@@ -46,6 +46,7 @@ class GenerateConfig:
     recipe: str = "sage"
     lms: dict[str, str] = field(default_factory=lambda: {"generator": "offline", "solver": "offline",
                                                           "judge": "offline", "reviser": "offline"})
+    lm_options: dict = field(default_factory=dict)  # api_base, seed, timeout, num_retries for real LMs
     rounds: int = 3
     k: int = 4
     random_seed: int = 0
@@ -54,7 +55,8 @@ class GenerateConfig:
     search_k: int = 3
 
     def to_dict(self) -> dict:
-        return {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
+        settings = {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
+        return {**settings, "lm_options": loggable_options(self.lm_options)}
 
     def corpus_label(self) -> str:
         """A short name for the corpus in folder names: 'bundled', or the file or folder name."""
@@ -121,7 +123,7 @@ def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None
     """Run every seed through the program; `passages` skips loading when the caller already has them."""
     passages = passages if passages is not None else load_corpus(config.corpus, **config.corpus_fields)
     index = SearchIndex.open(passages, root=config.index_root)
-    lms = RoleLMs.from_specs(config.lms)
+    lms = RoleLMs.from_specs(config.lms, **config.lm_options)
     check_lms(lms)
     program = build_program(config, index, lms, program_folder)
     tasks = draw_seeds(list(index.passages), config.seeds, (config.min_target, config.max_target),

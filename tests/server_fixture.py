@@ -1,0 +1,88 @@
+"""Start `python -m sage_dspy.offline.server` as a real subprocess on 127.0.0.1 and stop it, whatever happens.
+
+Used by tests/test_http_lm.py (pytest finds fixtures in test modules and conftest.py, not here).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+READY_TIMEOUT_S = 30.0
+# Every server stops by itself even if the test run dies without tearing it down.
+SAFETY = ("--idle-exit", "120", "--max-seconds", "600", "--max-requests", "20000")
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen
+    port: int
+    stdout: Path
+    stderr: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api_base(self) -> str:
+        return self.base + "/v1"
+
+    def get(self, path: str) -> dict:
+        with urllib.request.urlopen(self.base + path, timeout=5) as reply:
+            return json.loads(reply.read())
+
+    def stats(self) -> dict:
+        return self.get("/stats")
+
+    def output(self) -> str:
+        """Everything the server printed so far, stdout and stderr."""
+        return self.stdout.read_text(encoding="utf-8", errors="replace") + self.stderr.read_text(
+            encoding="utf-8", errors="replace")
+
+
+def _read_port(stdout: Path, process: subprocess.Popen, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        first = stdout.read_text(encoding="utf-8", errors="replace").partition("\n")
+        if first[1]:  # a whole first line
+            return int(json.loads(first[0])["port"])
+        if process.poll() is not None:
+            raise RuntimeError(f"the offline server exited with {process.returncode} before it was ready")
+        time.sleep(0.02)
+    raise TimeoutError(f"the offline server printed no port line within {timeout:.0f} s")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@contextmanager
+def offline_servers(folder: Path, *arg_lists: list[str], env: dict | None = None):
+    """Start one server per argument list, all at once (imports overlap), and yield them ready, in order.
+    They are terminated (killed if need be) when the block ends, on success, failure or interrupt."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        started = []
+        for number, args in enumerate(arg_lists):
+            stdout, stderr = folder / f"server-{number}.out", folder / f"server-{number}.err"
+            with stdout.open("wb") as out, stderr.open("wb") as err:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "sage_dspy.offline.server", "--port", "0", *SAFETY, *args],
+                    stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=folder,
+                    env={**os.environ, **(env or {})})
+            stack.callback(_stop, process)
+            started.append((process, stdout, stderr))
+        yield [ServerProcess(process, _read_port(stdout, process, READY_TIMEOUT_S), stdout, stderr)
+               for process, stdout, stderr in started]
