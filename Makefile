@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Retrieval benchmarks: `make bench` is the quick mode (100k passages, a few minutes); FULL=1 adds 1M passages.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python -m bench.retrieval $(if $(FULL),,--quick)
 
 clean:
 	rm -rf artifacts/runs artifacts/indexes artifacts/mlflow.db artifacts/mlflow-artifacts

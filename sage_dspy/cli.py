@@ -20,6 +20,7 @@ from sage_dspy.pipeline import PROGRAM_FILE, GenerateConfig, LMUnreachableError,
 from sage_dspy import compare, tracking
 from sage_dspy.program_sources import ProgramSourceError, resolve_program
 from sage_dspy.report import summary_table
+from sage_dspy.run_store import RunMismatchError
 from sage_dspy.evaluation import DEFAULT_RECIPES, evaluate_recipes
 from sage_dspy.solving import SolveConfig, solve
 from sage_dspy.evaluation_report import rich_table, target_rows, write_report
@@ -31,7 +32,7 @@ app = typer.Typer(help="sage-dspy: verified, difficulty-steered deep-search QA p
 err = Console(stderr=True)
 out = Console()
 USER_ERRORS = (CorpusError, LMConfigError, UnknownRecipeError, UnknownOptimizerError, LMUnreachableError,
-               ProgramMismatchError)
+               ProgramMismatchError, RunMismatchError)
 
 
 @app.callback()
@@ -102,6 +103,7 @@ def generate_command(
                                                         "runs:/<run id>/program, models:/<id>, or "
                                                         "prompts:/<name>@<alias> or /<version>")] = None,
     traces: Annotated[bool, typer.Option(help="also log a DSPy trace per seed to MLflow (slower)")] = False,
+    fresh: Annotated[bool, typer.Option(help="start over instead of resuming the run in --out")] = False,
     api_base: ApiBase = None,
     lm_seed: LmSeed = None,
     lm_timeout: LmTimeout = None,
@@ -118,7 +120,7 @@ def generate_command(
         lms=role_lms(lm, {"generator": generator_lm, "solver": solver_lm, "judge": judge_lm,
                           "reviser": reviser_lm}),
         rounds=rounds, k=k, random_seed=random_seed, out_dir=out_dir,
-        lm_options=lm_options(api_base, lm_seed, lm_timeout, lm_retries),
+        lm_options=lm_options(api_base, lm_seed, lm_timeout, lm_retries), program=program or "",
     )
     try:
         if program and ":/" in program:
@@ -146,7 +148,8 @@ def generate_command(
         try:
             with warnings.catch_warnings(record=True) as notes:
                 warnings.simplefilter("always", UserWarning)
-                result = generate(config, on_record=advance, passages=passages, program_folder=program_folder)
+                result = generate(config, on_record=advance, passages=passages, program_folder=program_folder,
+                                  fresh=fresh)
         except USER_ERRORS as error:
             progress.stop()
             fail(str(error))

@@ -12,12 +12,9 @@ from pathlib import Path
 from sage_dspy.feedback import MIN_KEPT_SEARCHES
 from sage_dspy.pipeline import GenerateConfig, generate
 from sage_dspy.report import summarize
+from sage_dspy.run_store import run_settings
 
 DEFAULT_RECIPES = ("generator_only", "resample", "sage")
-# Settings that do not change a run's records: where it is written and how it is logged.
-NOT_RUN_SETTINGS = {"out_dir", "index_root"}
-
-
 def as_of_round(record: dict, rounds: int) -> dict:
     """The record as it stood after `rounds` revision rounds (round 0 is the generator's pair)."""
     if record["error"] or not record["rounds"]:
@@ -34,7 +31,7 @@ def table_by_round(records: list[dict], max_rounds: int) -> dict[int, dict]:
 
 
 def run_key(config: GenerateConfig) -> dict:
-    return {k: v for k, v in config.to_dict().items() if k not in NOT_RUN_SETTINGS}
+    return run_settings(config.to_dict())
 
 
 def find_previous_run(config: GenerateConfig, runs_root: Path) -> Path | None:
@@ -46,7 +43,7 @@ def find_previous_run(config: GenerateConfig, runs_root: Path) -> Path | None:
             saved = json.loads(config_file.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             continue
-        if {k: v for k, v in saved.items() if k not in NOT_RUN_SETTINGS} == wanted and \
+        if run_settings(saved) == wanted and \
                 (folder / "summary.json").is_file():
             return folder
     return None

@@ -15,6 +15,7 @@ from sage_dspy.offline.engine import MODEL_NAME
 from sage_dspy.records import record_for, mark_kept
 from sage_dspy.report import summarize
 from sage_dspy.retrieval import SearchIndex, SearchTool
+from sage_dspy.run_store import RunFolder, record_key, seed_key
 from sage_dspy.usage import add_tokens, counting_usage
 
 ANSWER_TYPES = ("number", "date", "entity")
@@ -47,6 +48,7 @@ class GenerateConfig:
     lms: dict[str, str] = field(default_factory=lambda: {"generator": "offline", "solver": "offline",
                                                           "judge": "offline", "reviser": "offline"})
     lm_options: dict = field(default_factory=dict)  # api_base, seed, timeout, num_retries for real LMs
+    program: str = ""  # the compiled program's source, when one replaces the recipe's prompts
     rounds: int = 3
     k: int = 4
     random_seed: int = 0
@@ -119,8 +121,10 @@ def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
 
 
 def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None = None,
-             program_folder: Path | None = None, passages: list[Passage] | None = None) -> GenerateResult:
-    """Run every seed through the program; `passages` skips loading when the caller already has them."""
+             program_folder: Path | None = None, passages: list[Passage] | None = None,
+             fresh: bool = False) -> GenerateResult:
+    """Run every seed through the program, resuming a run of the same settings in `config.out_dir` (unless
+    `fresh`); `passages` skips loading when the caller already has them."""
     passages = passages if passages is not None else load_corpus(config.corpus, **config.corpus_fields)
     index = SearchIndex.open(passages, root=config.index_root)
     lms = RoleLMs.from_specs(config.lms, **config.lm_options)
@@ -128,17 +132,18 @@ def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None
     program = build_program(config, index, lms, program_folder)
     tasks = draw_seeds(list(index.passages), config.seeds, (config.min_target, config.max_target),
                        config.random_seed)
-    config.out_dir.mkdir(parents=True, exist_ok=True)
-    records_path = config.out_dir / "records.jsonl"
+    run = RunFolder(config.out_dir, config.to_dict(), fresh=fresh)
+    done = {record_key(r): r for r in run.open()}
     records = []
-    with records_path.open("w", encoding="utf-8") as sink:
-        for task in tasks:
+    for task in tasks:
+        record = done.get(seed_key(task.passage.id, task.target, task.answer_type))
+        if record is None:
             record = run_seed(program, task, lms.ids())
-            records.append(record)
-            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-            sink.flush()  # a finished seed is on disk at once
-            if on_record:
-                on_record(record)
+            run.append(record)
+        records.append(record)
+        if on_record:
+            on_record(record)
+    records_path = run.records_path
     mark_kept(records)
     _write_jsonl(records_path, records)
     dataset_path = config.out_dir / "dataset.jsonl"
@@ -147,7 +152,6 @@ def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None
     summary["corpus"] = {"source": config.corpus, "passages": len(passages),
                          "fingerprint": corpus_fingerprint(passages)}
     (config.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    (config.out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2), encoding="utf-8")
     return GenerateResult(records, summary, records_path, dataset_path)
 
 

@@ -1,0 +1,44 @@
+"""artifacts/bench/report.md: one section per benchmark, each replaced in place by its next run."""
+
+import re
+from pathlib import Path
+
+REPORT = Path("artifacts/bench/report.md")
+TITLE = ("# sage-dspy benchmarks\n\nEach section is written by one benchmark (`python -m bench.<name>`); "
+         "rerunning it replaces only its own section.\n")
+
+
+def _markers(name: str) -> tuple[str, str]:
+    return f"<!-- bench:{name} start -->", f"<!-- bench:{name} end -->"
+
+
+def write_report_section(name: str, markdown: str, path: Path = REPORT) -> Path:
+    """Put `markdown` into report.md as the section `name`, replacing that section and keeping the others."""
+    path = Path(path)
+    start, end = _markers(name)
+    block = f"{start}\n{markdown.strip()}\n{end}"
+    text = path.read_text(encoding="utf-8") if path.exists() else TITLE
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def read_report_section(name: str, path: Path = REPORT) -> str | None:
+    """The markdown of section `name`, or None when report.md has no such section."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    start, end = _markers(name)
+    found = re.search(re.escape(start) + r"\n(.*?)\n" + re.escape(end), path.read_text(encoding="utf-8"), re.DOTALL)
+    return found.group(1) if found else None
+
+
+def markdown_table(header: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,94 @@
+"""Crash-safe runs: a killed `sage generate` resumes without redoing, duplicating or tearing records."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from sage_dspy.cli import app
+from sage_dspy.run_store import RunFolder, RunMismatchError
+
+ENV = {"COLUMNS": "200"}
+FAST = ["--k", "2", "--rounds", "1", "--no-track"]
+
+
+def comparable(path):
+    return [{k: v for k, v in json.loads(line).items() if k not in ("seconds", "kept", "drop_reason")}
+            for line in path.read_text().splitlines()]
+
+
+def test_a_torn_last_line_is_cut_off_and_finished_records_come_back(tmp_path):
+    folder = RunFolder(tmp_path, {"seeds": 2})
+    assert folder.open() == []
+    folder.append({"seed_id": "a", "target": 2, "requested_answer_type": "date"})
+    with folder.records_path.open("a") as sink:
+        sink.write('{"seed_id": "b", "tar')  # killed mid-write
+    again = RunFolder(tmp_path, {"seeds": 2})
+    assert [r["seed_id"] for r in again.open()] == ["a"]
+    assert folder.records_path.read_text().endswith("}\n")
+
+
+def test_other_settings_in_the_same_folder_are_refused_and_fresh_starts_over(tmp_path):
+    RunFolder(tmp_path, {"seeds": 2, "k": 4, "out_dir": "a"}).open()
+    (tmp_path / "records.jsonl").write_text('{"seed_id": "x", "target": 2, "requested_answer_type": "date"}\n')
+    assert len(RunFolder(tmp_path, {"seeds": 2, "k": 4, "out_dir": "elsewhere"}).open()) == 1  # same run
+    with pytest.raises(RunMismatchError, match=r"other settings \(k\)") as error:
+        RunFolder(tmp_path, {"seeds": 2, "k": 3}).open()
+    assert "\n" not in str(error.value)
+    assert RunFolder(tmp_path, {"seeds": 2, "k": 3}, fresh=True).open() == []
+
+
+def test_resuming_finishes_only_the_missing_seeds(workdir):
+    runner = CliRunner()
+    whole = runner.invoke(app, ["generate", "--seeds", "5", "--out", "whole", *FAST], env=ENV)
+    assert whole.exit_code == 0, whole.output
+    lines = (workdir / "whole" / "records.jsonl").read_text().splitlines()
+    partial = workdir / "partial"
+    partial.mkdir()
+    (partial / "config.json").write_text((workdir / "whole" / "config.json").read_text())
+    (partial / "records.jsonl").write_text("\n".join(lines[:2]) + "\n" + lines[2][:40])  # 2 done, 1 torn
+    resumed = runner.invoke(app, ["generate", "--seeds", "5", "--out", "partial", *FAST], env=ENV)
+    assert resumed.exit_code == 0, resumed.output
+    assert comparable(partial / "records.jsonl") == comparable(workdir / "whole" / "records.jsonl")
+
+
+def test_changed_settings_are_refused_in_one_line(workdir):
+    runner = CliRunner()
+    assert runner.invoke(app, ["generate", "--seeds", "2", "--out", "run", *FAST], env=ENV).exit_code == 0
+    result = runner.invoke(app, ["generate", "--seeds", "3", "--out", "run", *FAST], env=ENV)
+    assert result.exit_code == 2
+    assert [line for line in result.stderr.splitlines() if line.strip()] == [
+        f"error: run holds a run with other settings (seeds); resume it with the same command, pass another "
+        "--out, or --fresh to start over"]
+
+
+def test_sigkill_at_random_moments_then_resume_gives_exactly_the_requested_records(workdir):
+    seeds = 10
+    command = [sys.executable, "-m", "sage_dspy", "generate", "--seeds", str(seeds), *FAST]
+    env = {**os.environ, "COLUMNS": "200"}
+    subprocess.run([*command, "--out", "reference"], check=True, env=env, capture_output=True, timeout=300)
+    records = workdir / "killed" / "records.jsonl"
+    rng = random.Random(7)
+    for _ in range(3):  # three kills, each once the run has made some progress
+        process = subprocess.Popen([*command, "--out", "killed"], env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        before = len(records.read_text().splitlines()) if records.exists() else 0
+        wanted, deadline = before + rng.randint(1, 2), time.monotonic() + 120
+        while time.monotonic() < deadline and process.poll() is None:
+            if records.exists() and len(records.read_bytes().split(b"\n")) - 1 >= wanted:
+                break
+            time.sleep(rng.uniform(0.01, 0.1))
+        time.sleep(rng.uniform(0, 0.3))  # somewhere in the next seed, maybe mid-write
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    subprocess.run([*command, "--out", "killed"], check=True, env=env, capture_output=True, timeout=300)
+    resumed = comparable(records)
+    assert len(resumed) == seeds
+    assert len({(r["seed_id"], r["target"], r["requested_answer_type"]) for r in resumed}) == seeds  # no duplicates
+    assert resumed == comparable(workdir / "reference" / "records.jsonl")
