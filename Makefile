@@ -20,10 +20,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# Retrieval benchmarks: `make bench` is the quick mode (100k passages, a few minutes); FULL=1 adds 1M passages.
+# Benchmarks (retrieval, client overhead): `make bench` is the quick mode (a couple of minutes); FULL=1 adds 1M passages.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
-	$(BIN)/python -m bench.retrieval $(if $(FULL),,--quick)
+	$(BIN)/python -m bench.run_all $(if $(FULL),,--quick)
 
 clean:
 	rm -rf artifacts/runs artifacts/indexes artifacts/mlflow.db artifacts/mlflow-artifacts

@@ -165,6 +165,10 @@ def generate_command(
     overall = result.summary["overall"]
     out.print(f"cost per accepted pair: {overall['lm_calls_per_accepted']:.1f} LM calls, "
               f"{overall['tokens_per_accepted']:.0f} tokens", highlight=False)
+    failures = result.summary["failures"]
+    if failures["seeds"] or failures["attempts"]:
+        out.print(f"failures: seeds {failures['seeds'] or 'none'}; attempts {failures['attempts'] or 'none'}",
+                  highlight=False)
     if "offline" in lm_ids:
         out.print("Offline LM: these numbers measure the pipeline's mechanics, not the quality of an LLM.")
     out.print(f"records: {result.records_path}\npairs:   {result.dataset_path} "

@@ -4,6 +4,7 @@ import dspy
 
 from sage_dspy.answers import answer_type_of
 from sage_dspy.pair import QAPair, as_steps
+from sage_dspy.react import ReAct
 from sage_dspy.retrieval import Passage, SearchTool, format_passage
 from sage_dspy.signatures import ProposeQA
 from sage_dspy.trajectory import steps_of
@@ -16,7 +17,7 @@ class Generator(dspy.Module):
 
     def __init__(self, search: SearchTool, max_searches: int = MAX_GENERATOR_SEARCHES):
         super().__init__()
-        self.propose = dspy.ReAct(ProposeQA, tools=[search], max_iters=max_searches)
+        self.propose = ReAct(ProposeQA, tools=[search], max_iters=max_searches)
 
     def forward(self, seed: Passage, target_searches: int, answer_type: str, origin: str = "generated"):
         result = self.propose(seed_passage=format_passage(seed), target_searches=target_searches,

@@ -1,6 +1,6 @@
 """The paper's intrinsic table: % correct, % accepted, Avg@K and mean searches, overall and per target."""
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from rich.table import Table
 
@@ -33,7 +33,27 @@ def summarize(records: list[dict]) -> dict:
     by_target = defaultdict(list)
     for record in records:
         by_target[record["target"]].append(record)
-    return {"overall": _row(records), "per_target": {str(t): _row(by_target[t]) for t in sorted(by_target)}}
+    return {"overall": _row(records), "per_target": {str(t): _row(by_target[t]) for t in sorted(by_target)},
+            "failures": failures_by_kind(records)}
+
+
+def _kind(error: str) -> str:
+    """'LMRateLimitError: ...' -> 'LMRateLimitError'; 'judge failed: X: ...' -> 'judge failed: X'."""
+    parts = error.split(":")
+    return ":".join(parts[:2]).strip() if error.startswith("judge failed") else parts[0].strip()
+
+
+def failures_by_kind(records: list[dict]) -> dict[str, dict[str, int]]:
+    """Failed seeds and failed attempts, counted by error kind, so a run's faults are visible at a glance."""
+    seeds, attempts = Counter(), Counter()
+    for record in records:
+        if record.get("error"):
+            seeds[_kind(record["error"])] += 1
+        for past in record.get("rounds", []):
+            for attempt in past.get("attempts", []):
+                if attempt.get("error"):
+                    attempts[_kind(attempt["error"])] += 1
+    return {"seeds": dict(seeds), "attempts": dict(attempts)}
 
 
 def summary_table(summary: dict, title: str = "SAGE intrinsic evaluation") -> Table:

@@ -3,6 +3,7 @@
 import dspy
 
 from sage_dspy.feedback import Attempt
+from sage_dspy.react import ReAct
 from sage_dspy.retrieval import SearchTool
 from sage_dspy.signatures import AnswerWithSearch
 from sage_dspy.trajectory import search_count, steps_of
@@ -26,7 +27,7 @@ def rollout_lm(lm: dspy.LM, index: int) -> dspy.LM:
 class Solver(dspy.Module):
     def __init__(self, search: SearchTool, max_turns: int = MAX_SOLVER_TURNS):
         super().__init__()
-        self.answer = dspy.ReAct(AnswerWithSearch, tools=[search], max_iters=max_turns)
+        self.answer = ReAct(AnswerWithSearch, tools=[search], max_iters=max_turns)
 
     def forward(self, question: str):
         return self.answer(question=question)

@@ -194,3 +194,15 @@ def test_cost_per_accepted_pair_is_zero_without_accepted_pairs():
     rejected = record("b", target=2, correct=False, accepted=False, searches=-1, avg=0.0)
     rejected.update(lm_calls=12, prompt_tokens=10, completion_tokens=1)
     assert summarize([rejected])["overall"]["lm_calls_per_accepted"] == 0.0
+
+
+def test_failures_are_counted_by_kind_for_seeds_and_attempts():
+    failed_seed = record("x", target=2, error="LMServerError: 500 from provider", correct=False, accepted=False,
+                         searches=-1, avg=0.0)
+    noisy = record("y", target=2, correct=True, accepted=True, searches=2, avg=0.5)
+    noisy["rounds"] = [{"attempts": [{"error": "LMRateLimitError: 429"}, {"error": ""},
+                                     {"error": "judge failed: AdapterParseError: no fields"},
+                                     {"error": "LMRateLimitError: 429 again"}]}]
+    assert summarize([failed_seed, noisy])["failures"] == {
+        "seeds": {"LMServerError": 1},
+        "attempts": {"LMRateLimitError": 2, "judge failed: AdapterParseError": 1}}
