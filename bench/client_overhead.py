@@ -43,6 +43,7 @@ import dspy
 from bench.report import markdown_table, write_report_section
 from sage_dspy import lms as role_lms
 from sage_dspy.corpus import load_corpus
+from sage_dspy.offline.server import stop_process, wait_for_port
 from sage_dspy.lms import DEFAULT_TEMPERATURES, ROLES
 from sage_dspy.pipeline import GenerateConfig, generate
 
@@ -70,27 +71,9 @@ def loopback_server(folder: Path):
              "--idle-exit", "120", "--max-seconds", "3600", "--max-requests", "1000000"],
             stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, cwd=folder)
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            first = out.read_text(encoding="utf-8", errors="replace").partition("\n")
-            if first[1]:
-                port = int(json.loads(first[0])["port"])
-                break
-            if process.poll() is not None:
-                raise RuntimeError(f"the offline server exited with {process.returncode}: "
-                                   f"{err.read_text(errors='replace')[-500:]}")
-            if time.monotonic() > deadline:
-                raise TimeoutError("the offline server printed no port line in time")
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{wait_for_port(out, process, READY_TIMEOUT_S)}"
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        stop_process(process)
 
 
 def server_stats(base: str) -> dict:

@@ -16,7 +16,7 @@ from programs import RECIPES, UnknownRecipeError
 from sage_dspy.compiling import CompileConfig, check_optimizer_budget, check_seed_count, compile_program
 from sage_dspy.corpus import CorpusError, load_corpus
 from sage_dspy.lms import ROLES, LMConfigError
-from sage_dspy.pipeline import PROGRAM_FILE, GenerateConfig, LMUnreachableError, ProgramMismatchError, generate
+from sage_dspy.pipeline import GenerateConfig, LMUnreachableError, ProgramMismatchError, generate
 from sage_dspy import compare, tracking
 from sage_dspy.program_sources import ProgramSourceError, resolve_program
 from sage_dspy.report import summary_table
@@ -204,7 +204,8 @@ def evaluate_command(
                           lm_options=lm_options(api_base, lm_seed, lm_timeout, lm_retries))
     try:
         passages = load_corpus(corpus)
-        tracking_uri = tracking.configure_tracking(root=Path("artifacts")) if track else ""
+        if track:
+            tracking.configure_tracking(root=Path("artifacts"))
         results = evaluate_recipes(base, chosen, Path("artifacts/runs"), passages=passages,
                                    on_recipe=lambda name, reused: err.print(
                                        f"{name}: {'reused an earlier run' if reused else 'done'}", highlight=False))

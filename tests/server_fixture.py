@@ -7,11 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from sage_dspy.offline.server import stop_process, wait_for_port
 
 READY_TIMEOUT_S = 30.0
 # Every server stops by itself even if the test run dies without tearing it down.
@@ -46,28 +47,6 @@ class ServerProcess:
             encoding="utf-8", errors="replace")
 
 
-def _read_port(stdout: Path, process: subprocess.Popen, timeout: float) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        first = stdout.read_text(encoding="utf-8", errors="replace").partition("\n")
-        if first[1]:  # a whole first line
-            return int(json.loads(first[0])["port"])
-        if process.poll() is not None:
-            raise RuntimeError(f"the offline server exited with {process.returncode} before it was ready")
-        time.sleep(0.02)
-    raise TimeoutError(f"the offline server printed no port line within {timeout:.0f} s")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 @contextmanager
 def offline_servers(folder: Path, *arg_lists: list[str], env: dict | None = None):
     """Start one server per argument list, all at once (imports overlap), and yield them ready, in order.
@@ -82,7 +61,7 @@ def offline_servers(folder: Path, *arg_lists: list[str], env: dict | None = None
                     [sys.executable, "-m", "sage_dspy.offline.server", "--port", "0", *SAFETY, *args],
                     stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=folder,
                     env={**os.environ, **(env or {})})
-            stack.callback(_stop, process)
+            stack.callback(stop_process, process)
             started.append((process, stdout, stderr))
-        yield [ServerProcess(process, _read_port(stdout, process, READY_TIMEOUT_S), stdout, stderr)
+        yield [ServerProcess(process, wait_for_port(stdout, process, READY_TIMEOUT_S), stdout, stderr)
                for process, stdout, stderr in started]

@@ -24,7 +24,6 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from optimizers import OPTIMIZERS, UnknownOptimizerError
-from sage_dspy import tracking
 from sage_dspy.cli import app
 from sage_dspy.compiling import CompileConfig, check_optimizer_budget, compile_program, save_compiled, seed_examples
 from sage_dspy.corpus import corpus_fingerprint, load_corpus

@@ -64,7 +64,7 @@ def test_changed_settings_are_refused_in_one_line(workdir):
     result = runner.invoke(app, ["generate", "--seeds", "3", "--out", "run", *FAST], env=ENV)
     assert result.exit_code == 2
     assert [line for line in result.stderr.splitlines() if line.strip()] == [
-        f"error: run holds a run with other settings (seeds); resume it with the same command, pass another "
+        "error: run holds a run with other settings (seeds); resume it with the same command, pass another "
         "--out, or --fresh to start over"]
 
 

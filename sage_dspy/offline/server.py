@@ -31,11 +31,13 @@ import argparse
 import hashlib
 import json
 import random
+import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from sage_dspy.offline.engine import MODEL_NAME, respond
 from sage_dspy.offline.prompt import read_prompt, write_reply
@@ -460,6 +462,32 @@ def main(argv: list[str] | None = None) -> int:
         stats = server.stats.to_dict(config)
     print(json.dumps({"stopped": server.stop_reason or "shutdown", "stats": stats}), flush=True)
     return 0
+
+
+# --- for callers that run this server as a subprocess (the tests, the benchmarks)
+
+def wait_for_port(stdout: Path, process: subprocess.Popen, timeout: float) -> int:
+    """The port from the server's first stdout line (`{"port": N}`), once it is ready."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        first = stdout.read_text(encoding="utf-8", errors="replace").partition("\n")
+        if first[1]:  # a whole first line
+            return int(json.loads(first[0])["port"])
+        if process.poll() is not None:
+            raise RuntimeError(f"the offline server exited with {process.returncode} before it was ready")
+        time.sleep(0.02)
+    raise TimeoutError(f"the offline server printed no port line within {timeout:.0f} s")
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """Terminate, and kill if it does not stop within 5 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
 
 
 if __name__ == "__main__":
