@@ -104,6 +104,7 @@ def generate_command(
                                                         "prompts:/<name>@<alias> or /<version>")] = None,
     traces: Annotated[bool, typer.Option(help="also log a DSPy trace per seed to MLflow (slower)")] = False,
     fresh: Annotated[bool, typer.Option(help="start over instead of resuming the run in --out")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=256, help="seeds run at once (= LM calls in flight)")] = 1,
     api_base: ApiBase = None,
     lm_seed: LmSeed = None,
     lm_timeout: LmTimeout = None,
@@ -149,7 +150,7 @@ def generate_command(
             with warnings.catch_warnings(record=True) as notes:
                 warnings.simplefilter("always", UserWarning)
                 result = generate(config, on_record=advance, passages=passages, program_folder=program_folder,
-                                  fresh=fresh)
+                                  fresh=fresh, workers=workers)
         except USER_ERRORS as error:
             progress.stop()
             fail(str(error))

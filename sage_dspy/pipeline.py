@@ -4,6 +4,7 @@ import json
 import random
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -106,6 +107,24 @@ def load_compiled_prompts(program, state_file: Path) -> None:
     program.load(str(state_file))
 
 
+def key_of(task: SeedTask) -> str:
+    return seed_key(task.passage.id, task.target, task.answer_type)
+
+
+def run_seeds(program, tasks: list[SeedTask], lm_ids: dict[str, str], workers: int):
+    """Yield each seed's record as it finishes. With several workers, seeds run on threads; each seed's LM calls
+    are sequential, so at most `workers` calls are in flight (the bound a provider's rate limit needs). The
+    program is shared: its modules hold no per-call state, and role LMs are set per call through dspy.context."""
+    if workers <= 1:
+        for task in tasks:
+            yield run_seed(program, task, lm_ids)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sage-seed") as pool:
+        futures = [pool.submit(run_seed, program, task, lm_ids) for task in tasks]
+        for future in as_completed(futures):
+            yield future.result()  # run_seed records failures itself; it does not raise
+
+
 def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
     """One seed through the loop; a failure becomes the record's `error`, never an exception."""
     started, prediction, error = time.perf_counter(), None, ""
@@ -122,7 +141,7 @@ def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
 
 def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None = None,
              program_folder: Path | None = None, passages: list[Passage] | None = None,
-             fresh: bool = False) -> GenerateResult:
+             fresh: bool = False, workers: int = 1) -> GenerateResult:
     """Run every seed through the program, resuming a run of the same settings in `config.out_dir` (unless
     `fresh`); `passages` skips loading when the caller already has them."""
     passages = passages if passages is not None else load_corpus(config.corpus, **config.corpus_fields)
@@ -134,15 +153,16 @@ def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None
                        config.random_seed)
     run = RunFolder(config.out_dir, config.to_dict(), fresh=fresh)
     done = {record_key(r): r for r in run.open()}
-    records = []
     for task in tasks:
-        record = done.get(seed_key(task.passage.id, task.target, task.answer_type))
-        if record is None:
-            record = run_seed(program, task, lms.ids())
-            run.append(record)
-        records.append(record)
+        if on_record and key_of(task) in done:
+            on_record(done[key_of(task)])  # resumed seeds count as progress too
+    missing = [t for t in tasks if key_of(t) not in done]
+    for record in run_seeds(program, missing, lms.ids(), workers):
+        run.append(record)  # in finishing order: on disk as soon as it is done
+        done[record_key(record)] = record
         if on_record:
             on_record(record)
+    records = [done[key_of(t)] for t in tasks]  # seed order, however the workers finished
     records_path = run.records_path
     mark_kept(records)
     _write_jsonl(records_path, records)
