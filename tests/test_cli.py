@@ -3,11 +3,9 @@
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from sage_dspy.cli import app
+from cli_helpers import assert_one_line_error, invoke
 
-ENV = {"COLUMNS": "200"}  # rich wraps its error box at 80 columns otherwise
 RECORD_KEYS = {
     "seed_id", "seed_title", "target", "answer_type", "question", "answer", "searches", "correct", "pass_at_k",
     "avg_at_k", "accepted", "rounds_used", "supporting_ids", "rounds", "lms", "error", "kept", "drop_reason",
@@ -21,8 +19,6 @@ def corpus(tiny_corpus_file):
     return tiny_corpus_file
 
 
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
 
 
 def generate(corpus, out, *extra):
@@ -124,14 +120,6 @@ def test_bad_input_exits_2_with_one_line(workdir, corpus, case):
     assert not (workdir / "run" / "records.jsonl").exists()
 
 
-def assert_one_line_error(result, expected: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and expected in lines[0]
-    assert result.stdout == ""
 
 
 def test_bad_input_with_default_tracking_is_still_one_line(workdir, isolated_mlflow):

@@ -21,10 +21,8 @@ import mlflow.genai
 import pytest
 from dspy.teleprompt.gepa.instruction_proposal import ProposeInstruction
 from mlflow import MlflowClient
-from typer.testing import CliRunner
 
 from optimizers import OPTIMIZERS, UnknownOptimizerError
-from sage_dspy.cli import app
 from sage_dspy.compiling import CompileConfig, check_optimizer_budget, compile_program, save_compiled, seed_examples
 from sage_dspy.corpus import corpus_fingerprint, load_corpus
 from sage_dspy.feedback import Attempt, Verdict
@@ -38,8 +36,8 @@ from sage_dspy.offline.text import content_words
 from sage_dspy.pipeline import PROGRAM_FILE, GenerateConfig, ProgramMismatchError, build_program
 from sage_dspy.retrieval import SearchIndex, SearchTool
 from sage_dspy.signatures import AnswerWithSearch, JudgeAnswer, ProposeQA, ReviseIncorrect, ReviseTooEasy
+from cli_helpers import assert_one_line_error, invoke
 
-ENV = {"COLUMNS": "200"}
 TOO_EASY_KEY, INCORRECT_KEY = (next(words for words in ADVICE if first in words)
                                for first in ("too easy", "incorrect"))
 TOO_EASY_ADVICE, INCORRECT_ADVICE = ADVICE[TOO_EASY_KEY], ADVICE[INCORRECT_KEY]
@@ -93,18 +91,8 @@ def compiled(bundled, roots):
     return get
 
 
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
 
 
-def assert_one_line_error(result, expected: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
-    assert result.stdout == ""
 
 
 def predictor_states(program) -> dict[str, dict]:
