@@ -105,6 +105,8 @@ def generate_command(
     traces: Annotated[bool, typer.Option(help="also log a DSPy trace per seed to MLflow (slower)")] = False,
     fresh: Annotated[bool, typer.Option(help="start over instead of resuming the run in --out")] = False,
     workers: Annotated[int, typer.Option(min=1, max=256, help="seeds run at once (= LM calls in flight)")] = 1,
+    max_calls: Annotated[Optional[int], typer.Option(min=1, help="stop starting seeds once this many LM calls are "
+                                                                 "spent; re-run with more to continue")] = None,
     api_base: ApiBase = None,
     lm_seed: LmSeed = None,
     lm_timeout: LmTimeout = None,
@@ -150,7 +152,7 @@ def generate_command(
             with warnings.catch_warnings(record=True) as notes:
                 warnings.simplefilter("always", UserWarning)
                 result = generate(config, on_record=advance, passages=passages, program_folder=program_folder,
-                                  fresh=fresh, workers=workers)
+                                  fresh=fresh, workers=workers, max_calls=max_calls)
         except USER_ERRORS as error:
             progress.stop()
             fail(str(error))
@@ -166,6 +168,9 @@ def generate_command(
     overall = result.summary["overall"]
     out.print(f"cost per accepted pair: {overall['lm_calls_per_accepted']:.1f} LM calls, "
               f"{overall['tokens_per_accepted']:.0f} tokens", highlight=False)
+    if result.summary["stopped"]:
+        out.print(f"stopped: {result.summary['stopped']}; every finished seed is saved, re-run the same command "
+                  "with a larger --max-calls to continue", highlight=False)
     failures = result.summary["failures"]
     if failures["seeds"] or failures["attempts"]:
         out.print(f"failures: seeds {failures['seeds'] or 'none'}; attempts {failures['attempts'] or 'none'}",

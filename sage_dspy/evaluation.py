@@ -43,10 +43,18 @@ def find_previous_run(config: GenerateConfig, runs_root: Path) -> Path | None:
             saved = json.loads(config_file.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             continue
-        if run_settings(saved) == wanted and \
-                (folder / "summary.json").is_file():
+        if run_settings(saved) == wanted and _finished(folder):
             return folder
     return None
+
+
+def _finished(folder: Path) -> bool:
+    """A summary is written at the end of a run; one stopped by a call budget is not finished."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return not summary.get("stopped")
 
 
 def read_records(folder: Path) -> list[dict]:

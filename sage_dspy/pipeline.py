@@ -111,18 +111,41 @@ def key_of(task: SeedTask) -> str:
     return seed_key(task.passage.id, task.target, task.answer_type)
 
 
-def run_seeds(program, tasks: list[SeedTask], lm_ids: dict[str, str], workers: int):
+@dataclass
+class CallBudget:
+    """An LM-call budget for the run (resumed seeds' calls count as spent). No new seed starts once it is
+    spent; seeds already running finish and are saved, so nothing paid for is lost."""
+
+    limit: int | None
+    spent: int = 0
+
+    def allows_more(self) -> bool:
+        return self.limit is None or self.spent < self.limit
+
+    def charge(self, record: dict) -> None:
+        self.spent += record.get("lm_calls", 0)
+
+
+def run_seeds(program, tasks: list[SeedTask], lm_ids: dict[str, str], workers: int, budget: CallBudget):
     """Yield each seed's record as it finishes. With several workers, seeds run on threads; each seed's LM calls
     are sequential, so at most `workers` calls are in flight (the bound a provider's rate limit needs). The
     program is shared: its modules hold no per-call state, and role LMs are set per call through dspy.context."""
-    if workers <= 1:
-        for task in tasks:
-            yield run_seed(program, task, lm_ids)
-        return
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sage-seed") as pool:
-        futures = [pool.submit(run_seed, program, task, lm_ids) for task in tasks]
-        for future in as_completed(futures):
-            yield future.result()  # run_seed records failures itself; it does not raise
+    pending = iter(tasks)
+    with ThreadPoolExecutor(max_workers=max(workers, 1), thread_name_prefix="sage-seed") as pool:
+        running = set()
+        while True:
+            while len(running) < max(workers, 1) and budget.allows_more():
+                task = next(pending, None)
+                if task is None:
+                    break
+                running.add(pool.submit(run_seed, program, task, lm_ids))
+            if not running:
+                return
+            finished = next(as_completed(running))
+            running.remove(finished)
+            record = finished.result()  # run_seed records failures itself; it does not raise
+            budget.charge(record)
+            yield record
 
 
 def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
@@ -141,7 +164,7 @@ def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
 
 def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None = None,
              program_folder: Path | None = None, passages: list[Passage] | None = None,
-             fresh: bool = False, workers: int = 1) -> GenerateResult:
+             fresh: bool = False, workers: int = 1, max_calls: int | None = None) -> GenerateResult:
     """Run every seed through the program, resuming a run of the same settings in `config.out_dir` (unless
     `fresh`); `passages` skips loading when the caller already has them."""
     passages = passages if passages is not None else load_corpus(config.corpus, **config.corpus_fields)
@@ -157,18 +180,21 @@ def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None
         if on_record and key_of(task) in done:
             on_record(done[key_of(task)])  # resumed seeds count as progress too
     missing = [t for t in tasks if key_of(t) not in done]
-    for record in run_seeds(program, missing, lms.ids(), workers):
+    budget = CallBudget(max_calls, spent=sum(r.get("lm_calls", 0) for r in done.values()))
+    for record in run_seeds(program, missing, lms.ids(), workers, budget):
         run.append(record)  # in finishing order: on disk as soon as it is done
         done[record_key(record)] = record
         if on_record:
             on_record(record)
-    records = [done[key_of(t)] for t in tasks]  # seed order, however the workers finished
+    records = [done[key_of(t)] for t in tasks if key_of(t) in done]  # seed order, however workers finished
     records_path = run.records_path
     mark_kept(records)
     _write_jsonl(records_path, records)
     dataset_path = config.out_dir / "dataset.jsonl"
     _write_jsonl(dataset_path, [_dataset_row(r) for r in records if r["kept"]])
     summary = summarize(records)
+    summary["stopped"] = (f"LM-call budget of {max_calls} spent after {len(records)} of {len(tasks)} seeds"
+                          if len(records) < len(tasks) else "")
     summary["corpus"] = {"source": config.corpus, "passages": len(passages),
                          "fingerprint": corpus_fingerprint(passages)}
     (config.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

@@ -151,3 +151,12 @@ def test_solve_command_on_the_tiny_corpus(workdir, tiny_corpus_file):
     answers = [json.loads(line) for line in (workdir / "artifacts/solve/latest/answers.jsonl").read_text().splitlines()]
     assert answers[0]["gold"] == ["Ada Marlowe"] and len(answers[0]["answers"]) == 2
     assert "1-hop" in result.stdout
+
+
+def test_a_run_stopped_by_its_call_budget_is_not_reused(tmp_path):
+    config = GenerateConfig(seeds=3)
+    folder = tmp_path / "runs" / "partial"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(config.to_dict()))
+    (folder / "summary.json").write_text(json.dumps({"stopped": "LM-call budget of 10 spent after 1 of 3 seeds"}))
+    assert find_previous_run(config, tmp_path / "runs") is None

@@ -92,3 +92,19 @@ def test_sigkill_at_random_moments_then_resume_gives_exactly_the_requested_recor
     assert len(resumed) == seeds
     assert len({(r["seed_id"], r["target"], r["requested_answer_type"]) for r in resumed}) == seeds  # no duplicates
     assert resumed == comparable(workdir / "reference" / "records.jsonl")
+
+
+def test_a_call_budget_stops_cleanly_and_the_same_command_with_more_continues(workdir):
+    runner = CliRunner()
+    reference = runner.invoke(app, ["generate", "--seeds", "6", "--out", "reference", *FAST], env=ENV)
+    assert reference.exit_code == 0, reference.output
+    stopped = runner.invoke(app, ["generate", "--seeds", "6", "--out", "budget", "--max-calls", "40", *FAST],
+                            env=ENV)
+    assert stopped.exit_code == 0, stopped.output
+    assert "stopped: LM-call budget of 40 spent" in stopped.stdout
+    saved = comparable(workdir / "budget" / "records.jsonl")
+    assert 1 <= len(saved) < 6
+    assert json.loads((workdir / "budget" / "summary.json").read_text())["stopped"]
+    finished = runner.invoke(app, ["generate", "--seeds", "6", "--out", "budget", *FAST], env=ENV)
+    assert finished.exit_code == 0, finished.output
+    assert comparable(workdir / "budget" / "records.jsonl") == comparable(workdir / "reference" / "records.jsonl")
