@@ -140,7 +140,7 @@ def generate_command(
         tracking.autolog_dspy()  # before any dspy.context is entered, or the callback is invisible
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("accepted {task.fields[accepted]}"), console=err, transient=True) as progress:
-        task = progress.add_task("generating", total=min(seeds, 10**9), accepted=0)
+        task = progress.add_task("generating", total=seeds, accepted=0)
         accepted = 0
 
         def advance(record: dict) -> None:

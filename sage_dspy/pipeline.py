@@ -127,14 +127,15 @@ class CallBudget:
 
 
 def run_seeds(program, tasks: list[SeedTask], lm_ids: dict[str, str], workers: int, budget: CallBudget):
-    """Yield each seed's record as it finishes. With several workers, seeds run on threads; each seed's LM calls
-    are sequential, so at most `workers` calls are in flight (the bound a provider's rate limit needs). The
-    program is shared: its modules hold no per-call state, and role LMs are set per call through dspy.context."""
-    pending = iter(tasks)
-    with ThreadPoolExecutor(max_workers=max(workers, 1), thread_name_prefix="sage-seed") as pool:
+    """Yield each seed's record as it finishes. Seeds run on `workers` threads; each seed's LM calls are
+    sequential, so at most `workers` calls are in flight (the bound a provider's rate limit needs). No seed
+    starts once the budget is spent. The program is shared: its modules hold no per-call state, and role LMs
+    are set per call through dspy.context."""
+    workers, pending = max(workers, 1), iter(tasks)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sage-seed") as pool:
         running = set()
         while True:
-            while len(running) < max(workers, 1) and budget.allows_more():
+            while len(running) < workers and budget.allows_more():
                 task = next(pending, None)
                 if task is None:
                     break
@@ -170,7 +171,6 @@ def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None
     passages = passages if passages is not None else load_corpus(config.corpus, **config.corpus_fields)
     index = SearchIndex.open(passages, root=config.index_root)
     lms = RoleLMs.from_specs(config.lms, **config.lm_options)
-    check_lms(lms)
     program = build_program(config, index, lms, program_folder)
     tasks = draw_seeds(list(index.passages), config.seeds, (config.min_target, config.max_target),
                        config.random_seed)
@@ -180,6 +180,8 @@ def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None
         if on_record and key_of(task) in done:
             on_record(done[key_of(task)])  # resumed seeds count as progress too
     missing = [t for t in tasks if key_of(t) not in done]
+    if missing:
+        check_lms(lms)  # a resumed run with nothing left to do pays for no call
     budget = CallBudget(max_calls, spent=sum(r.get("lm_calls", 0) for r in done.values()))
     for record in run_seeds(program, missing, lms.ids(), workers, budget):
         run.append(record)  # in finishing order: on disk as soon as it is done

@@ -108,3 +108,17 @@ def test_a_call_budget_stops_cleanly_and_the_same_command_with_more_continues(wo
     finished = runner.invoke(app, ["generate", "--seeds", "6", "--out", "budget", *FAST], env=ENV)
     assert finished.exit_code == 0, finished.output
     assert comparable(workdir / "budget" / "records.jsonl") == comparable(workdir / "reference" / "records.jsonl")
+
+
+def test_resuming_a_finished_run_makes_no_lm_call(workdir, monkeypatch):
+    runner = CliRunner()
+    assert runner.invoke(app, ["generate", "--seeds", "2", "--out", "run", *FAST], env=ENV).exit_code == 0
+    import sage_dspy.pipeline as pipeline
+
+    def no_calls(lms):
+        raise AssertionError("a finished run must not call its LMs again")
+
+    monkeypatch.setattr(pipeline, "check_lms", no_calls)
+    again = runner.invoke(app, ["generate", "--seeds", "2", "--out", "run", *FAST], env=ENV)
+    assert again.exit_code == 0, again.output
+    assert len((workdir / "run" / "records.jsonl").read_text().splitlines()) == 2
