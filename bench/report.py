@@ -1,5 +1,7 @@
 """artifacts/bench/report.md: one section per benchmark, each replaced in place by its next run."""
 
+import os
+import platform
 import re
 from pathlib import Path
 
@@ -42,3 +44,27 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def loadavg() -> float | None:
+    """The 1-minute load average: above the core count, other processes took CPU from the run."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def machine() -> dict:
+    """What a benchmark's numbers were measured on, and the load when it started."""
+    import dspy
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"cpu": cpu_model(), "cores": cores, "python": platform.python_version(), "dspy": dspy.__version__,
+            "loadavg_1m_at_start": loadavg()}

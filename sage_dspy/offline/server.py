@@ -7,7 +7,9 @@
 It answers `POST /v1/chat/completions` with exactly the reply the in-process `OfflineEngine` gives for the same
 system message, last user message, `seed` and JSON mode (`response_format`), through the same functions
 (`read_prompt`, `respond`, `write_reply`). `GET /health`, `GET /v1/models` and `GET /stats` (counters) complete
-it. When ready it prints one JSON line, `{"port": N}`, on stdout.
+it. When ready it prints one JSON line, `{"port": N}`, on stdout. For throughput windows /stats also has
+`completions_in_flight`, `completion_seconds` (their integral over time), `work_done` (completions served plus
+the elapsed share of the latency of those in flight) and `monotonic` (the server's clock at that read).
 
 Knobs for tests of the client side: a per-request latency (fixed, or uniform in a range from a seeded RNG), and
 injected faults at a given rate. A request's fault is drawn from an RNG seeded with --fault-seed, the client
@@ -147,8 +149,35 @@ class Stats:
     clients: dict = field(default_factory=dict)  # completions per User-Agent product (which client path sent it)
     authorized: int = 0  # completions that carried an Authorization header (its value is never kept)
     seeded: int = 0  # completions whose body had an integer `seed`
+    # For throughput windows: completions admitted and not yet answered, {request number: (admitted at, latency)},
+    # and the integral of their count over time (so mean in-flight over a window is a difference of two reads).
+    active: dict = field(default_factory=dict)
+    busy_seconds: float = 0.0
+    busy_at: float = field(default_factory=time.monotonic)
+
+    def _tick(self, now: float) -> None:
+        self.busy_seconds += len(self.active) * (now - self.busy_at)
+        self.busy_at = now
+
+    def begin(self, number: int, latency: float) -> None:
+        now = time.monotonic()
+        self._tick(now)
+        self.active[number] = (now, latency)
+
+    def end(self, number: int) -> None:
+        if number in self.active:
+            self._tick(time.monotonic())
+            del self.active[number]
+
+    def work_done(self, now: float) -> float:
+        """Completions served plus the elapsed share of the latency of each one still waiting it out: a count
+        that grows smoothly, so a short window does not see 0 or N completions by the phase of N lockstep calls."""
+        waiting = sum(min((now - at) / latency, 1.0) for at, latency in self.active.values() if latency > 0)
+        return self.served + waiting
 
     def to_dict(self, config: ServerConfig) -> dict:
+        now = time.monotonic()
+        self._tick(now)
         return {"requests": self.requests, "completions": self.completions, "served": self.served,
                 "bad_requests": self.bad_requests, "refused": self.refused,
                 "faults": dict(self.faults), "faults_total": sum(self.faults.values()),
@@ -156,13 +185,15 @@ class Stats:
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                 "clients": dict(self.clients), "authorized": self.authorized, "seeded": self.seeded,
                 "budget_left": max(0, config.max_requests - self.completions),
-                "uptime_s": round(time.monotonic() - self.started, 3)}
+                "uptime_s": round(now - self.started, 3),
+                "completions_in_flight": len(self.active), "completion_seconds": round(self.busy_seconds, 4),
+                "work_done": round(self.work_done(now), 4), "monotonic": round(now, 4)}
 
 
 class OfflineServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    request_queue_size = 128
+    request_queue_size = 1024  # listen backlog: 256 clients connecting at once must not overflow it (SYN retries)
 
     def __init__(self, config: ServerConfig):
         self.config = config
@@ -192,6 +223,7 @@ class OfflineServer(ThreadingHTTPServer):
             fault = self._draw_fault(body, client)
             if fault:
                 self.stats.faults[fault] += 1
+            self.stats.begin(number, latency if fault is None else 0.0)  # a fault is no work done
             return number, True, fault, latency
 
     def _draw_fault(self, body: dict, client: str = "-") -> str | None:
@@ -294,10 +326,14 @@ class OfflineHandler(BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802
         started = time.perf_counter()
         self.server.enter()
+        self.number = None  # the completion's request number, once admitted (one handler serves a connection)
         try:
             status, fault = self._complete()
             self._log(status, fault, started)
         finally:
+            if self.number is not None:
+                with self.server.lock:
+                    self.server.stats.end(self.number)
             self.server.leave()
 
     def _complete(self) -> tuple[int, str | None]:
@@ -321,6 +357,7 @@ class OfflineHandler(BaseHTTPRequestHandler):
 
         number, admitted, fault, latency = self.server.admit(
             client_of(self.headers.get("User-Agent", "")), "Authorization" in self.headers, body)
+        self.number = number if admitted else None
         if not admitted:
             self.close_connection = True
             self._send(503, error_body(f"request budget of {self.server.config.max_requests} spent; the server "
@@ -355,6 +392,7 @@ class OfflineHandler(BaseHTTPRequestHandler):
         if fault is None:
             with self.server.lock:
                 self.server.stats.served += 1
+                self.server.stats.end(number)  # with served, so work_done never counts this call twice
                 self.server.stats.prompt_tokens += usage["prompt_tokens"]
                 self.server.stats.completion_tokens += usage["completion_tokens"]
         self._send(200, completion(body, text, usage, number))
