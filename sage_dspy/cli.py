@@ -1,5 +1,6 @@
 """The `sage` command line: parse, call a library function, print. Bad input is one line and exit code 2."""
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -7,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from rich.table import Table
@@ -15,11 +17,14 @@ from optimizers import OPTIMIZERS, UnknownOptimizerError
 from programs import RECIPES, UnknownRecipeError
 from sage_dspy.compiling import CompileConfig, check_optimizer_budget, check_seed_count, compile_program
 from sage_dspy.corpus import CorpusError, load_corpus
-from sage_dspy.lms import ROLES, LMConfigError
+from sage_dspy.config import Layer, LMSettings, load_settings
+from sage_dspy.lms import ALL_ROLES, ROLES, LMConfigError
+from sage_dspy.loop import PROTOCOLS
+from sage_dspy.pricing import UnknownPriceError, require_prices
 from sage_dspy.pipeline import GenerateConfig, LMUnreachableError, ProgramMismatchError, generate
 from sage_dspy import compare, tracking
 from sage_dspy.program_sources import ProgramSourceError, resolve_program
-from sage_dspy.report import summary_table
+from sage_dspy.report import summary_table, usage_lines
 from sage_dspy.run_store import RunMismatchError
 from sage_dspy.evaluation import DEFAULT_RECIPES, evaluate_recipes
 from sage_dspy.solving import SolveConfig, solve
@@ -32,7 +37,7 @@ app = typer.Typer(help="sage-dspy: verified, difficulty-steered deep-search QA p
 err = Console(stderr=True)
 out = Console()
 USER_ERRORS = (CorpusError, LMConfigError, UnknownRecipeError, UnknownOptimizerError, LMUnreachableError,
-               ProgramMismatchError, RunMismatchError)
+               ProgramMismatchError, RunMismatchError, UnknownPriceError)  # config.ConfigError is an LMConfigError
 
 
 @app.callback()
@@ -41,7 +46,7 @@ def root() -> None:
 
 
 def fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)  # "[lm]" is no markup
     raise typer.Exit(code=2)
 
 
@@ -58,8 +63,13 @@ def parse_targets(text: str) -> tuple[int, int]:
 
 
 # Options every command that builds real LMs takes; keys come from the provider's environment variable only.
+# Unset options fall back to the environment (SAGE_*), then the --config file, then the defaults (config.py).
+ConfigFile = Annotated[Optional[Path], typer.Option("--config", envvar="SAGE_CONFIG", help="TOML file of LM "
+                                                    "settings per role and prices (never keys; see README)")]
 ApiBase = Annotated[Optional[str], typer.Option("--api-base", help="endpoint of an OpenAI-compatible server "
                                                                    "(vLLM, Ollama, llama.cpp, ...)")]
+MaxTokens = Annotated[Optional[int], typer.Option("--max-tokens", min=1, help="most tokens one LM reply may "
+                                                                              "have (every role)")]
 LmSeed = Annotated[Optional[int], typer.Option("--lm-seed", help="sampling seed; attempt k sends seed + k "
                                                                   "(for providers that honour seeds)")]
 LmTimeout = Annotated[Optional[float], typer.Option("--lm-timeout", min=1, help="seconds one LM request may take")]
@@ -67,14 +77,28 @@ LmRetries = Annotated[Optional[int], typer.Option("--lm-retries", min=0, help="D
                                                                                "(exponential backoff; default 3)")]
 
 
-def lm_options(api_base: Optional[str], seed: Optional[int], timeout: Optional[float],
-               retries: Optional[int]) -> dict:
-    options = {"api_base": api_base, "seed": seed, "timeout": timeout, "num_retries": retries}
-    return {name: value for name, value in options.items() if value is not None}
+def lm_settings(config_file: Optional[Path], models: dict[str, Optional[str]], *, lm: Optional[str] = None,
+                api_base: Optional[str] = None, max_tokens: Optional[int] = None, seed: Optional[int] = None,
+                timeout: Optional[float] = None, retries: Optional[int] = None) -> LMSettings:
+    """The options given (`lm` for every role, `models` per role) over the environment, the file, the defaults."""
+    shared = {"model": lm, "api_base": api_base, "max_tokens": max_tokens, "seed": seed, "timeout": timeout,
+              "retries": retries}
+    options = Layer({key: value for key, value in shared.items() if value is not None},
+                    {role: {"model": model} for role, model in models.items() if model})
+    try:
+        return load_settings(config_file, os.environ, options)
+    except LMConfigError as error:
+        fail(str(error))
 
 
-def role_lms(lm: str, overrides: dict[str, Optional[str]]) -> dict[str, str]:
-    return {role: overrides.get(role) or lm for role in ROLES}
+PROTOCOL_HELP = ("how each pair is checked: 'lean' stops its attempts once one makes it too easy and judges "
+                 "normalised matches without a call; 'paper' runs all K attempts and has the LM judge every answer")
+
+
+def check_protocol(protocol: str) -> str:
+    if protocol not in PROTOCOLS:
+        fail(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    return protocol
 
 
 @app.command("generate")
@@ -84,7 +108,8 @@ def generate_command(
     seeds: Annotated[int, typer.Option(min=1, help="how many seed passages to draw")] = 40,
     targets: Annotated[str, typer.Option(help="target searches S, drawn per seed from this range")] = "2-5",
     recipe: Annotated[str, typer.Option(help=f"program recipe: {', '.join(RECIPES)}")] = "sage",
-    lm: Annotated[str, typer.Option(help="LM for every role: 'offline' or a dspy.LM model string")] = "offline",
+    lm: Annotated[Optional[str], typer.Option(help="LM for every role: 'offline' (the default) or a dspy.LM "
+                                                   "model string")] = None,
     generator_lm: Annotated[Optional[str], typer.Option(help="LM for the generator only")] = None,
     solver_lm: Annotated[Optional[str], typer.Option(help="LM for the search agent only")] = None,
     judge_lm: Annotated[Optional[str], typer.Option(help="LM for the answer judge only")] = None,
@@ -104,10 +129,19 @@ def generate_command(
                                                         "prompts:/<name>@<alias> or /<version>")] = None,
     traces: Annotated[bool, typer.Option(help="also log a DSPy trace per seed to MLflow (slower)")] = False,
     fresh: Annotated[bool, typer.Option(help="start over instead of resuming the run in --out")] = False,
-    workers: Annotated[int, typer.Option(min=1, max=256, help="seeds run at once (= LM calls in flight)")] = 1,
+    workers: Annotated[int, typer.Option(min=1, max=256, help="seeds run at once, and the most LM calls in "
+                                                              "flight")] = 1,
+    protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = "lean",
+    parallel_attempts: Annotated[bool, typer.Option(help="run each pair's K attempts at once: the same records "
+                                                         "sooner, for some calls stopped part-way")] = False,
     max_calls: Annotated[Optional[int], typer.Option(min=1, help="stop starting seeds once this many LM calls are "
                                                                  "spent; re-run with more to continue")] = None,
+    max_cost: Annotated[Optional[float], typer.Option(min=0, help="stop starting seeds once this many USD are "
+                                                                  "spent (every model needs a price); re-run "
+                                                                  "with more to continue")] = None,
+    config_file: ConfigFile = None,
     api_base: ApiBase = None,
+    max_tokens: MaxTokens = None,
     lm_seed: LmSeed = None,
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
@@ -118,13 +152,21 @@ def generate_command(
         fail(f"unknown program recipe {recipe!r}: choose one of {', '.join(RECIPES)}")
     fields = {name: value for name, value in
               (("text_field", text_field), ("title_field", title_field), ("id_field", id_field)) if value}
+    settings = lm_settings(config_file, {"generator": generator_lm, "solver": solver_lm, "judge": judge_lm,
+                                         "reviser": reviser_lm}, lm=lm, api_base=api_base, max_tokens=max_tokens,
+                           seed=lm_seed, timeout=lm_timeout, retries=lm_retries)
+    shared_options, role_options = settings.split(ROLES)
     config = GenerateConfig(
         corpus=corpus, corpus_fields=fields, seeds=seeds, min_target=low, max_target=high, recipe=recipe,
-        lms=role_lms(lm, {"generator": generator_lm, "solver": solver_lm, "judge": judge_lm,
-                          "reviser": reviser_lm}),
-        rounds=rounds, k=k, random_seed=random_seed, out_dir=out_dir,
-        lm_options=lm_options(api_base, lm_seed, lm_timeout, lm_retries), program=program or "",
+        lms=settings.lms(ROLES), rounds=rounds, k=k, random_seed=random_seed, out_dir=out_dir,
+        lm_options=shared_options, role_options=role_options, program=program or "",
+        protocol=check_protocol(protocol),
     )
+    if max_cost is not None:
+        try:
+            require_prices(config.lms.values(), settings.prices)  # before the corpus is read or any call made
+        except UnknownPriceError as error:
+            fail(str(error))
     try:
         if program and ":/" in program:
             tracking.configure_tracking(root=Path("artifacts"))  # the program lives in the MLflow store
@@ -152,7 +194,8 @@ def generate_command(
             with warnings.catch_warnings(record=True) as notes:
                 warnings.simplefilter("always", UserWarning)
                 result = generate(config, on_record=advance, passages=passages, program_folder=program_folder,
-                                  fresh=fresh, workers=workers, max_calls=max_calls)
+                                  fresh=fresh, workers=workers, max_calls=max_calls, max_cost=max_cost,
+                                  prices=settings.prices, parallel_attempts=parallel_attempts)
         except USER_ERRORS as error:
             progress.stop()
             fail(str(error))
@@ -165,12 +208,11 @@ def generate_command(
             out.print(f"MLflow run {run_id} in {tracking_uri} (sage ui to browse)", highlight=False)
     lm_ids = sorted(set(config.lms.values()))
     out.print(summary_table(result.summary, title=f"{recipe} on {corpus} (LM: {', '.join(lm_ids)})"))
-    overall = result.summary["overall"]
-    out.print(f"cost per accepted pair: {overall['lm_calls_per_accepted']:.1f} LM calls, "
-              f"{overall['tokens_per_accepted']:.0f} tokens", highlight=False)
+    for line in usage_lines(result.summary["usage"]):
+        out.print(line, highlight=False)
     if result.summary["stopped"]:
         out.print(f"stopped: {result.summary['stopped']}; every finished seed is saved, re-run the same command "
-                  "with a larger --max-calls to continue", highlight=False)
+                  "with a larger --max-calls or --max-cost to continue", highlight=False)
     failures = result.summary["failures"]
     if failures["seeds"] or failures["attempts"]:
         out.print(f"failures: seeds {failures['seeds'] or 'none'}; attempts {failures['attempts'] or 'none'}",
@@ -187,14 +229,19 @@ def evaluate_command(
     recipes: Annotated[str, typer.Option(help="comma-separated program recipes")] = ",".join(DEFAULT_RECIPES),
     seeds: Annotated[int, typer.Option(min=1, help="seed passages (the same for every recipe)")] = 40,
     targets: Annotated[str, typer.Option(help="target searches range (the paper: 3-7)")] = "3-7",
-    lm: Annotated[str, typer.Option(help="LM for every role: 'offline' or a dspy.LM model string")] = "offline",
+    lm: Annotated[Optional[str], typer.Option(help="LM for every role: 'offline' (the default) or a dspy.LM "
+                                                   "model string")] = None,
     rounds: Annotated[int, typer.Option(min=0, max=10, help="revision rounds R")] = 3,
     k: Annotated[int, typer.Option(min=1, max=32, help="search-agent attempts per question")] = 4,
     random_seed: Annotated[int, typer.Option("--seed", help="seed for drawing passages and targets")] = 0,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="report folder (default: "
                                                     "artifacts/evaluations/<corpus>-seed<seed>)")] = None,
     track: Annotated[bool, typer.Option(help="log the evaluation to MLflow")] = True,
+    protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP + " (the default here: Avg@K and mean searches "
+                                               "exactly as the paper counts them)")] = "paper",
+    config_file: ConfigFile = None,
     api_base: ApiBase = None,
+    max_tokens: MaxTokens = None,
     lm_seed: LmSeed = None,
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
@@ -205,9 +252,13 @@ def evaluate_command(
     unknown = [name for name in chosen if name not in RECIPES]
     if unknown or not chosen:
         fail(f"unknown program recipe(s) {unknown or recipes!r}: choose from {', '.join(RECIPES)}")
+    settings = lm_settings(config_file, {}, lm=lm, api_base=api_base, max_tokens=max_tokens, seed=lm_seed,
+                           timeout=lm_timeout, retries=lm_retries)
+    shared_options, role_options = settings.split(ROLES)
     base = GenerateConfig(corpus=corpus, seeds=seeds, min_target=low, max_target=high, rounds=rounds, k=k,
-                          random_seed=random_seed, lms=role_lms(lm, {}),
-                          lm_options=lm_options(api_base, lm_seed, lm_timeout, lm_retries))
+                          random_seed=random_seed, lms=settings.lms(ROLES), lm_options=shared_options,
+                          role_options=role_options, protocol=check_protocol(protocol))
+    lm = ", ".join(sorted(set(base.lms.values())))
     try:
         passages = load_corpus(corpus)
         if track:
@@ -219,13 +270,13 @@ def evaluate_command(
         fail(str(error))
     folder = out_dir or Path("artifacts/evaluations") / f"{base.corpus_label()}-seed{random_seed}"
     header = (f"Corpus `{corpus}`, {seeds} seeds, targets {low}-{high}, K={k}, up to {rounds} rounds, "
-              f"LM `{lm}`.")
+              f"LM `{lm}`, {protocol} protocol.")
     report = write_report(results, folder, header)
     out.print(rich_table(f"intrinsic evaluation on {corpus} (LM: {lm})", report_rows(results)))
     out.print(rich_table("per target, after the last round", target_rows(results)))
     if track:
         log_evaluate(base, results, folder)
-    if lm == "offline":
+    if "offline" in base.lms.values():
         out.print("Offline LM: these numbers measure the pipeline's mechanics, not the quality of an LLM.")
     out.print(f"report: {report}", highlight=False)
 
@@ -235,22 +286,30 @@ def solve_command(
     questions: Annotated[Path, typer.Option(help="JSONL of questions with gold answers (e.g. "
                                                  "../shared/data/dev/qa.jsonl)")],
     corpus: Annotated[str, typer.Option(help="the corpus the agent searches")] = "bundled",
-    lm: Annotated[str, typer.Option(help="LM for the search agent and judge")] = "offline",
+    lm: Annotated[Optional[str], typer.Option(help="LM for the search agent and judge (default: "
+                                                   "offline)")] = None,
     judge_lm: Annotated[Optional[str], typer.Option(help="LM for the judge only")] = None,
     k: Annotated[int, typer.Option(min=1, max=32, help="attempts per question")] = 4,
     limit: Annotated[Optional[int], typer.Option(min=1, help="only the first N questions")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for answers.jsonl and summary.json")] =
         Path("artifacts/solve/latest"),
+    config_file: ConfigFile = None,
     api_base: ApiBase = None,
+    max_tokens: MaxTokens = None,
     lm_seed: LmSeed = None,
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
 ) -> None:
     """Run the search agent alone on real questions: pass@K, Avg@K and searches by hop count."""
+    roles = ("solver", "judge")
+    settings = lm_settings(config_file, {"solver": lm, "judge": judge_lm or lm}, api_base=api_base,
+                           max_tokens=max_tokens, seed=lm_seed, timeout=lm_timeout, retries=lm_retries)
+    shared_options, role_options = settings.split(roles)
+    lm = settings.models["solver"]
     try:
         passages = load_corpus(corpus)
-        config = SolveConfig(questions=questions, lms={"solver": lm, "judge": judge_lm or lm}, k=k, limit=limit,
-                             out_dir=out_dir, lm_options=lm_options(api_base, lm_seed, lm_timeout, lm_retries))
+        config = SolveConfig(questions=questions, lms=settings.lms(roles), k=k, limit=limit, out_dir=out_dir,
+                             lm_options=shared_options, role_options=role_options)
         with Progress(TextColumn("solving"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err,
                       transient=True) as progress:
             task = progress.add_task("solving", total=limit)
@@ -275,9 +334,12 @@ def compile_command(
     optimizer: Annotated[str, typer.Option(help=f"optimizer recipe: {', '.join(OPTIMIZERS)}")] = "gepa",
     recipe: Annotated[str, typer.Option(help=f"program recipe: {', '.join(RECIPES)}")] = "sage",
     corpus: Annotated[str, typer.Option(help="corpus to draw training and validation seeds from")] = "bundled",
-    lm: Annotated[str, typer.Option(help="LM for generator and reviser (what is compiled)")] = "offline",
-    solver_lm: Annotated[str, typer.Option(help="LM pinned to the search agent and judge")] = "offline",
-    reflection_lm: Annotated[str, typer.Option(help="LM for GEPA's reflections")] = "offline",
+    lm: Annotated[Optional[str], typer.Option(help="LM for generator and reviser (what is compiled; default: "
+                                                   "offline)")] = None,
+    solver_lm: Annotated[Optional[str], typer.Option(help="LM pinned to the search agent and judge (default: "
+                                                          "offline)")] = None,
+    reflection_lm: Annotated[Optional[str], typer.Option(help="LM for GEPA's reflections (default: "
+                                                              "offline)")] = None,
     train_size: Annotated[int, typer.Option(min=1, help="training seeds")] = 12,
     val_size: Annotated[int, typer.Option(min=1, help="validation seeds (scored before and after)")] = 8,
     budget: Annotated[int, typer.Option(min=1, help="GEPA metric calls / MIPROv2 trials / bootstrap "
@@ -286,7 +348,9 @@ def compile_command(
     rounds: Annotated[int, typer.Option(min=0, max=10, help="revision rounds during compilation")] = 2,
     random_seed: Annotated[int, typer.Option("--seed", help="seed for drawing seeds")] = 0,
     track: Annotated[bool, typer.Option(help="log to MLflow and register prompt versions")] = True,
+    config_file: ConfigFile = None,
     api_base: ApiBase = None,
+    max_tokens: MaxTokens = None,
     lm_seed: LmSeed = None,
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
@@ -296,11 +360,16 @@ def compile_command(
     for kind, name, choices in (("optimizer", optimizer, OPTIMIZERS), ("program recipe", recipe, RECIPES)):
         if name not in choices:
             fail(f"unknown {kind} {name!r}: choose one of {', '.join(choices)}")
+    settings = lm_settings(config_file, {"generator": lm, "reviser": lm, "solver": solver_lm, "judge": solver_lm,
+                                         "reflection": reflection_lm}, api_base=api_base, max_tokens=max_tokens,
+                           seed=lm_seed, timeout=lm_timeout, retries=lm_retries)
+    shared_options, role_options = settings.split(ALL_ROLES)
+    lm, solver_lm = settings.models["generator"], settings.models["solver"]
     config = CompileConfig(
-        corpus=corpus, recipe=recipe, optimizer=optimizer, reflection_lm=reflection_lm,
-        lms={"generator": lm, "reviser": lm, "solver": solver_lm, "judge": solver_lm},
-        train_size=train_size, val_size=val_size, budget=budget, min_target=low, max_target=high,
-        rounds=rounds, random_seed=random_seed, lm_options=lm_options(api_base, lm_seed, lm_timeout, lm_retries))
+        corpus=corpus, recipe=recipe, optimizer=optimizer, reflection_lm=settings.models["reflection"],
+        lms=settings.lms(ROLES), train_size=train_size, val_size=val_size, budget=budget, min_target=low,
+        max_target=high, rounds=rounds, random_seed=random_seed, lm_options=shared_options,
+        role_options=role_options)
     try:  # bad input is refused before anything is created
         check_optimizer_budget(optimizer, budget, val_size)
         passages = load_corpus(corpus)

@@ -29,7 +29,9 @@ class CompileConfig:
     lms: dict[str, str] = field(default_factory=lambda: dict.fromkeys(
         ("generator", "solver", "judge", "reviser"), "offline"))
     reflection_lm: str = "offline"
-    lm_options: dict = field(default_factory=dict)  # api_base, seed, timeout, num_retries for real LMs
+    lm_options: dict = field(default_factory=dict)  # every role: api_base, max_tokens, seed, timeout, num_retries
+    role_options: dict[str, dict] = field(default_factory=dict)  # one role (reflection too): api_base,
+    # temperature, max_tokens
     train_size: int = 12
     val_size: int = 8
     budget: int = 60  # GEPA: metric calls; MIPROv2: trials; bootstrap: candidate programs (random search)
@@ -43,7 +45,9 @@ class CompileConfig:
 
     def to_dict(self) -> dict:
         settings = {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
-        return {**settings, "lm_options": loggable_options(self.lm_options)}
+        settings["lm_options"] = loggable_options(self.lm_options)
+        settings["role_options"] = {role: loggable_options(o) for role, o in self.role_options.items()}
+        return settings
 
 
 @dataclass
@@ -93,12 +97,13 @@ def evaluate(program: dspy.Module, devset: list) -> float:
 def compile_program(config: CompileConfig, passages: list[Passage] | None = None) -> CompileResult:
     passages = passages if passages is not None else load_corpus(config.corpus)
     index = SearchIndex.open(passages, root=config.index_root)
-    lms = RoleLMs.from_specs(config.lms, **config.lm_options)
+    lms = RoleLMs.from_specs(config.lms, role_options=config.role_options, **config.lm_options)
     loop_config = GenerateConfig(corpus=config.corpus, recipe=config.recipe, k=config.k, rounds=config.rounds)
     student = build_program(loop_config, index, lms).freeze_search_agent()
     trainset, valset = seed_examples(passages, config)
     recipe = load_optimizer(config.optimizer)
-    reflection = build_lm(config.reflection_lm, "reflection", **config.lm_options)
+    reflection = build_lm(config.reflection_lm, "reflection",
+                          **{**config.lm_options, **config.role_options.get("reflection", {})})
     # The optimizer's own calls (proposals, reflections, bootstrapped teachers) use the generator's LM.
     with dspy.context(lm=lms.lms["generator"]):
         before = evaluate(student, valset)

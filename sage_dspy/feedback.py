@@ -10,6 +10,10 @@ from sage_dspy.answers import normalize_answer
 from sage_dspy.trajectory import Step
 
 MIN_KEPT_SEARCHES = 2  # the paper drops pairs a search agent answers with fewer searches
+# Failures of the LM service rather than of the agent (DSPy's error types, after its own retries). An attempt
+# that met one says nothing about the pair, so it stays out of the verdict's counts.
+SERVICE_FAULTS = ("LMRateLimitError", "LMServerError", "LMTimeoutError", "LMTransportError", "LMLockTimeoutError",
+                  "LMProviderError", "LMAuthError", "LMBillingError")
 
 
 @dataclass(frozen=True)
@@ -43,14 +47,28 @@ class Verdict:
         return "too_easy" if self.correct else "incorrect"
 
 
+def is_service_fault(attempt: Attempt) -> bool:
+    """The attempt failed because the LM service or the judge failed, not because the agent did."""
+    error = attempt.error or ""
+    return error.startswith("judge failed") or error.split(":", 1)[0] in SERVICE_FAULTS
+
+
+def settles_too_easy(attempt: Attempt, target: int) -> bool:
+    """A correct attempt under the target makes the pair too easy whatever the other attempts do, so the
+    remaining attempts cannot change the verdict."""
+    return attempt.correct and attempt.searches < target
+
+
 def verdict_for(attempts: list[Attempt], target: int) -> Verdict:
-    correct = [a for a in attempts if a.correct]
+    """Pass@K, difficulty and Avg@K over the attempts that ran; service faults count for neither side."""
+    counted = [a for a in attempts if not is_service_fault(a)]
+    correct = [a for a in counted if a.correct]
     return Verdict(
         target=target,
         correct=bool(correct),
         searches=min((a.searches for a in correct), default=None),
-        avg_at_k=len(correct) / len(attempts) if attempts else 0.0,
-        attempts=len(attempts),
+        avg_at_k=len(correct) / len(counted) if counted else 0.0,
+        attempts=len(counted),
     )
 
 

@@ -1,5 +1,6 @@
 """`generate` as a library call: seeds in, verified pairs and the paper's table out. The CLI is a thin shell."""
 
+import contextvars
 import json
 import random
 import time
@@ -11,13 +12,17 @@ from typing import Callable
 
 from programs import load_recipe
 from sage_dspy.corpus import Passage, corpus_fingerprint, load_corpus
+from sage_dspy.feedback import SERVICE_FAULTS
+from sage_dspy.inflight import call_slots, in_lane
 from sage_dspy.lms import RoleLMs, loggable_options
+from sage_dspy.loop import ServiceUnavailable
 from sage_dspy.offline.engine import MODEL_NAME
 from sage_dspy.records import record_for, mark_kept
-from sage_dspy.report import summarize
+from sage_dspy.pricing import Price, price_table, require_prices, usage_cost
+from sage_dspy.report import models_of, summarize, usage_summary
 from sage_dspy.retrieval import SearchIndex, SearchTool
 from sage_dspy.run_store import RunFolder, record_key, seed_key
-from sage_dspy.usage import add_tokens, counting_usage
+from sage_dspy.usage import counting_usage
 
 ANSWER_TYPES = ("number", "date", "entity")
 PROGRAM_FILE = "program.json"  # a compiled program folder's DSPy state
@@ -48,10 +53,12 @@ class GenerateConfig:
     recipe: str = "sage"
     lms: dict[str, str] = field(default_factory=lambda: {"generator": "offline", "solver": "offline",
                                                           "judge": "offline", "reviser": "offline"})
-    lm_options: dict = field(default_factory=dict)  # api_base, seed, timeout, num_retries for real LMs
+    lm_options: dict = field(default_factory=dict)  # every role: api_base, max_tokens, seed, timeout, num_retries
+    role_options: dict[str, dict] = field(default_factory=dict)  # one role: api_base, temperature, max_tokens
     program: str = ""  # the compiled program's source, when one replaces the recipe's prompts
     rounds: int = 3
     k: int = 4
+    protocol: str = "lean"  # how pairs are checked: "lean" (early stop, judge shortcut) or "paper" (loop.PROTOCOLS)
     random_seed: int = 0
     out_dir: Path = Path("artifacts/runs/latest")
     index_root: Path = Path("artifacts/indexes")
@@ -59,7 +66,11 @@ class GenerateConfig:
 
     def to_dict(self) -> dict:
         settings = {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
-        return {**settings, "lm_options": loggable_options(self.lm_options)}
+        settings["lm_options"] = loggable_options(self.lm_options)
+        settings["role_options"] = {role: loggable_options(o) for role, o in self.role_options.items()}
+        if not self.role_options:
+            del settings["role_options"]  # runs that set nothing per role read as before the setting existed
+        return settings
 
     def corpus_label(self) -> str:
         """A short name for the corpus in folder names: 'bundled', or the file or folder name."""
@@ -81,10 +92,12 @@ def draw_seeds(passages: list[Passage], count: int, targets: tuple[int, int], ra
     return [SeedTask(p, rng.randint(*targets), rng.choice(ANSWER_TYPES)) for p in chosen]
 
 
-def build_program(config: GenerateConfig, index: SearchIndex, lms: RoleLMs, program_folder: Path | None = None):
+def build_program(config: GenerateConfig, index: SearchIndex, lms: RoleLMs, program_folder: Path | None = None,
+                  parallel_attempts: bool = False):
     """The recipe's program over this corpus; a compiled folder's prompts replace the defaults."""
     recipe = load_recipe(config.recipe)
     program = recipe.build(SearchTool(index, k=config.search_k), k=config.k, max_rounds=config.rounds, lms=lms)
+    program.checking(config.protocol, parallel_attempts)
     if program_folder is not None:
         load_compiled_prompts(program.freeze_search_agent(), Path(program_folder) / PROGRAM_FILE)
     return program
@@ -113,33 +126,57 @@ def key_of(task: SeedTask) -> str:
 
 @dataclass
 class CallBudget:
-    """An LM-call budget for the run (resumed seeds' calls count as spent). No new seed starts once it is
-    spent; seeds already running finish and are saved, so nothing paid for is lost."""
+    """The run's budgets: LM calls (`limit`) and cost in USD (`max_cost`, at `prices`); resumed seeds count as
+    spent. No new seed starts once either is spent; seeds already running finish and are saved, so nothing
+    paid for is lost."""
 
     limit: int | None
     spent: int = 0
+    max_cost: float | None = None
+    cost: float = 0.0
+    prices: dict = field(default_factory=dict)  # model id -> pricing.Price, for every model in use
 
     def allows_more(self) -> bool:
-        return self.limit is None or self.spent < self.limit
+        return not self.spent_budget()
+
+    def spent_budget(self) -> str:
+        """Which budget is spent: 'calls', 'cost' or ''."""
+        if self.limit is not None and self.spent >= self.limit:
+            return "calls"
+        if self.max_cost is not None and self.cost >= self.max_cost:
+            return "cost"
+        return ""
 
     def charge(self, record: dict) -> None:
         self.spent += record.get("lm_calls", 0)
+        if self.max_cost is not None:
+            self.cost += usage_cost(record.get("lm_usage", []), self.prices) or 0.0
+
+    def stop_reason(self, finished: int, total: int) -> str:
+        kind = self.spent_budget()
+        if finished >= total or not kind:
+            return ""
+        spent = (f"LM-call budget of {self.limit} spent" if kind == "calls"
+                 else f"cost budget of ${self.max_cost:g} spent (${self.cost:.4f})")
+        return f"{spent} after {finished} of {total} seeds"
 
 
 def run_seeds(program, tasks: list[SeedTask], lm_ids: dict[str, str], workers: int, budget: CallBudget):
-    """Yield each seed's record as it finishes. Seeds run on `workers` threads; each seed's LM calls are
-    sequential, so at most `workers` calls are in flight (the bound a provider's rate limit needs). No seed
+    """Yield each seed's record as it finishes. Seeds run on `workers` threads, and at most `workers` LM
+    calls are in flight however many attempts run at once (the bound a provider's rate limit needs). No seed
     starts once the budget is spent. The program is shared: its modules hold no per-call state, and role LMs
     are set per call through dspy.context."""
-    workers, pending = max(workers, 1), iter(tasks)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sage-seed") as pool:
+    workers, pending = max(workers, 1), enumerate(tasks)
+    with call_slots(workers), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sage-seed") as pool:
         running = set()
         while True:
             while len(running) < workers and budget.allows_more():
-                task = next(pending, None)
+                number, task = next(pending, (None, None))
                 if task is None:
                     break
-                running.add(pool.submit(run_seed, program, task, lm_ids))
+                # A copy of this context per seed carries the call slots (and any dspy.context) into the thread;
+                # seeds take the role LMs' connection lanes in turn.
+                running.add(pool.submit(contextvars.copy_context().run, _run_in_lane, number, program, task, lm_ids))
             if not running:
                 return
             finished = next(as_completed(running))
@@ -147,6 +184,11 @@ def run_seeds(program, tasks: list[SeedTask], lm_ids: dict[str, str], workers: i
             record = finished.result()  # run_seed records failures itself; it does not raise
             budget.charge(record)
             yield record
+
+
+def _run_in_lane(lane: int, program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
+    with in_lane(lane):
+        return run_seed(program, task, lm_ids)
 
 
 def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
@@ -157,7 +199,6 @@ def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
             prediction = program(seed=task.passage, target_searches=task.target, answer_type=task.answer_type)
         except Exception as failure:
             error = f"{type(failure).__name__}: {failure}"[:500]
-    add_tokens(spent, prediction)
     record = record_for(task, prediction, lm_ids, error=error)
     record.update(spent, seconds=round(time.perf_counter() - started, 3))
     return record
@@ -165,24 +206,37 @@ def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
 
 def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None = None,
              program_folder: Path | None = None, passages: list[Passage] | None = None,
-             fresh: bool = False, workers: int = 1, max_calls: int | None = None) -> GenerateResult:
+             fresh: bool = False, workers: int = 1, max_calls: int | None = None,
+             parallel_attempts: bool = False, max_cost: float | None = None,
+             prices: dict[str, Price] | None = None) -> GenerateResult:
     """Run every seed through the program, resuming a run of the same settings in `config.out_dir` (unless
-    `fresh`); `passages` skips loading when the caller already has them."""
+    `fresh`); `passages` skips loading when the caller already has them. `workers` bounds the LM calls in
+    flight; `parallel_attempts` runs each pair's K attempts at once (same records, less waiting).
+    `max_calls` and `max_cost` (USD, at `prices` over the bundled price map) stop starting seeds once spent;
+    a cost budget with a model of unknown price is refused before anything runs."""
+    lms = RoleLMs.from_specs(config.lms, role_options=config.role_options, lanes=RoleLMs.lanes_for(workers),
+                             **config.lm_options)
+    in_use = price_table(lms.ids().values(), prices)
+    if max_cost is not None:
+        require_prices(lms.ids().values(), prices)
     passages = passages if passages is not None else load_corpus(config.corpus, **config.corpus_fields)
     index = SearchIndex.open(passages, root=config.index_root)
-    lms = RoleLMs.from_specs(config.lms, **config.lm_options)
-    program = build_program(config, index, lms, program_folder)
+    program = build_program(config, index, lms, program_folder, parallel_attempts)
     tasks = draw_seeds(list(index.passages), config.seeds, (config.min_target, config.max_target),
                        config.random_seed)
     run = RunFolder(config.out_dir, config.to_dict(), fresh=fresh)
-    done = {record_key(r): r for r in run.open()}
+    finished = run.open()
+    # A seed the LM service failed (after DSPy's retries) is tried again; the cache serves its finished calls.
+    done = {record_key(r): r for r in finished if not failed_at_service(r)}
     for task in tasks:
         if on_record and key_of(task) in done:
             on_record(done[key_of(task)])  # resumed seeds count as progress too
     missing = [t for t in tasks if key_of(t) not in done]
     if missing:
         check_lms(lms)  # a resumed run with nothing left to do pays for no call
-    budget = CallBudget(max_calls, spent=sum(r.get("lm_calls", 0) for r in done.values()))
+    budget = CallBudget(max_calls, max_cost=max_cost, prices=in_use)
+    for record in finished:
+        budget.charge(record)  # what earlier sessions of this run spent, failed seeds included
     for record in run_seeds(program, missing, lms.ids(), workers, budget):
         run.append(record)  # in finishing order: on disk as soon as it is done
         done[record_key(record)] = record
@@ -195,12 +249,19 @@ def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None
     dataset_path = config.out_dir / "dataset.jsonl"
     _write_jsonl(dataset_path, [_dataset_row(r) for r in records if r["kept"]])
     summary = summarize(records)
-    summary["stopped"] = (f"LM-call budget of {max_calls} spent after {len(records)} of {len(tasks)} seeds"
-                          if len(records) < len(tasks) else "")
+    summary["stopped"] = budget.stop_reason(len(records), len(tasks))
+    summary["usage"] = usage_summary(records, {**in_use, **price_table(models_of(records), prices)})
     summary["corpus"] = {"source": config.corpus, "passages": len(passages),
                          "fingerprint": corpus_fingerprint(passages)}
     (config.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return GenerateResult(records, summary, records_path, dataset_path)
+
+
+def failed_at_service(record: dict) -> bool:
+    """The seed failed because the LM service did (rate limits, 5xx, timeouts after DSPy's retries), not
+    because of anything in the seed."""
+    kind = (record.get("error") or "").split(":", 1)[0]
+    return kind in SERVICE_FAULTS or kind == ServiceUnavailable.__name__
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:

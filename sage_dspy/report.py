@@ -4,6 +4,9 @@ from collections import Counter, defaultdict
 
 from rich.table import Table
 
+from sage_dspy.lms import ALL_ROLES
+from sage_dspy.pricing import Price, usage_cost
+
 
 def _row(records: list[dict]) -> dict:
     done = [r for r in records if not r["error"]]
@@ -37,6 +40,42 @@ def summarize(records: list[dict]) -> dict:
             "failures": failures_by_kind(records)}
 
 
+def models_of(records: list[dict]) -> set[str]:
+    """Every model the records' LM calls went to."""
+    return {row["model"] for record in records for row in record.get("lm_usage", [])}
+
+
+def usage_summary(records: list[dict], prices: dict[str, Price | None]) -> dict:
+    """LM calls, tokens and cost in USD per role, in total and per accepted pair. A cost is given only where
+    every model behind it has a price; `unpriced` names the models that have none."""
+    by_role = defaultdict(list)
+    for record in records:
+        for row in record.get("lm_usage", []):
+            by_role[row["role"]].append(row)
+    order = sorted(by_role, key=lambda role: (ALL_ROLES.index(role) if role in ALL_ROLES else len(ALL_ROLES), role))
+    roles = {role: _usage_row(by_role[role], prices) for role in order}
+    total = _usage_row([row for rows in by_role.values() for row in rows], prices)
+    del total["models"]
+    accepted = sum(r["accepted"] for r in records)
+    per_accepted = {"lm_calls": None, "tokens": None, "cost_usd": None}
+    if accepted:
+        per_accepted = {"lm_calls": total["lm_calls"] / accepted,
+                        "tokens": (total["prompt_tokens"] + total["completion_tokens"]) / accepted,
+                        "cost_usd": None if total["cost_usd"] is None else total["cost_usd"] / accepted}
+    used = sorted(models_of(records))
+    return {"roles": roles, "total": total, "accepted": accepted, "per_accepted": per_accepted,
+            "prices": {model: prices[model].to_dict() if prices.get(model) else None for model in used},
+            "unpriced": [model for model in used if prices.get(model) is None]}
+
+
+def _usage_row(rows: list[dict], prices: dict[str, Price | None]) -> dict:
+    return {"models": sorted({row["model"] for row in rows}),
+            "lm_calls": sum(row["lm_calls"] for row in rows),
+            "prompt_tokens": sum(row["prompt_tokens"] for row in rows),
+            "completion_tokens": sum(row["completion_tokens"] for row in rows),
+            "cost_usd": usage_cost(rows, prices)}
+
+
 def _kind(error: str) -> str:
     """'LMRateLimitError: ...' -> 'LMRateLimitError'; 'judge failed: X: ...' -> 'judge failed: X'."""
     parts = error.split(":")
@@ -65,3 +104,30 @@ def summary_table(summary: dict, title: str = "SAGE intrinsic evaluation") -> Ta
         table.add_row(label, str(row["seeds"]), f"{row['correct_pct']:.1f}", f"{row['accepted_pct']:.1f}",
                       f"{row['avg_at_k']:.2f}", f"{row['mean_searches']:.2f}", str(row["kept"]), str(row["failed"]))
     return table
+
+
+def _usd(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.4f}"
+
+
+def usage_lines(usage: dict) -> list:
+    """For the terminal: a table of calls, tokens and cost per role, the cost per accepted pair, and what to do
+    about a model without a price."""
+    table = Table(title="LM use by role")
+    for column in ("role", "model", "calls", "tokens in", "tokens out", "cost (USD)"):
+        table.add_column(column, justify="left" if column in ("role", "model") else "right")
+    rows = [*usage["roles"].items(), ("all", {**usage["total"], "models": []})]
+    for role, row in rows:
+        table.add_row(role, ", ".join(row["models"]), str(row["lm_calls"]), f"{row['prompt_tokens']:,}",
+                      f"{row['completion_tokens']:,}", _usd(row["cost_usd"]))
+    per = usage["per_accepted"]
+    lines = [table]
+    if usage["accepted"]:
+        lines.append(f"cost per accepted pair: {per['lm_calls']:.1f} LM calls, {per['tokens']:.0f} tokens, "
+                     f"{_usd(per['cost_usd'])}")
+    else:
+        lines.append("cost per accepted pair: no pair was accepted")
+    if usage["unpriced"]:
+        lines.append(f"no price known for {', '.join(usage['unpriced'])}: add one under [prices] in the --config "
+                     "file to see costs")
+    return lines

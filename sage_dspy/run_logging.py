@@ -20,6 +20,22 @@ def table_metrics(summary: dict) -> dict[str, float]:
     return metrics
 
 
+def usage_metrics(usage: dict) -> dict[str, float]:
+    """Calls, tokens and USD per role and in total (`usage.solver.prompt_tokens`, `usage.all.cost_usd`, ...), and
+    per accepted pair (`usage.per_accepted.cost_usd`); a cost no price is known for is left out, not logged 0."""
+    if not usage:
+        return {}
+    metrics = {}
+    for label, row in {**usage["roles"], "all": usage["total"]}.items():
+        for key in ("lm_calls", "prompt_tokens", "completion_tokens", "cost_usd"):
+            if row.get(key) is not None:
+                metrics[f"usage.{label}.{key}"] = float(row[key])
+    for key, value in usage["per_accepted"].items():
+        if value is not None:
+            metrics[f"usage.per_accepted.{key}"] = float(value)
+    return metrics
+
+
 def plot_searches(records: list[dict], path: Path) -> Path | None:
     """Achieved searches against target for correct pairs: the steering the method promises, at a glance."""
     try:
@@ -49,7 +65,9 @@ def log_generate(config, result, lm_ids: dict[str, str]) -> str | None:
     params = {**config.to_dict(), "lms": lm_ids}
     with tracking.tracked_run(f"generate-{config.recipe}", params=params,
                               tags={"command": "generate", "recipe": config.recipe}) as run:
-        run.log_metrics(table_metrics(result.summary))
+        run.log_metrics({**table_metrics(result.summary), **usage_metrics(result.summary.get("usage", {}))})
+        if result.summary.get("usage", {}).get("unpriced"):
+            run.set_tags({"unpriced_models": ", ".join(result.summary["usage"]["unpriced"])})
         for path in (result.records_path, result.dataset_path, result.records_path.parent / "summary.json"):
             run.log_artifact(path)
         plot = plot_searches(result.records, result.records_path.parent / "searches_vs_target.png")

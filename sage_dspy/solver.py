@@ -33,18 +33,17 @@ class Solver(dspy.Module):
         return self.answer(question=question)
 
     def attempt(self, question: str, k: int, first_rollout: int = 0) -> list[Attempt]:
-        """K attempts at the question; a failed attempt is recorded with its reason, never raised."""
+        """K attempts at the question, one after another; a failed attempt is recorded, never raised."""
+        return [self.attempt_one(question, index) for index in range(first_rollout, first_rollout + k)]
+
+    def attempt_one(self, question: str, index: int) -> Attempt:
+        """Rollout `index` at the question (its own LM sample); a failure is recorded with its reason."""
         if not question.strip():
-            return [Attempt("", 0, False, error="empty question") for _ in range(k)]
-        lm = dspy.settings.lm
-        attempts = []
-        for index in range(first_rollout, first_rollout + k):
-            try:
-                with dspy.context(lm=rollout_lm(lm, index)):
-                    result = self(question=question)
-            except Exception as error:  # an LM or parse failure costs this attempt, not the run
-                attempts.append(Attempt("", 0, False, error=f"{type(error).__name__}: {error}"[:300]))
-                continue
-            steps = steps_of(result.trajectory)
-            attempts.append(Attempt(str(result.answer).strip(), search_count(steps), False, steps))
-        return attempts
+            return Attempt("", 0, False, error="empty question")
+        try:
+            with dspy.context(lm=rollout_lm(dspy.settings.lm, index)):
+                result = self(question=question)
+        except Exception as error:  # an LM or parse failure costs this attempt, not the run
+            return Attempt("", 0, False, error=f"{type(error).__name__}: {error}"[:300])
+        steps = steps_of(result.trajectory)
+        return Attempt(str(result.answer).strip(), search_count(steps), False, steps)

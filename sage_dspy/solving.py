@@ -30,7 +30,8 @@ class Question:
 class SolveConfig:
     questions: Path
     lms: dict[str, str] = field(default_factory=lambda: {"solver": "offline", "judge": "offline"})
-    lm_options: dict = field(default_factory=dict)
+    lm_options: dict = field(default_factory=dict)  # every role (see GenerateConfig)
+    role_options: dict[str, dict] = field(default_factory=dict)  # one role: api_base, temperature, max_tokens
     k: int = 4
     limit: int | None = None
     out_dir: Path = Path("artifacts/solve/latest")
@@ -99,7 +100,7 @@ def summarize_by_hops(rows: list[dict]) -> dict[str, dict]:
 def solve(config: SolveConfig, passages, on_row=None) -> tuple[list[dict], dict]:
     questions = load_questions(config.questions, config.limit)
     index = SearchIndex.open(passages)
-    lms = RoleLMs.from_specs(config.lms, **config.lm_options)
+    lms = RoleLMs.from_specs(config.lms, role_options=config.role_options, **config.lm_options)
     solver, judge = Solver(SearchTool(index)), AnswerJudge()
     rows = []
     config.out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,36 +1,106 @@
-"""LM calls and tokens spent on one seed, counted from inside DSPy (callbacks and its usage tracker)."""
+"""LM calls and tokens spent on one seed, per role: calls counted by our LM class, tokens by DSPy's usage tracker.
 
+Calls are counted where `SageLM` makes them (`count_call`), not by a DSPy callback: with any callback
+registered, DSPy inspects the arguments of every module, adapter and tool call, which cost 0.6-1.3 ms per LM
+call in the client-overhead benchmark.
+
+The role making a call is a context variable set by `RoleLMs.use(role)` (`acting_as`). Context variables follow
+the code that runs: a worker thread started with `contextvars.copy_context().run` inherits the role of the
+block that started it, so attempts on their own threads are still charged to the solver.
+"""
+
+import contextvars
 import threading
 from contextlib import contextmanager
 
 import dspy
-from dspy.utils.callback import BaseCallback
+from dspy.utils.usage_tracker import UsageTracker
+
+OTHER = "other"  # calls made outside any role (none in `generate`; an optimizer's own calls elsewhere)
+_role = contextvars.ContextVar("sage_role", default=OTHER)
 
 
-class LMCallCounter(BaseCallback):
-    """Counts LM calls per model; thread-safe so concurrent seeds can share one counter type."""
+@contextmanager
+def acting_as(role: str):
+    """Charge the LM calls made inside the block to `role`."""
+    token = _role.set(role)
+    try:
+        yield
+    finally:
+        _role.reset(token)
+
+
+def current_role() -> str:
+    return _role.get()
+
+
+class LMCallCounter:
+    """Counts LM calls per (role, model); thread-safe so attempts on several threads can share it."""
 
     def __init__(self):
-        self.calls: dict[str, int] = {}
+        self.calls: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
-    def on_lm_start(self, call_id, instance, inputs):
+    def count(self, model: str) -> None:
+        key = (current_role(), model)
         with self._lock:
-            self.calls[instance.model] = self.calls.get(instance.model, 0) + 1
+            self.calls[key] = self.calls.get(key, 0) + 1
+
+
+_counter: contextvars.ContextVar[LMCallCounter | None] = contextvars.ContextVar("sage_call_counter", default=None)
+
+
+def count_call(model: str) -> None:
+    """One LM call by `model` (cache hits included), charged to the current role and counting block."""
+    counter = _counter.get()
+    if counter is not None:
+        counter.count(model)
+
+
+class RoleUsageTracker(UsageTracker):
+    """DSPy's usage tracker, keyed by (role, model) instead of model, and thread-safe. DSPy records every
+    response it did not serve from its cache (failed calls' usage too) through `add_usage`."""
+
+    def __init__(self):
+        super().__init__()
+        self.tokens: dict[tuple[str, str], list[int]] = {}
+        self._lock = threading.Lock()
+
+    def add_usage(self, lm: str, usage_entry: dict) -> None:
+        usage = dict(usage_entry or {})
+        key = (current_role(), lm)
+        with self._lock:
+            spent = self.tokens.setdefault(key, [0, 0])
+            spent[0] += int(usage.get("prompt_tokens") or 0)
+            spent[1] += int(usage.get("completion_tokens") or 0)
+
+    def __deepcopy__(self, memo):
+        return self  # dspy.Parallel deep-copies the tracker per thread; sharing this one loses nothing
+
+
+def usage_rows(calls: dict[tuple[str, str], int], tokens: dict[tuple[str, str], list[int]]) -> list[dict]:
+    """One row per (role, model) that made a call, sorted: a fixed schema, so records load alike as a dataset."""
+    rows = []
+    for role, model in sorted(set(calls) | set(tokens)):
+        prompt, completion = tokens.get((role, model), (0, 0))
+        rows.append({"role": role, "model": model, "lm_calls": calls.get((role, model), 0),
+                     "prompt_tokens": prompt, "completion_tokens": completion})
+    return rows
 
 
 @contextmanager
 def counting_usage():
-    """Yields a dict that, after the block, holds `lm_calls` and token totals for everything run inside."""
-    counter, spent = LMCallCounter(), {"lm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
-    with dspy.context(callbacks=[*dspy.settings.callbacks, counter], track_usage=True):
-        yield spent
-    spent["lm_calls"] = sum(counter.calls.values())
-
-
-def add_tokens(spent: dict, prediction) -> None:
-    """Fold a prediction's per-model usage (DSPy's usage tracker) into `spent`."""
-    usage = prediction.get_lm_usage() if prediction is not None else None
-    for per_model in (usage or {}).values():
-        spent["prompt_tokens"] += int(per_model.get("prompt_tokens") or 0)
-        spent["completion_tokens"] += int(per_model.get("completion_tokens") or 0)
+    """Yields a dict that, after the block, holds `lm_calls`, `prompt_tokens` and `completion_tokens` for
+    everything run inside, and `lm_usage`: the same per role and model (see `usage_rows`)."""
+    counter, tracker = LMCallCounter(), RoleUsageTracker()
+    spent = {"lm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "lm_usage": []}
+    token = _counter.set(counter)
+    try:
+        with dspy.context(usage_tracker=tracker):
+            yield spent
+    finally:
+        _counter.reset(token)
+        rows = usage_rows(dict(counter.calls), dict(tracker.tokens))
+        spent.update(lm_calls=sum(r["lm_calls"] for r in rows), lm_usage=rows,
+                     prompt_tokens=sum(r["prompt_tokens"] for r in rows),
+                     completion_tokens=sum(r["completion_tokens"] for r in rows))

@@ -1,6 +1,7 @@
 """Shared test set-up: offline env defaults, clean DSPy settings per test, no LM cache, a tiny real index."""
 
 import json
+import os
 
 import sage_dspy  # noqa: F401  (first: sets the offline environment variables before dspy/datasets load)
 
@@ -42,6 +43,13 @@ TINY_PASSAGES = (
 def _no_dspy_cache():
     """The cache key ignores the engine, so fakes with one model name would share answers."""
     dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_sage_environment(monkeypatch):
+    """A developer's own SAGE_LM (or any SAGE_* setting) must not change what the tests run."""
+    for name in [name for name in os.environ if name.startswith("SAGE_")]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture(autouse=True)

@@ -76,6 +76,18 @@ def test_generate_is_deterministic(corpus, workdir):
     assert run("first") == run("second")
 
 
+def test_generate_checks_by_the_chosen_protocol_and_runs_attempts_at_once(corpus, workdir):
+    lean = generate(corpus, workdir / "lean", "--workers", 2, "--parallel-attempts")
+    paper = generate(corpus, workdir / "paper", "--protocol", "paper")
+    assert lean.exit_code == 0 and paper.exit_code == 0, lean.output + paper.output
+    assert json.loads((workdir / "paper" / "config.json").read_text())["protocol"] == "paper"
+    judged = {a["judged_by"] for r in read_jsonl(workdir / "paper" / "records.jsonl")
+              for past in r["rounds"] for a in past["attempts"] if a["answer"] and not a["error"]}
+    assert judged == {"lm"}  # the paper's protocol has the LM judge every answer, exact matches included
+    assert {r["seed_id"] for r in read_jsonl(workdir / "lean" / "records.jsonl")} == \
+           {r["seed_id"] for r in read_jsonl(workdir / "paper" / "records.jsonl")}
+
+
 @pytest.mark.parametrize("recipe", ["generator_only", "resample"])
 def test_generate_runs_every_recipe(corpus, workdir, recipe):
     result = generate(corpus, workdir / recipe, "--recipe", recipe, "--rounds", 1, "--k", 2)
@@ -105,11 +117,13 @@ def bad_inputs(workdir, corpus):
         "target above ten": (["--corpus", corpus, "--targets", "3-11"], "target range '3-11'"),
         "target reversed": (["--corpus", corpus, "--targets", "5-2"], "target range '5-2'"),
         "target not a number": (["--corpus", corpus, "--targets", "two"], "target range 'two'"),
+        "unknown protocol": (["--corpus", corpus, "--protocol", "fast"], "unknown protocol 'fast'"),
     }
 
 
 CASES = ["missing corpus", "empty corpus", "malformed jsonl", "unknown field", "unknown recipe", "unknown lm",
-         "unknown role lm", "target zero", "target above ten", "target reversed", "target not a number"]
+         "unknown role lm", "target zero", "target above ten", "target reversed", "target not a number",
+         "unknown protocol"]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -85,7 +85,7 @@ def test_a_finished_run_with_the_same_settings_is_found_and_a_different_one_is_n
 
 def test_evaluate_reuses_an_earlier_generate_run(workdir):
     runner = CliRunner()
-    common = ["--seeds", "3", "--targets", "2-3", "--rounds", "1", "--k", "2"]
+    common = ["--seeds", "3", "--targets", "2-3", "--rounds", "1", "--k", "2", "--protocol", "paper"]
     first = runner.invoke(app, ["generate", *common, "--out", "artifacts/runs/by-hand", "--no-track"], env=ENV)
     assert first.exit_code == 0, first.output
     result = runner.invoke(app, ["evaluate", *common, "--recipes", "sage,generator_only", "--no-track"], env=ENV)

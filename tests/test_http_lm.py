@@ -24,10 +24,14 @@ from typer.testing import CliRunner
 
 from sage_dspy import lms as role_lms
 from sage_dspy.cli import app
-from sage_dspy.lms import DEFAULT_TEMPERATURES, ROLES, offline_lm
+from sage_dspy.corpus import load_corpus
+from sage_dspy.inflight import SageLM
+from sage_dspy.lms import DEFAULT_TEMPERATURES, ROLES, build_lm, offline_lm
 from sage_dspy.offline import server as offline_server
 from sage_dspy.pipeline import GenerateConfig, generate
+from sage_dspy.retrieval import SearchIndex, SearchTool
 from sage_dspy.signatures import JudgeAnswer, ReviseTooEasy
+from sage_dspy.solver import Solver
 from server_fixture import offline_servers
 
 MODEL = "openai/sage-offline"
@@ -36,7 +40,7 @@ CANARY = "sk-canary-3f9c2a7e-must-never-be-written"
 ENGINES = ("auto", "litellm")
 SEEDS = 3
 # Differ by construction between the offline engine and an HTTP LM: the model id per role, wall time, tokens.
-VOLATILE = {"lms", "seconds", "prompt_tokens", "completion_tokens"}
+VOLATILE = {"lms", "seconds", "prompt_tokens", "completion_tokens", "lm_usage"}
 FAULT_KINDS = ("429", "500", "timeout", "garbage", "nomarkers")
 CLIENT_TIMEOUT_S = 0.3  # the client's read timeout for fault tests; 'timeout' faults hang longer than this
 HANG_S = "1.0"
@@ -103,9 +107,9 @@ def offline_records(tmp_path_factory, index_root):
 
 def http_lm(api_base: str, engine: str, role: str = "generator", **settings) -> dspy.LM:
     """An LM over the wire with the offline LM's own settings (seed=0, so rollout k sends seed k) and the
-    role's temperature, as build_lm gives it."""
+    role's temperature, as build_lm gives it: the pipeline's LM class, which counts the calls."""
     options = {"temperature": DEFAULT_TEMPERATURES[role], "seed": 0, **settings}
-    return dspy.LM(MODEL, api_base=api_base, api_key=TEST_KEY, cache=False, engine=engine, **options)
+    return SageLM(MODEL, api_base=api_base, api_key=TEST_KEY, cache=False, engine=engine, **options)
 
 
 def use_http_lms(monkeypatch, factory) -> None:
@@ -398,7 +402,7 @@ def test_pipeline_completes_under_a_20_percent_fault_rate(servers, engine, offli
     errors = [error for record in result.records for error in surfaced_errors(record)]
     kinds = {error.removeprefix("judge failed: ").split(":")[0] for error in errors}
     assert kinds <= {"LMRateLimitError", "LMServerError", "LMTimeoutError", "LMTransportError",
-                     "LMProviderError"}, errors
+                     "LMProviderError", "ServiceUnavailable"}, errors
     if engine == "auto":  # a 200 that is not JSON is never retried: each one costs an attempt (or a seed)
         assert sum("LMProviderError" in error for error in errors) == injected["garbage"]
     else:  # LiteLLM retries it as a server error; only four failures in a row of one request surface
@@ -410,3 +414,28 @@ def test_pipeline_completes_under_a_20_percent_fault_rate(servers, engine, offli
     print(f"\n[{engine}] faults {injected}, requests {after['completions'] - before['completions']}, "
           f"backoffs {len(backoffs)}, surfaced {sorted(e[:40] for e in errors)}, "
           f"clean seeds {sum(not surfaced_errors(r) for r in result.records)}/{SEEDS}")
+
+
+def test_k_attempts_are_k_distinct_samples_even_with_the_cache_on(clean, offline_records, index_root, monkeypatch):
+    """A real LM keeps DSPy's cache on. Each attempt is its own rollout (rollout_id k, seed + k), so the K
+    attempts reach the server as K samples and differ (the offline LM samples a careful or a hurried agent by
+    seed); asking again is served from the cache, same attempts, no request."""
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    question = offline_records[0]["rounds"][0]["question"]
+    solver = Solver(SearchTool(SearchIndex.open(load_corpus("bundled"), root=index_root)))
+    lm = build_lm(MODEL, "solver", api_base=clean.api_base, seed=0)
+    assert lm.cache
+    dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=True)
+    try:
+        with dspy.context(lm=lm):
+            before = clean.stats()["completions"]
+            first = solver.attempt(question, k=4)
+            sent = clean.stats()["completions"] - before
+            again = solver.attempt(question, k=4)
+        resent = clean.stats()["completions"] - before - sent
+    finally:
+        dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)  # the suite's setting
+    assert sent == sum(len(a.steps) + 1 for a in first)  # every step and every extract of every attempt
+    assert resent == 0 and again == first  # the second time, all from the cache
+    trajectories = {tuple(step.query for step in a.steps) for a in first}
+    assert len(trajectories) >= 2, trajectories

@@ -138,8 +138,8 @@ def strict_chat_adapter():
 
 @pytest.fixture
 def run(tiny_index):
-    def go(recipe, lms: Roles, *, target=2, k=2, max_rounds=3, answer_type="entity"):
-        program = recipe.build(SearchTool(tiny_index), k=k, max_rounds=max_rounds, lms=lms.lms)
+    def go(recipe, lms: Roles, *, target=2, k=2, max_rounds=3, answer_type="entity", protocol="lean"):
+        program = recipe.build(SearchTool(tiny_index), k=k, max_rounds=max_rounds, lms=lms.lms).checking(protocol)
         return program(seed=tiny_index.get("p-bridge"), target_searches=target, answer_type=answer_type)
     return go
 
@@ -159,11 +159,12 @@ def test_accepted_in_round_zero_never_calls_the_reviser(run):
 
 
 def test_too_easy_calls_harden_and_the_next_round_uses_the_revised_pair(run, tiny_index):
-    lms = roles(generator=GENERATED, solver=RIGHT_1 * 2 + RIGHT_2 * 2,
+    lms = roles(generator=GENERATED, solver=RIGHT_1 + RIGHT_2 * 2,
                 reviser=[revision(Q1, "Corvel Institute", STEPS1)])
     result = run(sage, lms, target=2, k=2)
 
     assert [r.verdict.kind for r in result.rounds] == ["too_easy", "accepted"]
+    assert len(result.rounds[0].attempts) == 1  # a correct attempt under the target settled it: no second one
     [harden] = lms.reviser.calls
     assert harden.has_input("why_too_easy") and not harden.has_input("why_incorrect")
     assert harden.asks_for("revised_question")
@@ -185,8 +186,19 @@ def test_too_easy_calls_harden_and_the_next_round_uses_the_revised_pair(run, tin
     assert second.pair.steps == STEPS1 and second.pair.answer_type == "entity"
     assert result.pair is second.pair
     asked = [call.field("question") for call in lms.solver.calls if call.has_input("question")]
-    assert set(asked[:6]) == {Q0} and set(asked[6:]) == {Q1}
+    assert set(asked[:3]) == {Q0} and set(asked[3:]) == {Q1}
     assert len(lms.generator.calls) == 4  # the generator ran once
+    assert lms.all_replies_used()
+
+
+def test_the_paper_protocol_runs_every_attempt_and_has_the_lm_judge_rule_on_each(run):
+    lms = roles(generator=GENERATED, solver=RIGHT_1 * 2 + RIGHT_2 * 2, judge=[{"is_correct": True}] * 4,
+                reviser=[revision(Q1, "Corvel Institute", STEPS1)])
+    result = run(sage, lms, target=2, k=2, protocol="paper")
+    assert [r.verdict.kind for r in result.rounds] == ["too_easy", "accepted"]
+    assert [len(r.attempts) for r in result.rounds] == [2, 2]
+    assert [a.judged_by for r in result.rounds for a in r.attempts] == ["lm"] * 4
+    assert len(lms.judge.calls) == 4
     assert lms.all_replies_used()
 
 
@@ -233,7 +245,7 @@ def test_generator_only_runs_one_round_and_never_revises(run):
 
 def test_resample_draws_a_fresh_generator_pair_each_round_without_feedback(run):
     fresh = proposal(["Lune Ferry", "Harbor Bridge", "Ada Marlowe"], Q1, "Corvel Institute", STEPS1)
-    lms = roles(generator=GENERATED + fresh, solver=RIGHT_1 * 2 + attempt(["a", "b", "c"], "Corvel Institute") * 2,
+    lms = roles(generator=GENERATED + fresh, solver=RIGHT_1 + attempt(["a", "b", "c"], "Corvel Institute") * 2,
                 reviser=[revision("never", "never", [])])
     result = run(resample, lms, target=2, k=2, max_rounds=3)
 

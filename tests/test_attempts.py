@@ -1,0 +1,198 @@
+"""The K attempts at a pair: early stop, attempts at once, the bound on calls in flight, and service faults."""
+
+import json
+import threading
+import time
+
+import dspy
+import pytest
+from dspy.lm15 import Message, Response, TextPart, Usage
+
+from sage_dspy.attempts import run_attempts
+from sage_dspy.feedback import Attempt, settles_too_easy, verdict_for
+from sage_dspy.inflight import AttemptStopped, SageLM, call_slots, in_lane, stoppable
+from sage_dspy.lms import RoleLMs
+from sage_dspy.pipeline import GenerateConfig, failed_at_service, generate
+
+# What a run spent differs between the ways of running the same seeds; the records must not.
+VOLATILE = {"lm_calls", "prompt_tokens", "completion_tokens", "seconds", "lm_usage", "cost_usd"}
+
+
+def correct(searches: int) -> Attempt:
+    return Attempt("x", searches, True)
+
+
+WRONG = Attempt("y", 3, False)
+
+
+# ------------------------------------------------------------------------------------------ run_attempts
+
+def scripted(attempts: list[Attempt], delays: list[float] | None = None):
+    """try_attempt for run_attempts: attempt i after delays[i] seconds; records which attempts ran."""
+    ran = []
+
+    def try_attempt(index: int) -> Attempt:
+        time.sleep((delays or [0.0] * len(attempts))[index])
+        ran.append(index)
+        return attempts[index]
+    return try_attempt, ran
+
+
+def test_in_order_the_attempts_stop_at_the_first_that_settles():
+    try_attempt, ran = scripted([WRONG, correct(1), correct(0), WRONG])
+    result = run_attempts(try_attempt, 4, lambda a: settles_too_easy(a, target=3))
+    assert result == [WRONG, correct(1)] and ran == [0, 1]
+
+
+def test_without_a_settling_rule_every_attempt_runs():
+    try_attempt, ran = scripted([correct(1)] * 4)
+    assert run_attempts(try_attempt, 4, None) == [correct(1)] * 4 and ran == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("delays", [[0.0, 0.0, 0.0, 0.0], [0.15, 0.1, 0.05, 0.0], [0.0, 0.1, 0.0, 0.05]])
+def test_at_once_the_result_is_the_in_order_result_whatever_finishes_first(delays):
+    attempts = [WRONG, correct(5), correct(1), correct(0)]
+    settles = lambda a: settles_too_easy(a, target=3)  # noqa: E731
+    in_order = run_attempts(scripted(attempts)[0], 4, settles)
+    at_once = run_attempts(scripted(attempts, delays)[0], 4, settles, parallel=True)
+    assert at_once == in_order == [WRONG, correct(5), correct(1)]
+
+
+class CountingEngine:
+    """A slow engine that counts calls and the most it ever served at once."""
+
+    def __init__(self, seconds: float = 0.02):
+        self.seconds, self.calls, self.now, self.most = seconds, 0, 0, 0
+        self._lock = threading.Lock()
+
+    def complete(self, request):
+        with self._lock:
+            self.calls += 1
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(self.seconds)
+        with self._lock:
+            self.now -= 1
+        return Response(id=None, model=request.model, message=Message.assistant([TextPart("ok")]),
+                        finish_reason="stop", usage=Usage(input_tokens=1, output_tokens=1))
+
+
+def test_attempts_after_the_settling_one_are_stopped_at_their_next_call():
+    engine = CountingEngine()
+    lm = SageLM("local/counting", engine=engine, cache=False)
+    stopped = []
+
+    def try_attempt(index: int) -> Attempt:
+        if index == 0:
+            lm("one call")
+            return correct(0)  # settles at once
+        try:
+            for _ in range(100):  # a long attempt: 100 calls of 20 ms
+                lm("another step")
+        except AttemptStopped:
+            stopped.append(index)
+            return Attempt("", 0, False, error="stopped")
+        return WRONG
+
+    result = run_attempts(try_attempt, 3, lambda a: settles_too_easy(a, target=2), parallel=True)
+    assert result == [correct(0)]
+    assert sorted(stopped) == [1, 2]
+    assert engine.calls < 20  # not the 201 calls of running both long attempts to the end
+
+
+def test_a_stop_request_is_checked_before_the_call_is_made():
+    engine, event = CountingEngine(0.0), threading.Event()
+    lm = SageLM("local/counting", engine=engine, cache=False)
+    event.set()
+    with stoppable(event), pytest.raises(AttemptStopped):
+        lm("never sent")
+    assert engine.calls == 0
+
+
+def test_call_slots_bound_the_calls_in_flight_across_threads():
+    engine = CountingEngine(0.02)
+    lm = SageLM("local/counting", engine=engine, cache=False)
+    import contextvars
+    with call_slots(3):
+        threads = [threading.Thread(target=contextvars.copy_context().run, args=(lambda: [lm("x") for _ in range(3)],))
+                   for _ in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert engine.calls == 36 and engine.most == 3
+
+
+# ------------------------------------------------------------------------------------------ service faults
+
+def test_a_service_fault_counts_for_neither_side_of_the_verdict():
+    faulted = Attempt("", 0, False, error="LMRateLimitError: slow down")
+    judge_down = Attempt("x", 2, False, error="judge failed: LMServerError: 500")
+    verdict = verdict_for([correct(3), WRONG, faulted, judge_down], target=3)
+    assert verdict.avg_at_k == 0.5 and verdict.attempts == 2 and verdict.accepted
+    # an agent failure (unparseable output) is the agent's: it counts against the pair
+    unparsed = Attempt("", 0, False, error="AdapterParseError: no fields")
+    assert verdict_for([correct(3), unparsed], target=3).avg_at_k == 0.5
+
+
+def test_only_service_failures_are_retried_on_resume():
+    assert failed_at_service({"error": "LMServerError: 503"})
+    assert failed_at_service({"error": "ServiceUnavailable: every attempt failed at the LM service (...)"})
+    assert not failed_at_service({"error": "AdapterParseError: no fields"})
+    assert not failed_at_service({"error": ""})
+
+
+def test_a_seed_the_service_failed_is_run_again_when_the_run_resumes(tmp_path, tiny_corpus_file):
+    config = GenerateConfig(corpus=str(tiny_corpus_file), seeds=3, out_dir=tmp_path / "run",
+                            index_root=tmp_path / "indexes")
+    first = generate(config)
+    lines = first.records_path.read_text(encoding="utf-8").splitlines()
+    broken = json.loads(lines[1]) | {"error": "LMRateLimitError: rate limited", "rounds": [], "question": ""}
+    first.records_path.write_text("\n".join([lines[0], json.dumps(broken), lines[2]]) + "\n", encoding="utf-8")
+
+    again = generate(config)
+    assert [r["error"] for r in again.records] == ["", "", ""]
+    assert [{k: v for k, v in r.items() if k not in VOLATILE} for r in again.records] == \
+           [{k: v for k, v in r.items() if k not in VOLATILE} for r in first.records]
+
+
+# ------------------------------------------------------------------------------------------ the pipeline
+
+def test_attempts_at_once_give_the_records_of_attempts_in_order(tmp_path):
+    config = GenerateConfig(seeds=12, out_dir=tmp_path / "in-order", index_root=tmp_path / "indexes")
+    in_order = generate(config)
+    at_once = generate(GenerateConfig(seeds=12, out_dir=tmp_path / "at-once", index_root=tmp_path / "indexes"),
+                       parallel_attempts=True, workers=2)
+    strip = lambda records: [{k: v for k, v in r.items() if k not in VOLATILE} for r in records]  # noqa: E731
+    assert strip(at_once.records) == strip(in_order.records)
+    assert any(len(past["attempts"]) < config.k for r in in_order.records for past in r["rounds"])
+
+
+def test_the_lean_protocol_keeps_the_paper_protocols_pairs_for_fewer_calls(tmp_path):
+    runs = {protocol: generate(GenerateConfig(seeds=20, protocol=protocol, out_dir=tmp_path / protocol,
+                                              index_root=tmp_path / "indexes"))
+            for protocol in ("lean", "paper")}
+    accepted = {protocol: [(r["seed_id"], r["question"], r["answer"]) for r in run.records if r["accepted"]]
+                for protocol, run in runs.items()}
+    calls = {protocol: sum(r["lm_calls"] for r in run.records) for protocol, run in runs.items()}
+    assert accepted["lean"] == accepted["paper"] and accepted["lean"]
+    assert calls["lean"] < calls["paper"]
+    judged = {a["judged_by"] for r in runs["paper"].records for past in r["rounds"] for a in past["attempts"]}
+    assert judged == {"lm"}
+
+
+# ------------------------------------------------------------------------------------------ connection lanes
+
+def test_a_role_gets_one_independent_lm_per_hundred_calls_in_flight():
+    assert [RoleLMs.lanes_for(n) for n in (1, 100, 101, 256)] == [1, 1, 2, 3]
+    lms = RoleLMs.from_specs({"solver": "openai/some-model", "judge": "offline"}, lanes=3,
+                             api_base="http://127.0.0.1:9/v1")
+    solver_lanes = lms.lanes["solver"]
+    assert len(solver_lanes) == 3 and len({id(lm) for lm in solver_lanes}) == 3
+    assert {lm.model for lm in solver_lanes} == {"openai/some-model"} and lms.lms["solver"] is solver_lanes[0]
+    assert "judge" not in lms.lanes  # the offline LM runs in process: no connections to spread
+    seen = []
+    for lane in (0, 1, 2, 3, 4):
+        with in_lane(lane), lms.use("solver"):
+            seen.append(dspy.settings.lm)
+    assert seen == [solver_lanes[0], solver_lanes[1], solver_lanes[2], solver_lanes[0], solver_lanes[1]]
