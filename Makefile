@@ -20,7 +20,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# Benchmarks (retrieval, client overhead): `make bench` is the quick mode (a couple of minutes); FULL=1 adds 1M passages.
+# Benchmarks (retrieval, client overhead, calls, throughput, memory): `make bench` is the quick mode (about 4.5 min);
+# FULL=1 adds 1M passages, the full throughput curve and 2,000 seeds of memory.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python -m bench.run_all $(if $(FULL),,--quick)

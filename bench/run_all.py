@@ -2,8 +2,8 @@
 
     python -m bench.run_all [--quick] [--out artifacts/bench]
 
-Runs bench.retrieval, bench.client_overhead and bench.calls in turn, each with the same --quick and --out; each writes its own
-JSON and its own section of <out>/report.md. Exit status: the first non-zero status of the benchmarks (a
+Runs bench.retrieval, bench.client_overhead, bench.calls, bench.throughput and bench.memory in turn, each
+with the same --quick and --out; each writes its own JSON and its own section of <out>/report.md. Exit status: the first non-zero status of the benchmarks (a
 benchmark that raises counts as 1 and does not stop the next one).
 """
 
@@ -12,9 +12,10 @@ import sys
 import time
 import traceback
 
-from bench import calls, client_overhead, retrieval
+from bench import calls, client_overhead, memory, retrieval, throughput
 
-BENCHMARKS = (("retrieval", retrieval.main), ("client_overhead", client_overhead.main), ("calls", calls.main))
+BENCHMARKS = (("retrieval", retrieval.main), ("client_overhead", client_overhead.main), ("calls", calls.main),
+              ("throughput", throughput.main), ("memory", memory.main))
 
 
 def main(argv: list[str] | None = None) -> int:

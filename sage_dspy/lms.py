@@ -12,6 +12,7 @@ import dspy
 from dspy.utils.exceptions import LMConfigurationError
 
 from sage_dspy.adapter import adapter_settings
+from sage_dspy.bounds import apply_memory_bounds
 from sage_dspy.inflight import SageLM, current_lane
 from sage_dspy.offline.engine import MODEL_NAME, AsyncOfflineEngine, OfflineEngine
 from sage_dspy.usage import acting_as
@@ -90,6 +91,7 @@ class RoleLMs:
         unknown = set(specs) - set(ROLES)
         if unknown:
             raise LMConfigError(f"unknown role(s) {sorted(unknown)}: roles are {', '.join(ROLES)}")
+        apply_memory_bounds()  # long runs: DSPy's per-call history, trace and response cache capped (bounds.py)
         built: dict[str, dspy.LM] = {}
         shared: dict[str, dspy.LM] = {}
         extra: dict[str, list[dspy.LM]] = {}

@@ -7,6 +7,7 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -79,10 +80,16 @@ class GenerateConfig:
 
 @dataclass
 class GenerateResult:
-    records: list[dict]
     summary: dict
     records_path: Path
     dataset_path: Path
+
+    @cached_property
+    def records(self) -> list[dict]:
+        """Every seed's record in seed order, read back from records.jsonl when first asked for: `generate`
+        keeps only what its summary needs, so a long run's memory stays flat."""
+        with self.records_path.open(encoding="utf-8") as lines:
+            return [json.loads(line) for line in lines if line.strip()]
 
 
 def draw_seeds(passages: list[Passage], count: int, targets: tuple[int, int], random_seed: int) -> list[SeedTask]:
@@ -237,24 +244,61 @@ def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None
     budget = CallBudget(max_calls, max_cost=max_cost, prices=in_use)
     for record in finished:
         budget.charge(record)  # what earlier sessions of this run spent, failed seeds included
+    del finished
+    done = {key: _slim(record) for key, record in done.items()}  # the end needs no transcripts: memory stays flat
     for record in run_seeds(program, missing, lms.ids(), workers, budget):
         run.append(record)  # in finishing order: on disk as soon as it is done
-        done[record_key(record)] = record
+        done[record_key(record)] = _slim(record)
         if on_record:
             on_record(record)
     records = [done[key_of(t)] for t in tasks if key_of(t) in done]  # seed order, however workers finished
     records_path = run.records_path
     mark_kept(records)
-    _write_jsonl(records_path, records)
     dataset_path = config.out_dir / "dataset.jsonl"
-    _write_jsonl(dataset_path, [_dataset_row(r) for r in records if r["kept"]])
+    _rewrite_records(records_path, dataset_path, records)
     summary = summarize(records)
     summary["stopped"] = budget.stop_reason(len(records), len(tasks))
     summary["usage"] = usage_summary(records, {**in_use, **price_table(models_of(records), prices)})
     summary["corpus"] = {"source": config.corpus, "passages": len(passages),
                          "fingerprint": corpus_fingerprint(passages)}
     (config.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    return GenerateResult(records, summary, records_path, dataset_path)
+    return GenerateResult(summary, records_path, dataset_path)
+
+
+def _slim(record: dict) -> dict:
+    """What the end of a run reads from a record (dedupe, summary, usage, budget): everything but the rounds'
+    transcripts, of which the summary reads only the attempts' errors (`failures_by_kind`)."""
+    rounds = [{"attempts": [{"error": a["error"]} for a in past.get("attempts", []) if a.get("error")]}
+              for past in record.get("rounds", [])]
+    return {**record, "rounds": rounds}
+
+
+def _rewrite_records(records_path: Path, dataset_path: Path, decided: list[dict]) -> None:
+    """records.jsonl in seed order with each seed's verdict (`kept`, `drop_reason` from mark_kept), and
+    dataset.jsonl, streamed from the lines the run appended: one full record in memory at a time. A seed's
+    last line wins (a seed the service failed and a later run retried has two)."""
+    wanted, offsets = {record_key(r) for r in decided}, {}
+    with records_path.open("rb") as source:
+        offset = 0
+        for line in source:
+            if line.strip():
+                key = record_key(json.loads(line))
+                if key in wanted:
+                    offsets[key] = offset
+            offset += len(line)
+        records_partial = records_path.with_suffix(records_path.suffix + ".partial")
+        dataset_partial = dataset_path.with_suffix(dataset_path.suffix + ".partial")
+        with records_partial.open("w", encoding="utf-8") as records_out, \
+                dataset_partial.open("w", encoding="utf-8") as dataset_out:
+            for verdict in decided:
+                source.seek(offsets[record_key(verdict)])
+                record = json.loads(source.readline())
+                record.update(kept=verdict["kept"], drop_reason=verdict["drop_reason"])
+                records_out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                if record["kept"]:
+                    dataset_out.write(json.dumps(_dataset_row(record), ensure_ascii=False) + "\n")
+    records_partial.replace(records_path)  # write beside, then rename: a crash leaves the previous files whole
+    dataset_partial.replace(dataset_path)
 
 
 def failed_at_service(record: dict) -> bool:
@@ -262,13 +306,6 @@ def failed_at_service(record: dict) -> bool:
     because of anything in the seed."""
     kind = (record.get("error") or "").split(":", 1)[0]
     return kind in SERVICE_FAULTS or kind == ServiceUnavailable.__name__
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    """Write beside, then rename: a crash mid-write leaves the previous file whole."""
-    partial = path.with_suffix(path.suffix + ".partial")
-    partial.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-    partial.replace(path)
 
 
 def check_lms(lms: RoleLMs) -> None:
