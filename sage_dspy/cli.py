@@ -209,7 +209,7 @@ def generate_command(
     lm_ids = sorted(set(config.lms.values()))
     out.print(summary_table(result.summary, title=f"{recipe} on {corpus} (LM: {', '.join(lm_ids)})"))
     for line in usage_lines(result.summary["usage"]):
-        out.print(line, highlight=False)
+        out.print(line, highlight=False, markup=False)  # "[prices]" is no markup
     if result.summary["stopped"]:
         out.print(f"stopped: {result.summary['stopped']}; every finished seed is saved, re-run the same command "
                   "with a larger --max-calls or --max-cost to continue", highlight=False)

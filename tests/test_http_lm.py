@@ -297,6 +297,7 @@ def test_cli_over_http_writes_no_key_anywhere(clean, workdir, isolated_mlflow):
     leaks = [str(path) for path in written if CANARY.encode() in path.read_bytes()]
     assert leaks == []
     assert CANARY not in result.output
+    assert "no price known for openai/sage-offline: add one under [prices]" in " ".join(result.output.split())
     assert CANARY not in clean.output() and "Authorization" not in clean.output()
     assert '"path": "/v1/chat/completions"' in clean.output()  # the log was on, and said nothing of keys
 
