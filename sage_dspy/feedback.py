@@ -47,10 +47,13 @@ class Verdict:
         return "too_easy" if self.correct else "incorrect"
 
 
-def is_service_fault(attempt: Attempt) -> bool:
-    """The attempt failed because the LM service or the judge failed, not because the agent did."""
-    error = attempt.error or ""
+def is_service_error(error: str) -> bool:
+    """'LMRateLimitError: ...' or 'judge failed: ...': the LM service or the judge failed, not the agent."""
     return error.startswith("judge failed") or error.split(":", 1)[0] in SERVICE_FAULTS
+
+
+def is_service_fault(attempt: Attempt) -> bool:
+    return is_service_error(attempt.error or "")
 
 
 def settles_too_easy(attempt: Attempt, target: int) -> bool:

@@ -71,13 +71,9 @@ class SageLM(dspy.LM):
     (`usage.count_call`); otherwise exactly dspy.LM. A stopped call is never counted as made."""
 
     def __call__(self, *args, **kwargs):
-        _check_stop()
         slots = _slots.get()
-        if slots is None:
-            count_call(self.model)
-            return super().__call__(*args, **kwargs)
-        with slots:
-            _check_stop()  # the verdict may have settled while this call waited for a slot
+        with slots if slots is not None else contextlib.nullcontext():
+            _check_stop()  # checked once a slot is free: the verdict may have settled while the call waited
             count_call(self.model)
             return super().__call__(*args, **kwargs)
 

@@ -13,7 +13,7 @@ from typing import Callable
 
 from programs import load_recipe
 from sage_dspy.corpus import Passage, corpus_fingerprint, load_corpus
-from sage_dspy.feedback import SERVICE_FAULTS
+from sage_dspy.feedback import is_service_error
 from sage_dspy.inflight import call_slots, in_lane
 from sage_dspy.lms import RoleLMs, loggable_options
 from sage_dspy.loop import ServiceUnavailable
@@ -304,8 +304,8 @@ def _rewrite_records(records_path: Path, dataset_path: Path, decided: list[dict]
 def failed_at_service(record: dict) -> bool:
     """The seed failed because the LM service did (rate limits, 5xx, timeouts after DSPy's retries), not
     because of anything in the seed."""
-    kind = (record.get("error") or "").split(":", 1)[0]
-    return kind in SERVICE_FAULTS or kind == ServiceUnavailable.__name__
+    error = record.get("error") or ""
+    return is_service_error(error) or error.startswith(ServiceUnavailable.__name__)
 
 
 def check_lms(lms: RoleLMs) -> None:

@@ -1,5 +1,6 @@
 """The K attempts at a pair: early stop, attempts at once, the bound on calls in flight, and service faults."""
 
+import contextvars
 import json
 import threading
 import time
@@ -112,7 +113,6 @@ def test_a_stop_request_is_checked_before_the_call_is_made():
 def test_call_slots_bound_the_calls_in_flight_across_threads():
     engine = CountingEngine(0.02)
     lm = SageLM("local/counting", engine=engine, cache=False)
-    import contextvars
     with call_slots(3):
         threads = [threading.Thread(target=contextvars.copy_context().run, args=(lambda: [lm("x") for _ in range(3)],))
                    for _ in range(12)]
