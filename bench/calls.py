@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from bench.report import markdown_table, write_report_section
-from sage_dspy.corpus import load_corpus
-from sage_dspy.pipeline import GenerateConfig, generate
+from sage_dspy.search.corpus import load_corpus
+from sage_dspy.runs.generate import GenerateConfig, generate
 
 TARGET_RATIO = 0.7
 SECTION = "calls"

@@ -2,7 +2,7 @@
 
     python -m bench.memory --quick                 # 300 seeds on each path: about 1 min on 2 cores
     python -m bench.memory                         # 2,000 seeds on each path
-    python -m bench.memory --bounds off            # DSPy's own caps: the baseline before sage_dspy.bounds
+    python -m bench.memory --bounds off            # DSPy's own caps: the baseline before sage_dspy.lm.bounds
     python -m bench.memory --paths offline --seeds 500 --out artifacts/bench
 
 Each path runs `generate` in a child process of its own (so its memory is its own), over a corpus of clones
@@ -14,9 +14,9 @@ gc.collect() and samples VmRSS and VmHWM (/proc/self/status), Python's allocated
 the global history, the LMs' and modules' histories, the trace, the response cache's memory tier.
 
 The growth is the least-squares slope of RSS over seeds after a warm-up of the first 10% of seeds, at least
-100 (the index, imports and DSPy's caps filling: sage_dspy.bounds' fill within about 100 seeds), in MB per
+100 (the index, imports and DSPy's caps filling: sage_dspy.lm.bounds' fill within about 100 seeds), in MB per
 1,000 seeds, and on the last quarter alone.
-Targets: that slope <= 10 MB per 1,000 seeds on each path, and DSPy's structures within sage_dspy.bounds'
+Targets: that slope <= 10 MB per 1,000 seeds on each path, and DSPy's structures within sage_dspy.lm.bounds'
 caps at the end. Why 10: one seed's record is about 36 KB of JSON (50 KB as Python objects) and one history
 entry about 7 KB for each of about 40 calls a seed, so keeping anything per seed or per call shows as 50 MB
 or more per 1,000 seeds, while a run that keeps nothing per seed measured under 5 (allocator noise).
@@ -41,14 +41,14 @@ from pathlib import Path
 import dspy
 
 from bench.report import loadavg, machine, markdown_table, write_report_section
-from sage_dspy.bounds import SAGE_BOUNDS
+from sage_dspy.lm.bounds import SAGE_BOUNDS
 
 SECTION = "memory"
 PATHS = ("offline", "http")
 SEEDS_QUICK = {"offline": 300, "http": 300}
 SEEDS_FULL = {"offline": 2000, "http": 2000}
 SAMPLES = 20  # samples per path (the sampling interval is seeds / SAMPLES unless --every is given)
-WARMUP_SHARE, WARMUP_MIN = 0.10, 100  # sage_dspy.bounds' caps fill within about 100 seeds
+WARMUP_SHARE, WARMUP_MIN = 0.10, 100  # sage_dspy.lm.bounds' caps fill within about 100 seeds
 TARGET_MB_PER_1000 = 10.0
 MODEL = "openai/sage-offline"
 API_KEY = "sk-bench-not-a-secret"  # the loopback server accepts any key and never keeps it
@@ -61,7 +61,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def bench_passages(seeds: int):
     """The bundled corpus cloned until it has at least `seeds` passages (draw_seeds draws without
     replacement): same titles and texts, ids suffixed with the copy number. The same on every machine."""
-    from sage_dspy.corpus import Passage, load_corpus
+    from sage_dspy.search.corpus import Passage, load_corpus
 
     base = load_corpus("bundled")
     copies = max(1, math.ceil(seeds / len(base)))
@@ -106,9 +106,9 @@ def sample(seeds: int, started: float, record_bytes: int) -> dict:
 
 
 def set_bounds(choice: str) -> dict:
-    """package: as importing sage_dspy and running generate leave them; on: sage_dspy.bounds' caps; off:
+    """package: as importing sage_dspy and running generate leave them; on: sage_dspy.lm.bounds' caps; off:
     DSPy's own."""
-    from sage_dspy import bounds
+    from sage_dspy.lm import bounds
 
     if choice == "on":
         bounds.apply_memory_bounds()
@@ -136,9 +136,9 @@ def loopback_server(folder: Path):
 
 def run_child(path: str, seeds: int, every: int, bounds_choice: str, work: Path) -> dict:
     """One generate run over `seeds` seeds on `path`, sampled every `every` seeds; returns the samples."""
-    from sage_dspy.bounds import current_bounds
-    from sage_dspy.lms import ROLES
-    from sage_dspy.pipeline import GenerateConfig, generate
+    from sage_dspy.lm.bounds import current_bounds
+    from sage_dspy.lm.roles import ROLES
+    from sage_dspy.runs.generate import GenerateConfig, generate
 
     started = time.perf_counter()
     caps = set_bounds(bounds_choice)
@@ -244,7 +244,7 @@ def targets(runs: dict) -> list[dict]:
             value.update(disk_cache_pages=caps["disk_cache_pages"], disk_mmap_bytes=caps["disk_mmap_bytes"])
             limit.update(disk_cache_pages=SAGE_BOUNDS.disk_cache_pages, disk_mmap_bytes=SAGE_BOUNDS.disk_mmap_bytes)
         rows.append({"name": f"dspy_caps_{path}", "rule": "DSPy's histories, trace and response cache (memory "
-                     "tier, SQLite page cache and memory map) within sage_dspy.bounds' caps at the end",
+                     "tier, SQLite page cache and memory map) within sage_dspy.lm.bounds' caps at the end",
                      "limit": limit, "value": value,
                      "status": "PASS" if all(value[key] <= limit[key] for key in value) else "FAIL"})
     return rows
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paths", default=",".join(PATHS), help="offline, http or both (comma-separated)")
     parser.add_argument("--every", type=int, help=f"seeds between samples (default: seeds / {SAMPLES})")
     parser.add_argument("--bounds", choices=("package", "on", "off"), default="package",
-                        help="DSPy's caps: as the package sets them (default), sage_dspy.bounds' (on), DSPy's (off)")
+                        help="DSPy's caps: as the package sets them (default), sage_dspy.lm.bounds' (on), DSPy's (off)")
     parser.add_argument("--out", default="artifacts/bench", help="folder for memory.json and report.md")
     parser.add_argument("--child", choices=PATHS, help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)

@@ -29,8 +29,8 @@ import numpy as np
 
 from bench.corpus import CorpusSpec, generate, sample_queries
 from bench.report import markdown_table, write_report_section
-from sage_dspy import retrieval
-from sage_dspy.retrieval import SearchIndex
+from sage_dspy.search import index as retrieval
+from sage_dspy.search.index import SearchIndex
 
 SIZES_QUICK = (100_000,)
 SIZES_FULL = (100_000, 1_000_000)

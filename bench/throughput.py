@@ -43,7 +43,7 @@ from pathlib import Path
 import dspy
 
 from bench.report import loadavg, machine, markdown_table, write_report_section
-from sage_dspy.corpus import BUNDLED_CORPUS
+from sage_dspy.search.corpus import BUNDLED_CORPUS
 from sage_dspy.offline.server import stop_process, wait_for_port
 
 MODEL = "openai/sage-offline"
@@ -99,7 +99,7 @@ def raised_pool(max_connections: int | None):
 
 def generate_with_pool(max_connections: int, args: list[str]) -> None:
     """`sage <args>` in this process with lm15 pools of `max_connections` (the pipeline diagnostic's child)."""
-    from sage_dspy.cli import main as sage
+    from sage_dspy.cli.app import main as sage
 
     sys.argv = ["sage", *args]
     with raised_pool(max_connections):

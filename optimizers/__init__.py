@@ -1,7 +1,7 @@
 """Optimizer recipes: each file is one DSPy optimizer setting for the generator's prompts.
 
 Every recipe exposes `compile(student, *, trainset, valset, metric, budget, reflection_lm, seed) -> Module`,
-where `metric` returns `dspy.Prediction(score, feedback)` (sage_dspy.metrics.sage_metric).
+where `metric` returns `dspy.Prediction(score, feedback)` (sage_dspy.method.metrics.sage_metric).
 """
 
 import importlib
@@ -16,7 +16,7 @@ class UnknownOptimizerError(ValueError):
 def load_optimizer(name: str):
     if name not in OPTIMIZERS:
         raise UnknownOptimizerError(f"unknown optimizer recipe {name!r}: choose one of {', '.join(OPTIMIZERS)}")
-    return importlib.import_module(f"optimizers.{name}")
+    return importlib.import_module(f"sage_dspy.optimizers.{name}")
 
 
 def score_only(metric):

@@ -2,7 +2,7 @@
 
 import dspy
 
-from optimizers import score_only
+from sage_dspy.optimizers import score_only
 
 MIN_BUDGET = 2
 

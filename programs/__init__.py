@@ -16,4 +16,4 @@ class UnknownRecipeError(ValueError):
 def load_recipe(name: str):
     if name not in RECIPES:
         raise UnknownRecipeError(f"unknown program recipe {name!r}: choose one of {', '.join(RECIPES)}")
-    return importlib.import_module(f"programs.{name}")
+    return importlib.import_module(f"sage_dspy.programs.{name}")

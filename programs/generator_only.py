@@ -1,9 +1,9 @@
 """Baseline: the generator alone. One round: its pair is verified but never revised."""
 
-from sage_dspy.generator import Generator
-from sage_dspy.judge import AnswerJudge
-from sage_dspy.loop import SageLoop
-from sage_dspy.solver import Solver
+from sage_dspy.method.generator import Generator
+from sage_dspy.method.judge import AnswerJudge
+from sage_dspy.method.loop import SageLoop
+from sage_dspy.method.solver import Solver
 
 DESCRIPTION = "generator alone, verified once, no feedback (paper baseline)"
 

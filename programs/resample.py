@@ -1,10 +1,10 @@
 """Baseline: resampling. Each failed round draws a fresh pair from the generator, with no feedback."""
 
-from sage_dspy.generator import Generator
-from sage_dspy.judge import AnswerJudge
-from sage_dspy.loop import SageLoop
-from sage_dspy.reviser import Resampler
-from sage_dspy.solver import Solver
+from sage_dspy.method.generator import Generator
+from sage_dspy.method.judge import AnswerJudge
+from sage_dspy.method.loop import SageLoop
+from sage_dspy.method.reviser import Resampler
+from sage_dspy.method.solver import Solver
 
 DESCRIPTION = "a fresh generator sample each round, no feedback (paper baseline)"
 

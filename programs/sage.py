@@ -1,10 +1,10 @@
 """SAGE: the generator's pair is revised from the search agent's execution feedback, round after round."""
 
-from sage_dspy.generator import Generator
-from sage_dspy.judge import AnswerJudge
-from sage_dspy.loop import SageLoop
-from sage_dspy.reviser import Reviser
-from sage_dspy.solver import Solver
+from sage_dspy.method.generator import Generator
+from sage_dspy.method.judge import AnswerJudge
+from sage_dspy.method.loop import SageLoop
+from sage_dspy.method.reviser import Reviser
+from sage_dspy.method.solver import Solver
 
 DESCRIPTION = "generator + search-agent feedback + reviser (the paper's method)"
 

@@ -1,3 +1,3 @@
-from sage_dspy.cli import main
+from sage_dspy.cli.app import main
 
 main()

@@ -2,7 +2,7 @@
 
 from typer.testing import CliRunner
 
-from sage_dspy.cli import app
+from sage_dspy.cli.app import app
 
 ENV = {"COLUMNS": "200"}  # rich wraps its error box at 80 columns otherwise
 

@@ -8,8 +8,8 @@ import sage_dspy  # noqa: F401  (first: sets the offline environment variables b
 import dspy
 import pytest
 
-from sage_dspy.corpus import Passage
-from sage_dspy.retrieval import SearchIndex
+from sage_dspy.search.corpus import Passage
+from sage_dspy.search.index import SearchIndex
 
 # A chain the agents can walk, one search per passage:
 #   Harbor Bridge --"designed by"--> Ada Marlowe --"studied at"--> Corvel Institute --"rector was"--> Tobias Wren
@@ -95,7 +95,7 @@ def isolated_mlflow(monkeypatch):
         monkeypatch.delenv(name)
     import mlflow
 
-    from sage_dspy import tracking
+    from sage_dspy.tracking import store as tracking
 
     monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
     monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)

@@ -10,11 +10,11 @@ from dspy.lm15 import Message, Response, TextPart, Usage
 from dspy.utils.callback import BaseCallback
 from dspy.utils.exceptions import AdapterParseError
 
-from sage_dspy.adapter import ChatAdapter, adapter_settings, parse_value
-from sage_dspy.lms import RoleLMs
-from sage_dspy.react import ReAct
-from sage_dspy.retrieval import SearchTool
-from sage_dspy.signatures import AnswerWithSearch, JudgeAnswer, ProposeQA, ReviseIncorrect, ReviseTooEasy
+from sage_dspy.lm.adapter import ChatAdapter, adapter_settings, parse_value
+from sage_dspy.lm.roles import RoleLMs
+from sage_dspy.lm.react import ReAct
+from sage_dspy.search.index import SearchTool
+from sage_dspy.method.signatures import AnswerWithSearch, JudgeAnswer, ProposeQA, ReviseIncorrect, ReviseTooEasy
 
 
 def signatures(index) -> dict[str, type[dspy.Signature]]:
@@ -194,6 +194,6 @@ def test_typed_outputs_never_reach_dspy_parse_value(tiny_index, monkeypatch):
     def slow_parse(value, annotation):
         raise AssertionError(f"dspy's parse_value was used for {annotation}")
 
-    monkeypatch.setattr("sage_dspy.adapter.dspy_parse_value", slow_parse)
+    monkeypatch.setattr("sage_dspy.lm.adapter.dspy_parse_value", slow_parse)
     assert parse_value('{"query": "x"}', dict[str, Any]) == {"query": "x"}
     assert parse_value('["a"]', list[str]) == ["a"] and parse_value("True", bool) is True

@@ -9,11 +9,11 @@ import dspy
 import pytest
 from dspy.lm15 import Message, Response, TextPart, Usage
 
-from sage_dspy.attempts import run_attempts
-from sage_dspy.feedback import Attempt, settles_too_easy, verdict_for
-from sage_dspy.inflight import AttemptStopped, SageLM, call_slots, in_lane, stoppable
-from sage_dspy.lms import RoleLMs
-from sage_dspy.pipeline import GenerateConfig, failed_at_service, generate
+from sage_dspy.method.attempts import run_attempts
+from sage_dspy.method.feedback import Attempt, settles_too_easy, verdict_for
+from sage_dspy.lm.inflight import AttemptStopped, SageLM, call_slots, in_lane, stoppable
+from sage_dspy.lm.roles import RoleLMs
+from sage_dspy.runs.generate import GenerateConfig, failed_at_service, generate
 
 # What a run spent differs between the ways of running the same seeds; the records must not.
 VOLATILE = {"lm_calls", "prompt_tokens", "completion_tokens", "seconds", "lm_usage", "cost_usd"}

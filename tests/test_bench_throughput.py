@@ -8,7 +8,7 @@ import pytest
 
 from bench import throughput
 from bench.report import read_report_section
-from sage_dspy.corpus import load_corpus
+from sage_dspy.search.corpus import load_corpus
 from sage_dspy.offline import server as offline_server
 
 ROWS = [{"id": "a", "title": "Alpha", "text": "Alpha is a river."},

@@ -1,4 +1,4 @@
-"""sage_dspy.bounds: DSPy's histories, trace and in-memory response cache stay under their caps over many calls,
+"""sage_dspy.lm.bounds: DSPy's histories, trace and in-memory response cache stay under their caps over many calls,
 a cap the user chose is kept, and applying the caps never claims DSPy's configuring thread."""
 
 import threading
@@ -8,11 +8,11 @@ import pytest
 from dspy.clients import base_lm
 from dspy.clients.cache import Cache
 
-from sage_dspy import bounds
-from sage_dspy.bounds import DSPY_DEFAULTS, MemoryBounds, apply_memory_bounds, current_bounds
-from sage_dspy.lms import offline_lm
-from sage_dspy import pipeline
-from sage_dspy.pipeline import GenerateConfig, build_program, generate
+from sage_dspy.lm import bounds
+from sage_dspy.lm.bounds import DSPY_DEFAULTS, MemoryBounds, apply_memory_bounds, current_bounds
+from sage_dspy.lm.roles import offline_lm
+from sage_dspy.runs import generate as pipeline
+from sage_dspy.runs.generate import GenerateConfig, build_program, generate
 
 SMALL = MemoryBounds(history=5, global_history=7, trace=9, cache_entries=3, disk_cache_pages=64, disk_mmap_bytes=0)
 

@@ -22,20 +22,20 @@ import pytest
 from dspy.teleprompt.gepa.instruction_proposal import ProposeInstruction
 from mlflow import MlflowClient
 
-from optimizers import OPTIMIZERS, UnknownOptimizerError
-from sage_dspy.compiling import CompileConfig, check_optimizer_budget, compile_program, save_compiled, seed_examples
-from sage_dspy.corpus import corpus_fingerprint, load_corpus
-from sage_dspy.feedback import Attempt, Verdict
-from sage_dspy.generator import Generator
-from sage_dspy.lms import RoleLMs, offline_lm
-from sage_dspy.metrics import explain_verdict
+from sage_dspy.optimizers import OPTIMIZERS, UnknownOptimizerError
+from sage_dspy.runs.compile import CompileConfig, check_optimizer_budget, compile_program, save_compiled, seed_examples
+from sage_dspy.search.corpus import corpus_fingerprint, load_corpus
+from sage_dspy.method.feedback import Attempt, Verdict
+from sage_dspy.method.generator import Generator
+from sage_dspy.lm.roles import RoleLMs, offline_lm
+from sage_dspy.method.metrics import explain_verdict
 from sage_dspy.offline.generator import CAREFUL_WORDS, COMMON_CUE_WORDS
 from sage_dspy.offline.grammar import parse_question
 from sage_dspy.offline.proposer import ADVICE
 from sage_dspy.offline.text import content_words
-from sage_dspy.pipeline import PROGRAM_FILE, GenerateConfig, ProgramMismatchError, build_program
-from sage_dspy.retrieval import SearchIndex, SearchTool
-from sage_dspy.signatures import AnswerWithSearch, JudgeAnswer, ProposeQA, ReviseIncorrect, ReviseTooEasy
+from sage_dspy.runs.generate import PROGRAM_FILE, GenerateConfig, ProgramMismatchError, build_program
+from sage_dspy.search.index import SearchIndex, SearchTool
+from sage_dspy.method.signatures import AnswerWithSearch, JudgeAnswer, ProposeQA, ReviseIncorrect, ReviseTooEasy
 from cli_helpers import assert_one_line_error, invoke
 
 TOO_EASY_KEY, INCORRECT_KEY = (next(words for words in ADVICE if first in words)

@@ -5,7 +5,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from sage_dspy.cli import app
+from sage_dspy.cli.app import app
 from server_fixture import offline_servers
 
 SEEDS = 4

@@ -1,4 +1,4 @@
-"""sage_dspy.corpus: every layout from a tiny file, splitting, ids, dedupe, one-line errors, then real data."""
+"""sage_dspy.search.corpus: every layout from a tiny file, splitting, ids, dedupe, one-line errors, then real data."""
 
 import hashlib
 import json
@@ -9,7 +9,7 @@ import sage_dspy  # noqa: F401  (offline env defaults first)
 import pytest
 from datasets import Dataset
 
-from sage_dspy.corpus import CorpusError, Passage, content_id, corpus_fingerprint, load_corpus
+from sage_dspy.search.corpus import CorpusError, Passage, content_id, corpus_fingerprint, load_corpus
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data not present")
@@ -119,7 +119,7 @@ def test_parquet_and_csv_tables(tmp_path):
 
 
 def test_bundled_names_the_packaged_corpus(tmp_path, monkeypatch):
-    from sage_dspy import corpus
+    from sage_dspy.search import corpus
 
     monkeypatch.setattr(corpus, "BUNDLED_CORPUS", write_jsonl(tmp_path / "world.jsonl", [{"text": "hello"}]))
     assert pairs(load_corpus("bundled")) == [("", "hello")]

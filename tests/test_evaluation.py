@@ -5,12 +5,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from sage_dspy.cli import app
-from sage_dspy.evaluation import as_of_round, find_previous_run, table_by_round
-from sage_dspy.evaluation_report import rows, write_report
-from sage_dspy.pipeline import GenerateConfig
-from sage_dspy.solving import load_questions, summarize_by_hops
-from sage_dspy.corpus import CorpusError
+from sage_dspy.cli.app import app
+from sage_dspy.runs.evaluate import as_of_round, find_previous_run, table_by_round
+from sage_dspy.runs.evaluate_report import rows, write_report
+from sage_dspy.runs.generate import GenerateConfig
+from sage_dspy.runs.solve import load_questions, summarize_by_hops
+from sage_dspy.search.corpus import CorpusError
 
 ENV = {"COLUMNS": "200"}
 

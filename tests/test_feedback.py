@@ -2,10 +2,10 @@
 
 import pytest
 
-from sage_dspy.feedback import MIN_KEPT_SEARCHES, Attempt, Verdict, drop_reason, feedback_text, verdict_for
-from sage_dspy.records import mark_kept
-from sage_dspy.report import summarize
-from sage_dspy.trajectory import Step
+from sage_dspy.method.feedback import MIN_KEPT_SEARCHES, Attempt, Verdict, drop_reason, feedback_text, verdict_for
+from sage_dspy.runs.records import mark_kept
+from sage_dspy.runs.summary import summarize
+from sage_dspy.method.trajectory import Step
 
 
 def attempts(*specs) -> list[Attempt]:

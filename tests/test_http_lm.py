@@ -22,16 +22,16 @@ import dspy.clients.execution as dspy_execution
 import pytest
 from typer.testing import CliRunner
 
-from sage_dspy import lms as role_lms
-from sage_dspy.cli import app
-from sage_dspy.corpus import load_corpus
-from sage_dspy.inflight import SageLM
-from sage_dspy.lms import DEFAULT_TEMPERATURES, ROLES, build_lm, offline_lm
+from sage_dspy.lm import roles as role_lms
+from sage_dspy.cli.app import app
+from sage_dspy.search.corpus import load_corpus
+from sage_dspy.lm.inflight import SageLM
+from sage_dspy.lm.roles import DEFAULT_TEMPERATURES, ROLES, build_lm, offline_lm
 from sage_dspy.offline import server as offline_server
-from sage_dspy.pipeline import GenerateConfig, generate
-from sage_dspy.retrieval import SearchIndex, SearchTool
-from sage_dspy.signatures import JudgeAnswer, ReviseTooEasy
-from sage_dspy.solver import Solver
+from sage_dspy.runs.generate import GenerateConfig, generate
+from sage_dspy.search.index import SearchIndex, SearchTool
+from sage_dspy.method.signatures import JudgeAnswer, ReviseTooEasy
+from sage_dspy.method.solver import Solver
 from server_fixture import offline_servers
 
 MODEL = "openai/sage-offline"

@@ -2,9 +2,9 @@
 
 import pytest
 
-from sage_dspy.lms import DEFAULT_TEMPERATURES, LMConfigError, RoleLMs, build_lm, loggable_options
+from sage_dspy.lm.roles import DEFAULT_TEMPERATURES, LMConfigError, RoleLMs, build_lm, loggable_options
 from sage_dspy.offline.engine import MODEL_NAME
-from sage_dspy.pipeline import GenerateConfig
+from sage_dspy.runs.generate import GenerateConfig
 
 
 def test_real_lm_options_reach_dspy_lm():

@@ -14,12 +14,12 @@ import dspy
 import pytest
 from dspy.lm15 import Message, Response, TextPart, Usage
 
-from programs import generator_only, resample, sage
-from sage_dspy.feedback import Attempt
-from sage_dspy.judge import AnswerJudge
-from sage_dspy.lms import RoleLMs
-from sage_dspy.retrieval import SearchTool
-from sage_dspy.solver import Solver
+from sage_dspy.programs import generator_only, resample, sage
+from sage_dspy.method.feedback import Attempt
+from sage_dspy.method.judge import AnswerJudge
+from sage_dspy.lm.roles import RoleLMs
+from sage_dspy.search.index import SearchTool
+from sage_dspy.method.solver import Solver
 
 
 # ---------------------------------------------------------------------------------------------- scripted LMs

@@ -1,4 +1,4 @@
-"""The optimizer's metric (sage_dspy.metrics): scores and feedback per verdict kind, on hand-made verdicts,
+"""The optimizer's metric (sage_dspy.method.metrics): scores and feedback per verdict kind, on hand-made verdicts,
 and the same verdicts the loop computes. No LM except one offline SageLoop run at the end."""
 
 import inspect
@@ -6,14 +6,14 @@ import inspect
 import dspy
 import pytest
 
-from sage_dspy.feedback import Attempt, Verdict, drop_reason, verdict_for
-from sage_dspy.lms import offline_lm
-from sage_dspy.loop import Round
-from sage_dspy.metrics import TOO_EASY_CEILING, explain_verdict, sage_metric, score_verdict
+from sage_dspy.method.feedback import Attempt, Verdict, drop_reason, verdict_for
+from sage_dspy.lm.roles import offline_lm
+from sage_dspy.method.loop import Round
+from sage_dspy.method.metrics import TOO_EASY_CEILING, explain_verdict, sage_metric, score_verdict
 from sage_dspy.offline.proposer import ADVICE
-from sage_dspy.pair import QAPair
-from programs import load_recipe
-from sage_dspy.retrieval import SearchTool
+from sage_dspy.method.pair import QAPair
+from sage_dspy.programs import load_recipe
+from sage_dspy.search.index import SearchTool
 
 QUESTION = 'Start from the passage on "Harbor Bridge". Go to the passage on the name right after "designed by". ' \
            'There, which name comes right after "studied at"?'

@@ -5,23 +5,23 @@ from typing import Literal
 import dspy
 import pytest
 
-from programs import sage
-from sage_dspy.feedback import Attempt, verdict_for
-from sage_dspy.generator import Generator
-from sage_dspy.judge import AnswerJudge
-from sage_dspy.lms import RoleLMs, offline_lm
-from sage_dspy.loop import Round
+from sage_dspy.programs import sage
+from sage_dspy.method.feedback import Attempt, verdict_for
+from sage_dspy.method.generator import Generator
+from sage_dspy.method.judge import AnswerJudge
+from sage_dspy.lm.roles import RoleLMs, offline_lm
+from sage_dspy.method.loop import Round
 from sage_dspy.offline.chains import steps_for
 from sage_dspy.offline.grammar import ChainQuestion, parse_question
 from sage_dspy.offline.judge import same_answer
 from sage_dspy.offline.prompt import read_prompt, read_trajectory, write_reply
 from sage_dspy.offline.text import entity_spans, value_after, values_of_type
-from sage_dspy.pair import QAPair
-from sage_dspy.retrieval import SearchTool, format_hits
-from sage_dspy.reviser import Reviser
-from sage_dspy.signatures import AnswerWithSearch, ReviseTooEasy
-from sage_dspy.solver import Solver
-from sage_dspy.trajectory import Step, search_count
+from sage_dspy.method.pair import QAPair
+from sage_dspy.search.index import SearchTool, format_hits
+from sage_dspy.method.reviser import Reviser
+from sage_dspy.method.signatures import AnswerWithSearch, ReviseTooEasy
+from sage_dspy.method.solver import Solver
+from sage_dspy.method.trajectory import Step, search_count
 
 CHAIN_3 = ChainQuestion("Harbor Bridge", ("designed by", "studied at"), "founded in", "date")
 

@@ -13,14 +13,14 @@ import pytest
 from dspy.lm15 import Message, Response, TextPart, Usage
 
 from cli_helpers import assert_one_line_error, invoke
-from sage_dspy.inflight import SageLM
-from sage_dspy.lms import ROLES, RoleLMs
+from sage_dspy.lm.inflight import SageLM
+from sage_dspy.lm.roles import ROLES, RoleLMs
 from sage_dspy.offline.engine import MODEL_NAME
-from sage_dspy.pipeline import CallBudget, GenerateConfig, generate
-from sage_dspy.pricing import Price, UnknownPriceError, price_of, require_prices, usage_cost
-from sage_dspy.report import usage_summary
-from sage_dspy.run_logging import usage_metrics
-from sage_dspy.usage import RoleUsageTracker, counting_usage
+from sage_dspy.runs.generate import CallBudget, GenerateConfig, generate
+from sage_dspy.lm.pricing import Price, UnknownPriceError, price_of, require_prices, usage_cost
+from sage_dspy.runs.summary import usage_summary
+from sage_dspy.tracking.run_logging import usage_metrics
+from sage_dspy.lm.usage import RoleUsageTracker, counting_usage
 
 FAST = ["--k", "2", "--rounds", "1", "--no-track"]
 OFFLINE_PRICED = '[prices]\n"offline" = { input = 1.0, output = 4.0 }\n'  # the offline LM at a made-up price
@@ -46,7 +46,7 @@ def test_prices_come_from_the_config_then_the_offline_rule_then_the_bundled_map(
 
 def test_a_price_lookup_never_imports_litellm():
     """litellm costs seconds to import; the bundled map in DSPy has the same prices."""
-    code = ("import sys, sage_dspy; from sage_dspy.pricing import price_of; "
+    code = ("import sys, sage_dspy; from sage_dspy.lm.pricing import price_of; "
             "assert price_of('anthropic/claude-sonnet-4-5').output == 15.0; "
             "assert 'litellm' not in sys.modules, 'litellm was imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

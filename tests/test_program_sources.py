@@ -7,9 +7,9 @@ import pickle
 import pytest
 from typer.testing import CliRunner
 
-from sage_dspy.cli import app
-from sage_dspy.program_sources import ProgramSourceError, resolve_program
-from sage_dspy.retrieval import SearchTool
+from sage_dspy.cli.app import app
+from sage_dspy.tracking.sources import ProgramSourceError, resolve_program
+from sage_dspy.search.index import SearchTool
 
 ENV = {"COLUMNS": "200"}
 

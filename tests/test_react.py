@@ -7,10 +7,10 @@ import pydantic
 import pytest
 from dspy.utils.exceptions import format_error_for_lm
 
-from sage_dspy.adapter import ChatAdapter
-from sage_dspy.react import ReAct, Tool
-from sage_dspy.retrieval import SearchTool
-from sage_dspy.signatures import ProposeQA
+from sage_dspy.lm.adapter import ChatAdapter
+from sage_dspy.lm.react import ReAct, Tool
+from sage_dspy.search.index import SearchTool
+from sage_dspy.method.signatures import ProposeQA
 
 TRAJECTORIES = [
     {},

@@ -11,8 +11,8 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from sage_dspy.cli import app
-from sage_dspy.run_store import RunFolder, RunMismatchError
+from sage_dspy.cli.app import app
+from sage_dspy.runs.folder import RunFolder, RunMismatchError
 
 ENV = {"COLUMNS": "200"}
 FAST = ["--k", "2", "--rounds", "1", "--no-track"]
@@ -113,7 +113,7 @@ def test_a_call_budget_stops_cleanly_and_the_same_command_with_more_continues(wo
 def test_resuming_a_finished_run_makes_no_lm_call(workdir, monkeypatch):
     runner = CliRunner()
     assert runner.invoke(app, ["generate", "--seeds", "2", "--out", "run", *FAST], env=ENV).exit_code == 0
-    import sage_dspy.pipeline as pipeline
+    import sage_dspy.runs.generate as pipeline
 
     def no_calls(lms):
         raise AssertionError("a finished run must not call its LMs again")

@@ -1,4 +1,4 @@
-"""sage_dspy.retrieval against a tiny real bm25s index (no mocks, no LM)."""
+"""sage_dspy.search.index against a tiny real bm25s index (no mocks, no LM)."""
 
 import importlib.util
 import threading
@@ -8,9 +8,9 @@ import sage_dspy  # noqa: F401  (offline env defaults first)
 import dspy
 import pytest
 
-from sage_dspy import retrieval
-from sage_dspy.corpus import Passage, corpus_fingerprint
-from sage_dspy.retrieval import (
+from sage_dspy.search import index as retrieval
+from sage_dspy.search.corpus import Passage, corpus_fingerprint
+from sage_dspy.search.index import (
     NO_MATCH,
     Hit,
     SearchIndex,

@@ -1,4 +1,4 @@
-"""sage_dspy.tracking against a real sqlite MLflow store (one per module: each fresh db costs ~1.7 s)."""
+"""sage_dspy.tracking.store against a real sqlite MLflow store (one per module: each fresh db costs ~1.7 s)."""
 
 import http.server
 import math
@@ -16,8 +16,8 @@ import pytest
 from dspy.utils import DummyLM
 from mlflow import MlflowClient
 
-from sage_dspy import tracking
-from sage_dspy.tracking import (
+from sage_dspy.tracking import store as tracking
+from sage_dspy.tracking.store import (
     REDACTED,
     TrackingError,
     TrackingWarning,

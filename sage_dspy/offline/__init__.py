@@ -1,1 +1,4 @@
-"""The deterministic offline LM (see engine.py)."""
+"""The deterministic offline LM: an engine answering each role's prompt from the passages in it, and
+its loopback HTTP server. Imports only answers and the search tool's passage format; nothing imports it but
+lm/ (the default LM), runs/ (its model name) and tests.
+"""

@@ -1,0 +1,4 @@
+"""The paper's method, with no I/O: signatures, the generator, the search agent (solver), the judge, the
+reviser, the revision loop, verdicts and the metric. Imports answers, lm/ and search/ only; never runs/,
+cli/ or tracking/.
+"""

@@ -1,0 +1,91 @@
+"""SageLoop: generate, solve K times, judge, revise; for up to R rounds. Nothing else lives here."""
+
+from dataclasses import dataclass
+
+import dspy
+
+from sage_dspy.method.attempts import run_attempts
+from sage_dspy.method.feedback import Attempt, Verdict, is_service_fault, settles_too_easy, verdict_for
+from sage_dspy.lm.roles import RoleLMs
+from sage_dspy.method.pair import QAPair
+from sage_dspy.search.index import Passage
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a pair is checked. The paper runs all K attempts and has the LM judge every answer. `lean` gives
+    the same verdict for fewer calls: it stops the attempts once one makes the pair too easy, and an answer
+    that matches the gold after normalisation needs no judge call."""
+
+    name: str
+    early_stop: bool
+    always_lm_judge: bool
+
+
+PROTOCOLS = {"lean": Protocol("lean", early_stop=True, always_lm_judge=False),
+             "paper": Protocol("paper", early_stop=False, always_lm_judge=True)}
+
+
+class ServiceUnavailable(RuntimeError):
+    """Every attempt of a round failed at the LM service: the round says nothing about the pair."""
+
+
+@dataclass(frozen=True)
+class Round:
+    index: int
+    pair: QAPair
+    attempts: list[Attempt]
+    verdict: Verdict
+
+
+class SageLoop(dspy.Module):
+    def __init__(self, generator, solver, judge, next_pair=None, *, k: int = 4, max_rounds: int = 3,
+                 lms: RoleLMs | None = None, protocol: str = "lean", parallel_attempts: bool = False):
+        super().__init__()
+        self.generator, self.solver, self.judge, self.next_pair = generator, solver, judge, next_pair
+        self.k, self.max_rounds = k, max_rounds if next_pair is not None else 0
+        self.lms = lms or RoleLMs()
+        self.checking(protocol, parallel_attempts)
+
+    def checking(self, protocol: str, parallel_attempts: bool = False) -> "SageLoop":
+        """How pairs are checked (see Protocol); parallel attempts change the time taken, not the records."""
+        self.protocol, self.parallel_attempts = PROTOCOLS[protocol], parallel_attempts
+        return self
+
+    def freeze_search_agent(self) -> "SageLoop":
+        """Mark the solver and judge compiled: DSPy optimizers skip them and saved states leave them out, so
+        the search agent stays the fixed reference the paper measures difficulty with."""
+        self.solver._compiled = True
+        self.judge._compiled = True
+        return self
+
+    def forward(self, seed: Passage, target_searches: int, answer_type: str):
+        with self.lms.use("generator"):
+            pair = self.generator(seed=seed, target_searches=target_searches, answer_type=answer_type).pair
+        rounds: list[Round] = []
+        for index in range(self.max_rounds + 1):
+            attempts = self.check(pair, target_searches)
+            verdict = verdict_for(attempts, target_searches)
+            rounds.append(Round(index, pair, attempts, verdict))
+            if verdict.accepted or index == self.max_rounds:
+                break
+            with self.lms.use(self.next_pair.role):
+                pair = self.next_pair(seed=seed, target_searches=target_searches, answer_type=answer_type,
+                                      rounds=rounds)
+        return dspy.Prediction(pair=pair, verdict=verdict, rounds=rounds)
+
+    def check(self, pair: QAPair, target_searches: int) -> list[Attempt]:
+        """The search agent's K attempts at the pair, each judged as soon as it ends."""
+
+        def solve_and_judge(rollout: int) -> Attempt:
+            with self.lms.use("solver"):
+                attempt = self.solver.attempt_one(pair.question, rollout)
+            with self.lms.use("judge"):
+                return self.judge.grade(pair.question, pair.answer, attempt,
+                                        always_lm=self.protocol.always_lm_judge)
+
+        settles = (lambda attempt: settles_too_easy(attempt, target_searches)) if self.protocol.early_stop else None
+        attempts = run_attempts(solve_and_judge, self.k, settles, parallel=self.parallel_attempts)
+        if attempts and all(is_service_fault(a) for a in attempts):
+            raise ServiceUnavailable(f"every attempt failed at the LM service ({attempts[0].error})")
+        return attempts

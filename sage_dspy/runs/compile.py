@@ -1,0 +1,133 @@
+"""`compile` as a library call: optimise the generator's prompts (proposal and revision) against the metric.
+
+The search agent and the judge stay fixed, as in the paper: they are marked compiled, which DSPy optimizers
+skip. Seeds for training and validation are drawn from the corpus with a fixed seed.
+"""
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import dspy
+
+from sage_dspy.optimizers import load_optimizer
+from sage_dspy.search.corpus import Passage, corpus_fingerprint, load_corpus
+from sage_dspy.lm.roles import RoleLMs, build_lm, loggable_options
+from sage_dspy.method.metrics import sage_metric
+from sage_dspy.runs.generate import ANSWER_TYPES, PROGRAM_FILE, GenerateConfig, build_program
+from sage_dspy.search.index import SearchIndex
+
+
+
+@dataclass(frozen=True)
+class CompileConfig:
+    corpus: str = "bundled"
+    recipe: str = "sage"
+    optimizer: str = "bootstrap"
+    lms: dict[str, str] = field(default_factory=lambda: dict.fromkeys(
+        ("generator", "solver", "judge", "reviser"), "offline"))
+    reflection_lm: str = "offline"
+    lm_options: dict = field(default_factory=dict)  # every role: api_base, max_tokens, seed, timeout, num_retries
+    role_options: dict[str, dict] = field(default_factory=dict)  # one role (reflection too): api_base,
+    # temperature, max_tokens
+    train_size: int = 12
+    val_size: int = 8
+    budget: int = 60  # GEPA: metric calls; MIPROv2: trials; bootstrap: candidate programs (random search)
+    min_target: int = 2
+    max_target: int = 5
+    k: int = 4
+    rounds: int = 2  # the paper found 2 rounds served training best
+    random_seed: int = 0
+    out_root: Path = Path("artifacts/programs")
+    index_root: Path = Path("artifacts/indexes")
+
+    def to_dict(self) -> dict:
+        settings = {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
+        settings["lm_options"] = loggable_options(self.lm_options)
+        settings["role_options"] = {role: loggable_options(o) for role, o in self.role_options.items()}
+        return settings
+
+
+@dataclass
+class CompileResult:
+    before: float
+    after: float
+    folder: Path
+    program: dspy.Module
+
+
+def check_optimizer_budget(optimizer: str, budget: int, val_size: int) -> None:
+    """Refuse a budget the optimizer cannot run with before any seed is drawn (ValueError, one line)."""
+    recipe = load_optimizer(optimizer)
+    if budget < recipe.MIN_BUDGET:
+        raise ValueError(f"a budget of {budget} is too small for {optimizer}: it needs at least "
+                         f"{recipe.MIN_BUDGET}; raise --budget")
+    if optimizer == "miprov2" and val_size < 2:
+        raise ValueError("miprov2 needs at least 2 validation seeds; raise --val-size")
+
+
+def check_seed_count(passages: int, train_size: int, val_size: int) -> None:
+    """Train and validation seeds are distinct passages: refuse a corpus too small for both."""
+    if passages < train_size + val_size:
+        raise ValueError(f"the corpus has {passages} passages but {train_size + val_size} seeds were asked for "
+                         f"({train_size} train + {val_size} validation); lower --train-size/--val-size")
+
+
+def seed_examples(passages: list[Passage], config: CompileConfig) -> tuple[list, list]:
+    """Disjoint train and validation seeds (passage, target, answer type), reproducible from the seed."""
+    wanted = config.train_size + config.val_size
+    check_seed_count(len(passages), config.train_size, config.val_size)
+    rng = random.Random(config.random_seed)
+    chosen = rng.sample(passages, wanted)
+    examples = [dspy.Example(seed=p, target_searches=rng.randint(config.min_target, config.max_target),
+                             answer_type=rng.choice(ANSWER_TYPES)).with_inputs("seed", "target_searches",
+                                                                               "answer_type")
+                for p in chosen]
+    return examples[:config.train_size], examples[config.train_size:]
+
+
+def evaluate(program: dspy.Module, devset: list) -> float:
+    """Mean metric score on the devset, in percent."""
+    scores = [sage_metric(example, program(**example.inputs())).score for example in devset]
+    return 100.0 * sum(scores) / len(scores) if scores else 0.0
+
+
+def compile_program(config: CompileConfig, passages: list[Passage] | None = None) -> CompileResult:
+    passages = passages if passages is not None else load_corpus(config.corpus)
+    index = SearchIndex.open(passages, root=config.index_root)
+    lms = RoleLMs.from_specs(config.lms, role_options=config.role_options, **config.lm_options)
+    loop_config = GenerateConfig(corpus=config.corpus, recipe=config.recipe, k=config.k, rounds=config.rounds)
+    student = build_program(loop_config, index, lms).freeze_search_agent()
+    trainset, valset = seed_examples(passages, config)
+    recipe = load_optimizer(config.optimizer)
+    reflection = build_lm(config.reflection_lm, "reflection",
+                          **{**config.lm_options, **config.role_options.get("reflection", {})})
+    # The optimizer's own calls (proposals, reflections, bootstrapped teachers) use the generator's LM.
+    with dspy.context(lm=lms.lms["generator"]):
+        before = evaluate(student, valset)
+        compiled = recipe.compile(student, trainset=trainset, valset=valset, metric=sage_metric,
+                                  budget=config.budget, reflection_lm=reflection, seed=config.random_seed)
+        after = evaluate(compiled, valset)
+    folder = save_compiled(compiled, config, passages, before, after)
+    return CompileResult(before, after, folder, compiled)
+
+
+def save_compiled(program: dspy.Module, config: CompileConfig, passages, before: float, after: float) -> Path:
+    """A versioned folder: the program's DSPy state, the resolved config and the scores."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = config.out_root / f"{config.recipe}-{config.optimizer}-{stamp}"
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = config.out_root / f"{config.recipe}-{config.optimizer}-{stamp}-{suffix}"
+    folder.mkdir(parents=True)
+    program.save(str(folder / PROGRAM_FILE))
+    (folder / "config.json").write_text(json.dumps(config.to_dict(), indent=2), encoding="utf-8")
+    scores = {"before": before, "after": after, "metric": "sage_metric mean x100",
+              "corpus_fingerprint": corpus_fingerprint(passages)}
+    (folder / "scores.json").write_text(json.dumps(scores, indent=2), encoding="utf-8")
+    return folder
+
+

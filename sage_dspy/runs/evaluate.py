@@ -1,0 +1,81 @@
+"""`evaluate`: the paper's intrinsic table for several recipes on the same seeds, by round count.
+
+A record keeps every round's verdict, so one run with R rounds gives the rows for +0 .. +R rounds: after r
+rounds a seed stands where its round min(r, rounds used - 1) left it (an accepted pair stays accepted). Runs
+are reused: a `generate` run whose settings match is read back instead of paid for again.
+"""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from sage_dspy.method.feedback import MIN_KEPT_SEARCHES
+from sage_dspy.runs.generate import GenerateConfig, generate
+from sage_dspy.runs.summary import summarize
+from sage_dspy.runs.folder import run_settings
+
+DEFAULT_RECIPES = ("generator_only", "resample", "sage")
+def as_of_round(record: dict, rounds: int) -> dict:
+    """The record as it stood after `rounds` revision rounds (round 0 is the generator's pair)."""
+    if record["error"] or not record["rounds"]:
+        return record
+    past = record["rounds"][min(rounds, len(record["rounds"]) - 1)]
+    accepted = past["verdict"] == "accepted"
+    return {**record, "correct": past["correct"], "avg_at_k": past["avg_at_k"], "searches": past["searches"],
+            "accepted": accepted, "kept": accepted and past["searches"] >= MIN_KEPT_SEARCHES}
+
+
+def table_by_round(records: list[dict], max_rounds: int) -> dict[int, dict]:
+    """{rounds: summary} for 0 .. max_rounds, using report.summarize on each view."""
+    return {r: summarize([as_of_round(record, r) for record in records]) for r in range(max_rounds + 1)}
+
+
+def run_key(config: GenerateConfig) -> dict:
+    return run_settings(config.to_dict())
+
+
+def find_previous_run(config: GenerateConfig, runs_root: Path) -> Path | None:
+    """A finished run folder under `runs_root` made with exactly these settings, if any."""
+    wanted = run_key(config)
+    for config_file in sorted(runs_root.glob("*/config.json")):
+        folder = config_file.parent
+        try:
+            saved = json.loads(config_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        if run_settings(saved) == wanted and _finished(folder):
+            return folder
+    return None
+
+
+def _finished(folder: Path) -> bool:
+    """A summary is written at the end of a run; one stopped by a call budget is not finished."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return not summary.get("stopped")
+
+
+def read_records(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "records.jsonl").read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
+def evaluate_recipes(base: GenerateConfig, recipes: tuple[str, ...], runs_root: Path, *, passages=None,
+                     on_recipe=None) -> dict[str, dict]:
+    """Each recipe on the same seeds and targets: {recipe: {"records", "folder", "reused", "by_round"}}."""
+    results = {}
+    for recipe in recipes:
+        config = replace(base, recipe=recipe, out_dir=runs_root / f"{base.corpus_label()}-{recipe}")
+        previous = find_previous_run(config, runs_root)
+        if previous is not None:
+            records, folder, reused = read_records(previous), previous, True
+        else:
+            run = generate(config, passages=passages)
+            records, folder, reused = run.records, run.records_path.parent, False
+        results[recipe] = {"records": records, "folder": folder, "reused": reused,
+                           "by_round": table_by_round(records, config.rounds)}
+        if on_recipe:
+            on_recipe(recipe, reused)
+    return results

@@ -1,0 +1,89 @@
+"""One output record per seed: what was asked, what came out, and the evidence for the verdict."""
+
+from sage_dspy.method.feedback import drop_reason, question_key
+
+
+def _attempt_dict(attempt) -> dict:
+    return {
+        "answer": attempt.answer,
+        "searches": attempt.searches,
+        "correct": attempt.correct,
+        "judged_by": attempt.judged_by,
+        "error": attempt.error or "",
+        "steps": [step.to_dict() for step in attempt.steps],
+    }
+
+
+def _round_dict(past) -> dict:
+    return {
+        "round": past.index,
+        "origin": past.pair.origin,
+        "question": past.pair.question,
+        "answer": past.pair.answer,
+        "answering_steps": past.pair.steps,
+        "reasoning": past.pair.reasoning,
+        "generator_steps": [step.to_dict() for step in past.pair.trajectory],
+        "verdict": past.verdict.kind,
+        "correct": past.verdict.correct,
+        "searches": past.verdict.searches if past.verdict.searches is not None else -1,
+        "avg_at_k": past.verdict.avg_at_k,
+        "attempts": [_attempt_dict(a) for a in past.attempts],
+    }
+
+
+def record_for(task, prediction, lm_ids: dict[str, str], error: str = "") -> dict:
+    """Flat, fixed-schema record (so `datasets.load_dataset("json", ...)` reads every line alike)."""
+    record = {
+        "seed_id": task.passage.id,
+        "seed_title": task.passage.title,
+        "target": task.target,
+        "answer_type": task.answer_type,  # replaced by the type the final answer actually has
+        "requested_answer_type": task.answer_type,
+        "question": "",
+        "answer": "",
+        "searches": -1,  # -1: no correct attempt, so no measured difficulty
+        "correct": False,
+        "pass_at_k": 0.0,
+        "avg_at_k": 0.0,
+        "accepted": False,
+        "rounds_used": 0,
+        "supporting_ids": [],
+        "rounds": [],
+        "lms": lm_ids,
+        "error": error,
+        "kept": False,
+        "drop_reason": "error" if error else "",
+    }
+    if prediction is None:
+        return record
+    verdict, pair = prediction.verdict, prediction.pair
+    record.update(
+        question=pair.question,
+        answer=pair.answer,
+        answer_type=pair.answer_type,
+        searches=verdict.searches if verdict.searches is not None else -1,
+        correct=verdict.correct,
+        pass_at_k=1.0 if verdict.correct else 0.0,
+        avg_at_k=verdict.avg_at_k,
+        accepted=verdict.accepted,
+        rounds_used=len(prediction.rounds),
+        supporting_ids=pair.cited_ids or [task.passage.id],
+        rounds=[_round_dict(r) for r in prediction.rounds],
+        drop_reason=drop_reason(verdict) or "",
+    )
+    return record
+
+
+def mark_kept(records: list[dict]) -> None:
+    """Keep accepted pairs with at least two searches, first of each duplicate question only."""
+    seen = set()
+    for record in records:
+        if record["error"] or record["drop_reason"]:
+            record["kept"] = False
+            continue
+        key = question_key(record["question"])
+        if key in seen:
+            record.update(kept=False, drop_reason="duplicate question")
+            continue
+        seen.add(key)
+        record["kept"] = True

@@ -1,0 +1,133 @@
+"""The paper's intrinsic table: % correct, % accepted, Avg@K and mean searches, overall and per target."""
+
+from collections import Counter, defaultdict
+
+from rich.table import Table
+
+from sage_dspy.lm.roles import ALL_ROLES
+from sage_dspy.lm.pricing import Price, usage_cost
+
+
+def _row(records: list[dict]) -> dict:
+    done = [r for r in records if not r["error"]]
+    correct = [r for r in done if r["correct"]]
+    count = len(done)
+    return {
+        "seeds": len(records),
+        "failed": len(records) - count,
+        "correct_pct": 100.0 * len(correct) / count if count else 0.0,
+        "accepted_pct": 100.0 * sum(r["accepted"] for r in done) / count if count else 0.0,
+        "avg_at_k": sum(r["avg_at_k"] for r in done) / count if count else 0.0,
+        # difficulty of a correct pair: the fewest searches among its correct attempts
+        "mean_searches": sum(r["searches"] for r in correct) / len(correct) if correct else 0.0,
+        "kept": sum(r.get("kept", False) for r in records),
+        # what an accepted pair cost: every call of the run, failed seeds included, over the accepted pairs
+        "lm_calls_per_accepted": _per_accepted(records, "lm_calls"),
+        "tokens_per_accepted": _per_accepted(records, "prompt_tokens") + _per_accepted(records, "completion_tokens"),
+    }
+
+
+def _per_accepted(records: list[dict], key: str) -> float:
+    accepted = sum(r["accepted"] for r in records)
+    return sum(r.get(key, 0) for r in records) / accepted if accepted else 0.0
+
+
+def summarize(records: list[dict]) -> dict:
+    by_target = defaultdict(list)
+    for record in records:
+        by_target[record["target"]].append(record)
+    return {"overall": _row(records), "per_target": {str(t): _row(by_target[t]) for t in sorted(by_target)},
+            "failures": failures_by_kind(records)}
+
+
+def models_of(records: list[dict]) -> set[str]:
+    """Every model the records' LM calls went to."""
+    return {row["model"] for record in records for row in record.get("lm_usage", [])}
+
+
+def usage_summary(records: list[dict], prices: dict[str, Price | None]) -> dict:
+    """LM calls, tokens and cost in USD per role, in total and per accepted pair. A cost is given only where
+    every model behind it has a price; `unpriced` names the models that have none."""
+    by_role = defaultdict(list)
+    for record in records:
+        for row in record.get("lm_usage", []):
+            by_role[row["role"]].append(row)
+    order = sorted(by_role, key=lambda role: (ALL_ROLES.index(role) if role in ALL_ROLES else len(ALL_ROLES), role))
+    roles = {role: _usage_row(by_role[role], prices) for role in order}
+    total = _usage_row([row for rows in by_role.values() for row in rows], prices)
+    del total["models"]
+    accepted = sum(r["accepted"] for r in records)
+    per_accepted = {"lm_calls": None, "tokens": None, "cost_usd": None}
+    if accepted:
+        per_accepted = {"lm_calls": total["lm_calls"] / accepted,
+                        "tokens": (total["prompt_tokens"] + total["completion_tokens"]) / accepted,
+                        "cost_usd": None if total["cost_usd"] is None else total["cost_usd"] / accepted}
+    used = sorted(models_of(records))
+    return {"roles": roles, "total": total, "accepted": accepted, "per_accepted": per_accepted,
+            "prices": {model: prices[model].to_dict() if prices.get(model) else None for model in used},
+            "unpriced": [model for model in used if prices.get(model) is None]}
+
+
+def _usage_row(rows: list[dict], prices: dict[str, Price | None]) -> dict:
+    return {"models": sorted({row["model"] for row in rows}),
+            "lm_calls": sum(row["lm_calls"] for row in rows),
+            "prompt_tokens": sum(row["prompt_tokens"] for row in rows),
+            "completion_tokens": sum(row["completion_tokens"] for row in rows),
+            "cost_usd": usage_cost(rows, prices)}
+
+
+def _kind(error: str) -> str:
+    """'LMRateLimitError: ...' -> 'LMRateLimitError'; 'judge failed: X: ...' -> 'judge failed: X'."""
+    parts = error.split(":")
+    return ":".join(parts[:2]).strip() if error.startswith("judge failed") else parts[0].strip()
+
+
+def failures_by_kind(records: list[dict]) -> dict[str, dict[str, int]]:
+    """Failed seeds and failed attempts, counted by error kind, so a run's faults are visible at a glance."""
+    seeds, attempts = Counter(), Counter()
+    for record in records:
+        if record.get("error"):
+            seeds[_kind(record["error"])] += 1
+        for past in record.get("rounds", []):
+            for attempt in past.get("attempts", []):
+                if attempt.get("error"):
+                    attempts[_kind(attempt["error"])] += 1
+    return {"seeds": dict(seeds), "attempts": dict(attempts)}
+
+
+def summary_table(summary: dict, title: str = "SAGE intrinsic evaluation") -> Table:
+    table = Table(title=title)
+    for column in ("target", "seeds", "% correct", "% accepted", "Avg@K", "mean searches", "kept", "failed"):
+        table.add_column(column, justify="right")
+    rows = [*((f"S={t}", row) for t, row in summary["per_target"].items()), ("all", summary["overall"])]
+    for label, row in rows:
+        table.add_row(label, str(row["seeds"]), f"{row['correct_pct']:.1f}", f"{row['accepted_pct']:.1f}",
+                      f"{row['avg_at_k']:.2f}", f"{row['mean_searches']:.2f}", str(row["kept"]), str(row["failed"]))
+    return table
+
+
+def _usd(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.4f}"
+
+
+def usage_lines(usage: dict) -> list:
+    """For the terminal: a table of calls, tokens and cost per role, the cost per accepted pair, and what to do
+    about a model without a price."""
+    table = Table(title="LM use by role")
+    for column in ("role", "model", "calls", "tokens in", "tokens out", "cost (USD)"):
+        table.add_column(column, justify="left" if column in ("role", "model") else "right")
+    rows = [*usage["roles"].items(), ("all", {**usage["total"], "models": []})]
+    for role, row in rows:
+        table.add_row(role, ", ".join(row["models"]), str(row["lm_calls"]), f"{row['prompt_tokens']:,}",
+                      f"{row['completion_tokens']:,}", _usd(row["cost_usd"]))
+    per = usage["per_accepted"]
+    lines = [table]
+    if usage["accepted"]:
+        lines.append(f"cost per accepted pair: {per['lm_calls']:.1f} LM calls, {per['tokens']:.0f} tokens, "
+                     f"{_usd(per['cost_usd'])}")
+    else:
+        lines.append("cost per accepted pair: no pair was accepted")
+    if usage["unpriced"]:
+        lines.append(f"no price known for {', '.join(usage['unpriced'])}: add one under [prices] in the --config "
+                     "file to see costs")
+    return lines
