@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from bm25s.stopwords import STOPWORDS_EN
 
-from sage_dspy.search.corpus import Passage
+from sage_dspy.search.passages import Passage
 
 # The most frequent English words (Wikipedia-like order); the head of the Zipf ranking.
 FUNCTION_WORDS = (

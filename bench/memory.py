@@ -61,7 +61,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def bench_passages(seeds: int):
     """The bundled corpus cloned until it has at least `seeds` passages (draw_seeds draws without
     replacement): same titles and texts, ids suffixed with the copy number. The same on every machine."""
-    from sage_dspy.search.corpus import Passage, load_corpus
+    from sage_dspy.search.corpus import load_corpus
+    from sage_dspy.search.passages import Passage
 
     base = load_corpus("bundled")
     copies = max(1, math.ceil(seeds / len(base)))

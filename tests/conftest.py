@@ -8,7 +8,7 @@ import sage_dspy  # noqa: F401  (first: sets the offline environment variables b
 import dspy
 import pytest
 
-from sage_dspy.search.corpus import Passage
+from sage_dspy.search.passages import Passage
 from sage_dspy.search.index import SearchIndex
 
 # A chain the agents can walk, one search per passage:

@@ -13,7 +13,7 @@ from dspy.utils.exceptions import AdapterParseError
 from sage_dspy.lm.adapter import ChatAdapter, adapter_settings, parse_value
 from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.lm.react import ReAct
-from sage_dspy.search.index import SearchTool
+from sage_dspy.search.tool import SearchTool
 from sage_dspy.method.signatures import AnswerWithSearch, JudgeAnswer, ProposeQA, ReviseIncorrect, ReviseTooEasy
 
 

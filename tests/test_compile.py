@@ -24,7 +24,8 @@ from mlflow import MlflowClient
 
 from sage_dspy.optimizers import OPTIMIZERS, UnknownOptimizerError
 from sage_dspy.runs.compile import CompileConfig, check_optimizer_budget, compile_program, save_compiled, seed_examples
-from sage_dspy.search.corpus import corpus_fingerprint, load_corpus
+from sage_dspy.search.corpus import load_corpus
+from sage_dspy.search.passages import corpus_fingerprint
 from sage_dspy.method.feedback import Attempt, Verdict
 from sage_dspy.method.generator import Generator
 from sage_dspy.lm.roles import RoleLMs, offline_lm
@@ -34,7 +35,8 @@ from sage_dspy.offline.grammar import parse_question
 from sage_dspy.offline.proposer import ADVICE
 from sage_dspy.offline.text import content_words
 from sage_dspy.runs.generate import PROGRAM_FILE, GenerateConfig, ProgramMismatchError, build_program
-from sage_dspy.search.index import SearchIndex, SearchTool
+from sage_dspy.search.index import SearchIndex
+from sage_dspy.search.tool import SearchTool
 from sage_dspy.method.signatures import AnswerWithSearch, JudgeAnswer, ProposeQA, ReviseIncorrect, ReviseTooEasy
 from cli_helpers import assert_one_line_error, invoke
 

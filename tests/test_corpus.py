@@ -9,7 +9,8 @@ import sage_dspy  # noqa: F401  (offline env defaults first)
 import pytest
 from datasets import Dataset
 
-from sage_dspy.search.corpus import CorpusError, Passage, content_id, corpus_fingerprint, load_corpus
+from sage_dspy.search.corpus import CorpusError, load_corpus
+from sage_dspy.search.passages import content_id, corpus_fingerprint, Passage
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared_data = pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="shared data not present")

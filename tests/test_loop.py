@@ -18,7 +18,7 @@ from sage_dspy.programs import generator_only, resample, sage
 from sage_dspy.method.feedback import Attempt
 from sage_dspy.method.judge import AnswerJudge
 from sage_dspy.lm.roles import RoleLMs
-from sage_dspy.search.index import SearchTool
+from sage_dspy.search.tool import SearchTool
 from sage_dspy.method.solver import Solver
 
 

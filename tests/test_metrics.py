@@ -13,7 +13,7 @@ from sage_dspy.method.metrics import TOO_EASY_CEILING, explain_verdict, sage_met
 from sage_dspy.offline.proposer import ADVICE
 from sage_dspy.method.pair import QAPair
 from sage_dspy.programs import load_recipe
-from sage_dspy.search.index import SearchTool
+from sage_dspy.search.tool import SearchTool
 
 QUESTION = 'Start from the passage on "Harbor Bridge". Go to the passage on the name right after "designed by". ' \
            'There, which name comes right after "studied at"?'

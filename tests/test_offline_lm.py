@@ -17,7 +17,8 @@ from sage_dspy.offline.judge import same_answer
 from sage_dspy.offline.prompt import read_prompt, read_trajectory, write_reply
 from sage_dspy.offline.text import entity_spans, value_after, values_of_type
 from sage_dspy.method.pair import QAPair
-from sage_dspy.search.index import SearchTool, format_hits
+from sage_dspy.search.passages import format_hits
+from sage_dspy.search.tool import SearchTool
 from sage_dspy.method.reviser import Reviser
 from sage_dspy.method.signatures import AnswerWithSearch, ReviseTooEasy
 from sage_dspy.method.solver import Solver

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from sage_dspy.cli.app import app
 from sage_dspy.tracking.sources import ProgramSourceError, resolve_program
-from sage_dspy.search.index import SearchTool
+from sage_dspy.search.tool import SearchTool
 
 ENV = {"COLUMNS": "200"}
 

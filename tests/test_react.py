@@ -9,7 +9,7 @@ from dspy.utils.exceptions import format_error_for_lm
 
 from sage_dspy.lm.adapter import ChatAdapter
 from sage_dspy.lm.react import ReAct, Tool
-from sage_dspy.search.index import SearchTool
+from sage_dspy.search.tool import SearchTool
 from sage_dspy.method.signatures import ProposeQA
 
 TRAJECTORIES = [

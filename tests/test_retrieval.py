@@ -9,17 +9,10 @@ import dspy
 import pytest
 
 from sage_dspy.search import index as retrieval
-from sage_dspy.search.corpus import Passage, corpus_fingerprint
-from sage_dspy.search.index import (
-    NO_MATCH,
-    Hit,
-    SearchIndex,
-    SearchTool,
-    choose_backend,
-    format_hits,
-    format_passage,
-    parse_passages,
-)
+from sage_dspy.search.passages import corpus_fingerprint, Passage
+from sage_dspy.search.index import choose_backend, SearchIndex
+from sage_dspy.search.passages import format_hits, format_passage, Hit, NO_MATCH, parse_passages
+from sage_dspy.search.tool import SearchTool
 
 PASSAGES = [
     Passage("p-eiffel", "Eiffel Tower", "The Eiffel Tower is a wrought-iron lattice tower in Paris, built 1889."),

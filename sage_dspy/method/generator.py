@@ -5,7 +5,8 @@ import dspy
 from sage_dspy.answers import answer_type_of
 from sage_dspy.method.pair import QAPair, as_steps
 from sage_dspy.lm.react import ReAct
-from sage_dspy.search.index import Passage, SearchTool, format_passage
+from sage_dspy.search.passages import format_passage, Passage
+from sage_dspy.search.tool import SearchTool
 from sage_dspy.method.signatures import ProposeQA
 from sage_dspy.method.trajectory import steps_of
 

@@ -8,7 +8,7 @@ from sage_dspy.method.attempts import run_attempts
 from sage_dspy.method.feedback import Attempt, Verdict, is_service_fault, settles_too_easy, verdict_for
 from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.method.pair import QAPair
-from sage_dspy.search.index import Passage
+from sage_dspy.search.passages import Passage
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from sage_dspy.answers import answer_type_of
 from sage_dspy.method import trajectory
 from sage_dspy.method.feedback import feedback_text
 from sage_dspy.method.pair import QAPair, as_steps
-from sage_dspy.search.index import Passage, format_passage
+from sage_dspy.search.passages import format_passage, Passage
 from sage_dspy.method.signatures import ReviseIncorrect, ReviseTooEasy
 from sage_dspy.method.solver import rollout_lm
 

@@ -4,7 +4,7 @@ import dspy
 
 from sage_dspy.method.feedback import Attempt
 from sage_dspy.lm.react import ReAct
-from sage_dspy.search.index import SearchTool
+from sage_dspy.search.tool import SearchTool
 from sage_dspy.method.signatures import AnswerWithSearch
 from sage_dspy.method.trajectory import search_count, steps_of
 

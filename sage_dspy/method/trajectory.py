@@ -2,7 +2,7 @@
 
 from dataclasses import asdict, dataclass
 
-from sage_dspy.search.index import Passage, parse_passages
+from sage_dspy.search.passages import parse_passages, Passage
 
 SEARCH_TOOL = "search"
 

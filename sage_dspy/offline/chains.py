@@ -15,7 +15,7 @@ from sage_dspy.offline.text import (
     values_of_type,
     words_before,
 )
-from sage_dspy.search.index import Passage
+from sage_dspy.search.passages import Passage
 
 ANSWER_TYPES = ("date", "number", "entity")
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from sage_dspy.offline.chains import answer_in, link_phrase, mention_of, title_match, write_chain
 from sage_dspy.offline.prompt import Prompt, read_trajectory
 from sage_dspy.offline.text import entity_spans, normalize, words_before
-from sage_dspy.search.index import Passage, parse_passages
+from sage_dspy.search.passages import parse_passages, Passage
 
 SEARCH_BUDGET = 19  # ReAct's 20 turns, one kept for `finish`
 # Instructions the offline generator heeds, as an LLM would: they change how it writes, not what it finds.

@@ -9,7 +9,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from sage_dspy.search.index import Passage, parse_passages
+from sage_dspy.search.passages import parse_passages, Passage
 
 _FIELD_LINE = re.compile(r"^\d+\. `(\w+)` \((.*)\)(?::.*)?$")
 _SECTION = re.compile(r"\[\[ ## (\w+) ## \]\]\n?")

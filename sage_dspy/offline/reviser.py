@@ -19,7 +19,7 @@ from sage_dspy.offline.text import (
     shortest_unique_phrase,
     values_of_type,
 )
-from sage_dspy.search.index import Passage, parse_passages
+from sage_dspy.search.passages import parse_passages, Passage
 
 _STEP_ID = re.compile(r"\(id: ([^)]+)\)")
 

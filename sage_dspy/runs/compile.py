@@ -13,7 +13,8 @@ from pathlib import Path
 import dspy
 
 from sage_dspy.optimizers import load_optimizer
-from sage_dspy.search.corpus import Passage, corpus_fingerprint, load_corpus
+from sage_dspy.search.corpus import load_corpus
+from sage_dspy.search.passages import corpus_fingerprint, Passage
 from sage_dspy.lm.roles import RoleLMs, build_lm, loggable_options
 from sage_dspy.method.metrics import sage_metric
 from sage_dspy.runs.generate import ANSWER_TYPES, PROGRAM_FILE, GenerateConfig, build_program

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Callable
 
 from sage_dspy.programs import load_recipe
-from sage_dspy.search.corpus import Passage, corpus_fingerprint, load_corpus
+from sage_dspy.search.corpus import load_corpus
+from sage_dspy.search.passages import corpus_fingerprint, Passage
 from sage_dspy.method.feedback import is_service_error
 from sage_dspy.lm.inflight import call_slots, in_lane
 from sage_dspy.lm.roles import RoleLMs, loggable_options
@@ -21,7 +22,8 @@ from sage_dspy.offline.engine import MODEL_NAME
 from sage_dspy.runs.records import record_for, mark_kept
 from sage_dspy.lm.pricing import Price, price_table, require_prices, usage_cost
 from sage_dspy.runs.summary import models_of, summarize, usage_summary
-from sage_dspy.search.index import SearchIndex, SearchTool
+from sage_dspy.search.index import SearchIndex
+from sage_dspy.search.tool import SearchTool
 from sage_dspy.runs.folder import RunFolder, record_key, seed_key
 from sage_dspy.lm.usage import counting_usage
 

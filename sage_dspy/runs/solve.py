@@ -14,7 +14,8 @@ from sage_dspy.search.corpus import CorpusError
 from sage_dspy.method.feedback import verdict_for
 from sage_dspy.method.judge import AnswerJudge
 from sage_dspy.lm.roles import RoleLMs
-from sage_dspy.search.index import SearchIndex, SearchTool
+from sage_dspy.search.index import SearchIndex
+from sage_dspy.search.tool import SearchTool
 from sage_dspy.method.solver import Solver
 
 

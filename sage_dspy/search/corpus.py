@@ -6,13 +6,14 @@ options; other records have their text, title and id fields guessed or named. Ev
 """
 
 import contextlib
-import hashlib
 import json
 import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from sage_dspy.search.passages import Passage, content_id
 
 BUNDLED_CORPUS = Path(__file__).parents[1] / "data" / "world.jsonl"
 
@@ -21,13 +22,6 @@ TITLE_FIELDS = ("title", "name", "heading")
 ID_FIELDS = ("id", "_id", "doc_id", "passage_id")
 RECORD_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 TEXT_SUFFIXES = (".txt", ".md")
-
-
-@dataclass(frozen=True)
-class Passage:
-    id: str
-    title: str
-    text: str
 
 
 class CorpusError(Exception):
@@ -66,19 +60,6 @@ def load_corpus(source: str | Path, *, text_field: str | None = None, title_fiel
     if not passages:
         raise CorpusError(f"corpus {label} has no passages; point --corpus at a file with text")
     return passages
-
-
-def corpus_fingerprint(passages: Sequence[Passage]) -> str:
-    """16 hex chars identifying the passages (ids, titles, texts, in order); stable across runs."""
-    digest = hashlib.sha1()
-    for passage in passages:
-        digest.update("\x1f".join((passage.id, passage.title, passage.text)).encode("utf-8") + b"\x1e")
-    return digest.hexdigest()[:16]
-
-
-def content_id(title: str, text: str) -> str:
-    """The id convention of /work/shared/data/dev/corpus.jsonl: "p" + sha1(title + "\\n" + text)[:12]."""
-    return "p" + hashlib.sha1(f"{title}\n{text}".encode("utf-8")).hexdigest()[:12]
 
 
 # ---------------------------------------------------------------------------------------------- sources

@@ -1,25 +1,21 @@
-"""A bm25s index over passages, cached on disk per corpus, and the search tool the agents call."""
+"""A bm25s index over passages, cached on disk per corpus (one folder per corpus fingerprint)."""
 
 import importlib.util
-import inspect
 import json
 import os
-import re
 import shutil
 import tempfile
-import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import bm25s
 import Stemmer
 
-from sage_dspy.search.corpus import Passage, corpus_fingerprint
+from sage_dspy.search.passages import Hit, Passage, corpus_fingerprint
 
 INDEX_FORMAT = 2  # bump when tokenisation or the saved layout changes: cached indexes are then rebuilt
 META_FILE = "sage_index.json"  # written last by save(); marks a complete index
-NO_MATCH = "No passages matched this query. Try other keywords."
+
 
 # numba scores a query ~15-50x faster but JIT-compiles for ~5.5 s in every new process. Measured with
 # bm25s 0.3.16 on a 2-core machine, 400 real questions, k=3, per query numpy vs numba (after JIT):
@@ -45,13 +41,6 @@ def _query_terms(query: str) -> list[str]:
     [terms] = bm25s.tokenize([query], stopwords="en", stemmer=Stemmer.Stemmer("english"),
                              return_ids=False, show_progress=False)
     return terms
-
-
-@dataclass(frozen=True)
-class Hit:
-    passage: Passage
-    score: float
-    rank: int  # 1-based
 
 
 # Agents search for one entity at a time ("new york city"), and the passage *about* an entity should beat
@@ -166,82 +155,3 @@ def _publish(staging: Path, directory: Path, fingerprint: str) -> None:
             raise
 
 
-def format_passage(passage: Passage) -> str:
-    return f"{passage.title} (id: {passage.id})\n{passage.text}"
-
-
-def format_hits(hits: Sequence[Hit]) -> str:
-    if not hits:
-        return NO_MATCH
-    return "\n\n".join(f"[{hit.rank}] {format_passage(hit.passage)}" for hit in hits)
-
-
-_HEADER = re.compile(r"^(?:\[\d+\] )?(?P<title>.*?) \(id: (?P<id>[^()\n]+)\)[ \t]*$", re.MULTILINE)
-
-
-def parse_passages(text: str) -> list[Passage]:
-    """Passages written by format_hits or format_passage anywhere in `text` (first occurrence of each id).
-
-    A passage is a header line "[n] title (id: ...)" (the "[n] " is optional) and the lines after it up to
-    a blank line or the next header. Other text is ignored.
-    """
-    passages: dict[str, Passage] = {}
-    headers = list(_HEADER.finditer(text))
-    for header, following in zip(headers, headers[1:] + [None]):
-        body = text[header.end():following.start() if following else len(text)]
-        body = body.lstrip("\n").split("\n\n", 1)[0].strip()
-        if body and header["id"] not in passages:
-            passages[header["id"]] = Passage(header["id"], header["title"], body)
-    return list(passages.values())
-
-
-class SearchTool:
-    """The search tool given to dspy.ReAct: `dspy.Tool(SearchTool(index))` or `SearchTool(index).as_tool()`.
-
-    dspy.Tool names a callable object by its `__name__` and describes it by its `__doc__` (which for an
-    instance is this class docstring), so both are set per instance: the name "search" and the
-    agent-facing docstring of `__call__`, with k filled in.
-    """
-
-    name = "search"
-
-    def __init__(self, index: SearchIndex, k: int = 3):
-        self.index = index
-        self.k = k
-        self.calls = 0
-        self._lock = threading.Lock()
-        self.__name__ = self.name
-        self.__doc__ = inspect.cleandoc(type(self).__call__.__doc__).replace("up to 3 ", f"up to {k} ")
-
-    def __getstate__(self) -> dict:
-        """Pickle the tool's settings, never its index: a logged program must not carry a whole corpus. A
-        program loaded from MLflow is rebuilt over the user's corpus (sage_dspy.runs.generate.build_program)."""
-        return {key: value for key, value in self.__dict__.items() if key not in ("index", "_lock")}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, index=None, _lock=threading.Lock())
-
-    def __deepcopy__(self, memo: dict) -> "SearchTool":
-        """Optimizers deep-copy programs; every copy searches the same read-only index, so share the tool."""
-        return self
-
-    def __call__(self, query: str) -> str:
-        """Search the document collection with a keyword query; returns up to 3 passages, best first.
-
-        Each passage comes with its title and id, as "[rank] Title (id: ...)" followed by its text.
-        Write short keyword queries about ONE entity or fact at a time (a name, a title, a date);
-        to answer a multi-step question, search once per step and reuse names found in earlier passages.
-        If nothing useful comes back, try other keywords or a different entity.
-        """
-        if self.index is None:
-            raise RuntimeError("this search tool was unpickled without its index; rebuild the program over a "
-                               "corpus with sage_dspy.runs.generate.build_program")
-        with self._lock:
-            self.calls += 1
-        return format_hits(self.index.search(query, self.k))
-
-    def as_tool(self):
-        """This tool as a `dspy.Tool` (name "search", args {"query": string})."""
-        import dspy  # imported here so that retrieval stays usable without loading DSPy
-
-        return dspy.Tool(self)

@@ -1,0 +1,59 @@
+"""The search tool the agents call: a bm25s index behind the name and docstring dspy.ReAct shows the LM."""
+
+import inspect
+import threading
+
+from sage_dspy.search.index import SearchIndex
+from sage_dspy.search.passages import format_hits
+
+
+class SearchTool:
+    """The search tool given to dspy.ReAct: `dspy.Tool(SearchTool(index))` or `SearchTool(index).as_tool()`.
+
+    dspy.Tool names a callable object by its `__name__` and describes it by its `__doc__` (which for an
+    instance is this class docstring), so both are set per instance: the name "search" and the
+    agent-facing docstring of `__call__`, with k filled in.
+    """
+
+    name = "search"
+
+    def __init__(self, index: SearchIndex, k: int = 3):
+        self.index = index
+        self.k = k
+        self.calls = 0
+        self._lock = threading.Lock()
+        self.__name__ = self.name
+        self.__doc__ = inspect.cleandoc(type(self).__call__.__doc__).replace("up to 3 ", f"up to {k} ")
+
+    def __getstate__(self) -> dict:
+        """Pickle the tool's settings, never its index: a logged program must not carry a whole corpus. A
+        program loaded from MLflow is rebuilt over the user's corpus (sage_dspy.runs.generate.build_program)."""
+        return {key: value for key, value in self.__dict__.items() if key not in ("index", "_lock")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, index=None, _lock=threading.Lock())
+
+    def __deepcopy__(self, memo: dict) -> "SearchTool":
+        """Optimizers deep-copy programs; every copy searches the same read-only index, so share the tool."""
+        return self
+
+    def __call__(self, query: str) -> str:
+        """Search the document collection with a keyword query; returns up to 3 passages, best first.
+
+        Each passage comes with its title and id, as "[rank] Title (id: ...)" followed by its text.
+        Write short keyword queries about ONE entity or fact at a time (a name, a title, a date);
+        to answer a multi-step question, search once per step and reuse names found in earlier passages.
+        If nothing useful comes back, try other keywords or a different entity.
+        """
+        if self.index is None:
+            raise RuntimeError("this search tool was unpickled without its index; rebuild the program over a "
+                               "corpus with sage_dspy.runs.generate.build_program")
+        with self._lock:
+            self.calls += 1
+        return format_hits(self.index.search(query, self.k))
+
+    def as_tool(self):
+        """This tool as a `dspy.Tool` (name "search", args {"query": string})."""
+        import dspy  # imported here so that retrieval stays usable without loading DSPy
+
+        return dspy.Tool(self)
