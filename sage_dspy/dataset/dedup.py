@@ -13,9 +13,6 @@ from sage_dspy.dataset.minhash import LSHIndex, MinHasher, jaccard, shingles, wo
 
 NEAR_QUESTION = "near-duplicate question"
 SAME_ANSWER_AND_SUPPORT = "same answer, same supporting passages"
-# Word 2-grams: one changed word in a 15-word question keeps 12 of its 14 shingles (Jaccard 0.75);
-# with 3-grams it keeps 10 of 13 (0.63), which sits too near unrelated questions built on one template.
-SHINGLE_WORDS = 2
 DEFAULT_THRESHOLD = 0.7
 
 
@@ -58,7 +55,7 @@ def remove_near_duplicates(records: list[dict], *, threshold: float = DEFAULT_TH
     by_answer_support: dict[tuple, int] = {}
     removals: list[Removal] = []
     for index, record in enumerate(records):
-        question = shingles(words(record.get("question", "")), SHINGLE_WORDS)
+        question = shingles(words(record.get("question", "")))
         signature = hasher.signature(question)
         match = _same_answer_and_support(record, by_answer_support) or _near_question(
             question, lsh.candidates(signature), kept_shingles, threshold)

@@ -13,6 +13,9 @@ import numpy as np
 from sage_dspy.answers import normalize_answer
 
 NUM_PERM = 128
+# Word 2-grams: one changed word in a 15-word question keeps 12 of its 14 shingles (Jaccard 0.75); with
+# 3-grams it keeps 10 of 13 (0.63), below dedup's default threshold of 0.7.
+SHINGLE_WORDS = 2
 _SEED = 20260118
 
 
@@ -21,7 +24,7 @@ def words(text: str) -> list[str]:
     return normalize_answer(text).split()
 
 
-def shingles(tokens: list[str], size: int) -> frozenset[str]:
+def shingles(tokens: list[str], size: int = SHINGLE_WORDS) -> frozenset[str]:
     """Word `size`-grams; a text shorter than `size` words is one shingle, so it still matches itself."""
     if len(tokens) <= size:
         return frozenset([" ".join(tokens)]) if tokens else frozenset()
