@@ -32,6 +32,7 @@ from sage_dspy.runs.solve import SolveConfig, solve
 from sage_dspy.runs.evaluate_report import rich_table, target_rows, write_report
 from sage_dspy.runs.evaluate_report import rows as report_rows
 from sage_dspy.tracking.run_logging import log_compile, log_evaluate, log_generate
+from sage_dspy.cli.decontaminate import decontaminate_command
 
 app = typer.Typer(help="sage-dspy: verified, difficulty-steered deep-search QA pairs (SAGE as a DSPy program).",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -400,6 +401,7 @@ prompts_app = typer.Typer(help="Prompt versions registered by `sage compile`.", 
 runs_app = typer.Typer(help="Runs logged by `sage generate` and `sage compile`.", no_args_is_help=True)
 app.add_typer(prompts_app, name="prompts")
 app.add_typer(runs_app, name="runs")
+app.command("decontaminate")(decontaminate_command)
 
 
 def _store() -> None:
