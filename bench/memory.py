@@ -138,7 +138,8 @@ def run_child(path: str, seeds: int, every: int, bounds_choice: str, work: Path)
     """One generate run over `seeds` seeds on `path`, sampled every `every` seeds; returns the samples."""
     from sage_dspy.lm.bounds import current_bounds
     from sage_dspy.lm.roles import ROLES
-    from sage_dspy.runs.generate import GenerateConfig, generate
+    from sage_dspy.runs.config import GenerateConfig
+    from sage_dspy.runs.generate import generate
 
     started = time.perf_counter()
     caps = set_bounds(bounds_choice)

@@ -28,7 +28,8 @@ from sage_dspy.search.corpus import load_corpus
 from sage_dspy.lm.inflight import SageLM
 from sage_dspy.lm.roles import DEFAULT_TEMPERATURES, ROLES, build_lm, offline_lm
 from sage_dspy.offline import server as offline_server
-from sage_dspy.runs.generate import GenerateConfig, generate
+from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.generate import generate
 from sage_dspy.search.index import SearchIndex, SearchTool
 from sage_dspy.method.signatures import JudgeAnswer, ReviseTooEasy
 from sage_dspy.method.solver import Solver

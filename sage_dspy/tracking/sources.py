@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from sage_dspy.tracking import store as tracking
-from sage_dspy.runs.generate import PROGRAM_FILE
+from sage_dspy.runs.program import PROGRAM_FILE
 
 
 class ProgramSourceError(LookupError):
