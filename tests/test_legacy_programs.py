@@ -14,7 +14,7 @@ from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.runs.program import PROGRAM_FILE, build_program
 from sage_dspy.search.corpus import load_corpus
 from sage_dspy.search.index import SearchIndex, SearchTool
-from sage_dspy.tracking.store import load_program
+from sage_dspy.tracking.programs import load_program
 
 FIXTURE = Path(__file__).parent / "fixtures" / "legacy_program_v0_1"
 
