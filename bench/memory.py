@@ -120,7 +120,7 @@ def set_bounds(choice: str) -> dict:
 @contextlib.contextmanager
 def loopback_server(folder: Path):
     """`python -m sage_dspy.offline.server` on 127.0.0.1, latency 0, no faults; yields its base URL."""
-    from sage_dspy.offline.server import stop_process, wait_for_port
+    from sage_dspy.offline.process import stop_process, wait_for_port
 
     out, err = folder / "server.out", folder / "server.err"
     with out.open("wb") as stdout, err.open("wb") as stderr:
