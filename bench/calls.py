@@ -26,7 +26,8 @@ from pathlib import Path
 
 from bench.report import markdown_table, write_report_section
 from sage_dspy.search.corpus import load_corpus
-from sage_dspy.runs.generate import GenerateConfig, generate
+from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.generate import generate
 
 TARGET_RATIO = 0.7
 SECTION = "calls"

@@ -57,9 +57,10 @@ import dspy
 from bench.report import loadavg, machine, markdown_table, write_report_section
 from sage_dspy.lm import roles as role_lms
 from sage_dspy.search.corpus import load_corpus
-from sage_dspy.offline.server import stop_process, wait_for_port
+from sage_dspy.offline.process import stop_process, wait_for_port
 from sage_dspy.lm.roles import DEFAULT_TEMPERATURES, ROLES
-from sage_dspy.runs.generate import GenerateConfig, generate
+from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.generate import generate
 
 MODEL = "openai/sage-offline"
 API_KEY = "sk-bench-not-a-secret"  # the server accepts any key and never keeps it

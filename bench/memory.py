@@ -121,7 +121,7 @@ def set_bounds(choice: str) -> dict:
 @contextlib.contextmanager
 def loopback_server(folder: Path):
     """`python -m sage_dspy.offline.server` on 127.0.0.1, latency 0, no faults; yields its base URL."""
-    from sage_dspy.offline.server import stop_process, wait_for_port
+    from sage_dspy.offline.process import stop_process, wait_for_port
 
     out, err = folder / "server.out", folder / "server.err"
     with out.open("wb") as stdout, err.open("wb") as stderr:
@@ -139,7 +139,8 @@ def run_child(path: str, seeds: int, every: int, bounds_choice: str, work: Path)
     """One generate run over `seeds` seeds on `path`, sampled every `every` seeds; returns the samples."""
     from sage_dspy.lm.bounds import current_bounds
     from sage_dspy.lm.roles import ROLES
-    from sage_dspy.runs.generate import GenerateConfig, generate
+    from sage_dspy.runs.config import GenerateConfig
+    from sage_dspy.runs.generate import generate
 
     started = time.perf_counter()
     caps = set_bounds(bounds_choice)

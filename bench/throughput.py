@@ -44,7 +44,7 @@ import dspy
 
 from bench.report import loadavg, machine, markdown_table, write_report_section
 from sage_dspy.search.corpus import BUNDLED_CORPUS
-from sage_dspy.offline.server import stop_process, wait_for_port
+from sage_dspy.offline.process import stop_process, wait_for_port
 
 MODEL = "openai/sage-offline"
 API_KEY = "sk-bench-not-a-secret"  # the server accepts any key and never keeps it

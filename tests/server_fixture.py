@@ -12,7 +12,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sage_dspy.offline.server import stop_process, wait_for_port
+from sage_dspy.offline.process import stop_process, wait_for_port
 
 READY_TIMEOUT_S = 30.0
 # Every server stops by itself even if the test run dies without tearing it down.

@@ -13,7 +13,9 @@ from sage_dspy.method.attempts import run_attempts
 from sage_dspy.method.feedback import Attempt, settles_too_easy, verdict_for
 from sage_dspy.lm.inflight import AttemptStopped, SageLM, call_slots, in_lane, stoppable
 from sage_dspy.lm.roles import RoleLMs
-from sage_dspy.runs.generate import GenerateConfig, failed_at_service, generate
+from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.folder import failed_at_service
+from sage_dspy.runs.generate import generate
 
 # What a run spent differs between the ways of running the same seeds; the records must not.
 VOLATILE = {"lm_calls", "prompt_tokens", "completion_tokens", "seconds", "lm_usage", "cost_usd"}

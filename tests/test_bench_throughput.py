@@ -9,7 +9,7 @@ import pytest
 from bench import throughput
 from bench.report import read_report_section
 from sage_dspy.search.corpus import load_corpus
-from sage_dspy.offline import server as offline_server
+from sage_dspy.offline import http as offline_http
 
 ROWS = [{"id": "a", "title": "Alpha", "text": "Alpha is a river."},
         {"id": "b", "title": "Beta", "text": "Beta is a town on the Alpha."}]
@@ -74,7 +74,7 @@ def test_cpu_share_in_cores():
 
 
 def test_server_work_done_grows_smoothly_and_counts_each_call_once():
-    counters = offline_server.Stats()
+    counters = offline_http.Stats()
     counters.begin(1, 2.0)
     counters.begin(2, 0.0)  # a call with no latency (or a fault) adds nothing until it is served
     admitted = counters.active[1][0]
@@ -85,7 +85,7 @@ def test_server_work_done_grows_smoothly_and_counts_each_call_once():
     counters.end(1)  # the handler's own clean-up after it was served: no effect
     assert counters.work_done(admitted + 9.0) == 1.0 and list(counters.active) == [2]
     counters.end(2)
-    snapshot = counters.to_dict(offline_server.ServerConfig())
+    snapshot = counters.to_dict(offline_http.ServerConfig())
     assert snapshot["completions_in_flight"] == 0 and snapshot["work_done"] == 1.0
     assert snapshot["completion_seconds"] >= 0 and snapshot["monotonic"] >= admitted
 

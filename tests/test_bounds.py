@@ -12,7 +12,9 @@ from sage_dspy.lm import bounds
 from sage_dspy.lm.bounds import DSPY_DEFAULTS, MemoryBounds, apply_memory_bounds, current_bounds
 from sage_dspy.lm.roles import offline_lm
 from sage_dspy.runs import generate as pipeline
-from sage_dspy.runs.generate import GenerateConfig, build_program, generate
+from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.generate import generate
+from sage_dspy.runs.program import build_program
 
 SMALL = MemoryBounds(history=5, global_history=7, trace=9, cache_entries=3, disk_cache_pages=64, disk_mmap_bytes=0)
 

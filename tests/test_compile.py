@@ -34,7 +34,8 @@ from sage_dspy.offline.generator import CAREFUL_WORDS, COMMON_CUE_WORDS
 from sage_dspy.offline.grammar import parse_question
 from sage_dspy.offline.proposer import ADVICE
 from sage_dspy.offline.text import content_words
-from sage_dspy.runs.generate import PROGRAM_FILE, GenerateConfig, ProgramMismatchError, build_program
+from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.program import build_program, PROGRAM_FILE, ProgramMismatchError
 from sage_dspy.search.index import SearchIndex
 from sage_dspy.search.tool import SearchTool
 from sage_dspy.method.signatures import AnswerWithSearch, JudgeAnswer, ProposeQA, ReviseIncorrect, ReviseTooEasy

@@ -10,7 +10,8 @@ import sage_dspy.cli.app as cli
 from cli_helpers import assert_one_line_error, invoke
 from sage_dspy.lm.settings import ConfigError, Layer, from_environment, load_settings, read_config_file
 from sage_dspy.lm.roles import ALL_ROLES, DEFAULT_TEMPERATURES, ROLES, RoleLMs, build_lm, offline_lm
-from sage_dspy.runs.generate import GenerateConfig, LMUnreachableError
+from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.preflight import LMUnreachableError
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from sage_dspy.cli.app import app
 from sage_dspy.runs.evaluate import as_of_round, find_previous_run, table_by_round
 from sage_dspy.runs.evaluate_report import rows, write_report
-from sage_dspy.runs.generate import GenerateConfig
+from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.runs.solve import load_questions, summarize_by_hops
 from sage_dspy.search.corpus import CorpusError
 

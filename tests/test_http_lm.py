@@ -28,8 +28,10 @@ from sage_dspy.cli.app import app
 from sage_dspy.search.corpus import load_corpus
 from sage_dspy.lm.inflight import SageLM
 from sage_dspy.lm.roles import DEFAULT_TEMPERATURES, ROLES, build_lm, offline_lm
+from sage_dspy.offline import http as offline_http
 from sage_dspy.offline import server as offline_server
-from sage_dspy.runs.generate import GenerateConfig, generate
+from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.generate import generate
 from sage_dspy.search.index import SearchIndex
 from sage_dspy.search.tool import SearchTool
 from sage_dspy.method.signatures import JudgeAnswer, ReviseTooEasy
@@ -51,11 +53,11 @@ HANG_S = "1.0"
 # ------------------------------------------------------------------------------------------- fixtures
 
 @contextmanager
-def in_process_server(config: offline_server.ServerConfig):
+def in_process_server(config: offline_http.ServerConfig):
     """The same server in a thread of this process (a real socket, no process start): for the one-fault-kind
     servers, whose tests need no process boundary."""
     ready, holder = threading.Event(), {}
-    thread = threading.Thread(target=lambda: holder.update(done=offline_server.serve(
+    thread = threading.Thread(target=lambda: holder.update(done=offline_http.serve(
         config, lambda server: (holder.update(server=server), ready.set()))), daemon=True)
     thread.start()
     assert ready.wait(10), "the in-process server did not start"
@@ -66,7 +68,7 @@ def in_process_server(config: offline_server.ServerConfig):
         thread.join(10)
 
 
-def api_base_of(server: offline_server.OfflineServer) -> str:
+def api_base_of(server: offline_http.OfflineServer) -> str:
     return f"http://127.0.0.1:{server.server_address[1]}/v1"
 
 
@@ -84,7 +86,7 @@ def servers(tmp_path_factory):
 def kind_servers():
     """In process: one server per fault kind, failing every request that way."""
     with ExitStack() as stack:
-        yield {kind: stack.enter_context(in_process_server(offline_server.ServerConfig(
+        yield {kind: stack.enter_context(in_process_server(offline_http.ServerConfig(
             fault_rate=1.0, faults=(kind,), hang=float(HANG_S), retry_after=0.0, idle_exit=120)))
             for kind in FAULT_KINDS}
 
@@ -164,7 +166,7 @@ def test_server_routes_and_bad_requests(clean):
 
 def test_latency_budget_and_idle_exit_in_process():
     """The knobs that bound a load test: seeded latency, concurrency counted, a request budget, idle exit."""
-    config = offline_server.ServerConfig(latency=(0.05, 0.08), max_requests=4, idle_exit=0.5, fault_seed=1)
+    config = offline_http.ServerConfig(latency=(0.05, 0.08), max_requests=4, idle_exit=0.5, fault_seed=1)
     with in_process_server(config) as server:
         url = api_base_of(server) + "/chat/completions"
         body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
@@ -182,14 +184,14 @@ def test_latency_budget_and_idle_exit_in_process():
         assert (stats.served, stats.refused) == (4, 1) and stats.in_flight_max >= 2
 
     started = time.perf_counter()
-    assert offline_server.serve(offline_server.ServerConfig(idle_exit=0.3)).stop_reason == "idle"
+    assert offline_http.serve(offline_http.ServerConfig(idle_exit=0.3)).stop_reason == "idle"
     assert time.perf_counter() - started < 5
 
 
 def test_fault_draws_depend_on_the_request_not_on_arrival_order():
-    config = offline_server.ServerConfig(fault_rate=0.5, faults=offline_server.FAULT_KINDS, fault_seed=7)
+    config = offline_http.ServerConfig(fault_rate=0.5, faults=offline_http.FAULT_KINDS, fault_seed=7)
     bodies = [{"model": "m", "messages": [{"role": "user", "content": f"q{i}"}]} for i in range(40)]
-    forward, backward = offline_server.OfflineServer(config), offline_server.OfflineServer(config)
+    forward, backward = offline_http.OfflineServer(config), offline_http.OfflineServer(config)
     try:
         drawn = [forward._draw_fault(body) for body in bodies]
         assert [backward._draw_fault(body) for body in reversed(bodies)][::-1] == drawn

@@ -10,11 +10,12 @@ import sage_dspy  # noqa: F401  (first: offline environment defaults, old module
 from sage_dspy.legacy import OLD_TO_NEW
 from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.method.loop import SageLoop
-from sage_dspy.runs.generate import PROGRAM_FILE, GenerateConfig, build_program
+from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.program import build_program, PROGRAM_FILE
 from sage_dspy.search.corpus import load_corpus
 from sage_dspy.search.index import SearchIndex
 from sage_dspy.search.tool import SearchTool
-from sage_dspy.tracking.store import load_program
+from sage_dspy.tracking.programs import load_program
 
 FIXTURE = Path(__file__).parent / "fixtures" / "legacy_program_v0_1"
 

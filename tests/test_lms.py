@@ -4,7 +4,7 @@ import pytest
 
 from sage_dspy.lm.roles import DEFAULT_TEMPERATURES, LMConfigError, RoleLMs, build_lm, loggable_options
 from sage_dspy.offline.engine import MODEL_NAME
-from sage_dspy.runs.generate import GenerateConfig
+from sage_dspy.runs.config import GenerateConfig
 
 
 def test_real_lm_options_reach_dspy_lm():

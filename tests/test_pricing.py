@@ -16,7 +16,9 @@ from cli_helpers import assert_one_line_error, invoke
 from sage_dspy.lm.inflight import SageLM
 from sage_dspy.lm.roles import ROLES, RoleLMs
 from sage_dspy.offline.engine import MODEL_NAME
-from sage_dspy.runs.generate import CallBudget, GenerateConfig, generate
+from sage_dspy.runs.budget import CallBudget
+from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.generate import generate
 from sage_dspy.lm.pricing import Price, UnknownPriceError, price_of, require_prices, usage_cost
 from sage_dspy.runs.summary import usage_summary
 from sage_dspy.tracking.run_logging import usage_metrics

@@ -1,4 +1,4 @@
-"""sage_dspy.tracking.store against a real sqlite MLflow store (one per module: each fresh db costs ~1.7 s)."""
+"""sage_dspy.tracking (store, runs, prompts, programs, secrets) against a real sqlite MLflow store (one per module: each fresh db costs ~1.7 s)."""
 
 import http.server
 import math
@@ -17,18 +17,11 @@ from dspy.utils import DummyLM
 from mlflow import MlflowClient
 
 from sage_dspy.tracking import store as tracking
-from sage_dspy.tracking.store import (
-    REDACTED,
-    TrackingError,
-    TrackingWarning,
-    configure_tracking,
-    load_program,
-    log_program,
-    prompt_name,
-    register_prompts,
-    scrub_secrets,
-    tracked_run,
-)
+from sage_dspy.tracking.programs import load_program, log_program
+from sage_dspy.tracking.prompts import prompt_name, register_prompts
+from sage_dspy.tracking.runs import TrackedRun, tracked_run
+from sage_dspy.tracking.secrets import REDACTED, scrub_secrets
+from sage_dspy.tracking.store import TrackingError, TrackingWarning, configure_tracking
 
 CANARY = "sk-canary-7f3a9c1e5b2d4680"
 
@@ -141,7 +134,7 @@ def test_tracked_run_nests_inside_an_active_run(store):
 
 
 def test_untracked_run_is_a_silent_no_op(tmp_path):
-    run = tracking.TrackedRun(None)
+    run = TrackedRun(None)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         run.log_params({"a": 1}); run.log_metrics({"a": 1.0}); run.set_tags({"a": 1})

@@ -21,7 +21,10 @@ from sage_dspy.lm.settings import Layer, LMSettings, load_settings
 from sage_dspy.lm.roles import ALL_ROLES, ROLES, LMConfigError
 from sage_dspy.method.loop import PROTOCOLS
 from sage_dspy.lm.pricing import UnknownPriceError, require_prices
-from sage_dspy.runs.generate import GenerateConfig, LMUnreachableError, ProgramMismatchError, generate
+from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.generate import generate
+from sage_dspy.runs.preflight import LMUnreachableError
+from sage_dspy.runs.program import ProgramMismatchError
 from sage_dspy.tracking import compare
 from sage_dspy.tracking import store as tracking
 from sage_dspy.tracking.sources import ProgramSourceError, resolve_program

@@ -17,7 +17,9 @@ from sage_dspy.search.corpus import load_corpus
 from sage_dspy.search.passages import corpus_fingerprint, Passage
 from sage_dspy.lm.roles import RoleLMs, build_lm, loggable_options
 from sage_dspy.method.metrics import sage_metric
-from sage_dspy.runs.generate import ANSWER_TYPES, PROGRAM_FILE, GenerateConfig, build_program
+from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.program import PROGRAM_FILE, build_program
+from sage_dspy.runs.seeds import ANSWER_TYPES
 from sage_dspy.search.index import SearchIndex
 
 

@@ -10,7 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from sage_dspy.method.feedback import MIN_KEPT_SEARCHES
-from sage_dspy.runs.generate import GenerateConfig, generate
+from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.generate import generate
 from sage_dspy.runs.summary import summarize
 from sage_dspy.runs.folder import run_settings
 

@@ -3,12 +3,17 @@
 `config.json` is written first and names the settings; `records.jsonl` gets one line per finished seed,
 flushed and synced at once. Re-running the same command reads what is there (a torn last line from a kill is
 cut off), skips the seeds already done, and appends the rest. Other settings in the same folder are refused:
-two runs must never mix in one file.
+two runs must never mix in one file. At the end of a run, records.jsonl is rewritten in seed order beside
+dataset.jsonl (the kept pairs).
 """
 
 import json
 import os
 from pathlib import Path
+
+from sage_dspy.method.feedback import is_service_error
+from sage_dspy.method.loop import ServiceUnavailable
+from sage_dspy.runs.records import dataset_row
 
 SETTINGS_FILE = "config.json"
 RECORDS_FILE = "records.jsonl"
@@ -70,3 +75,44 @@ class RunFolder:
             sink.write(json.dumps(record, ensure_ascii=False) + "\n")
             sink.flush()
             os.fsync(sink.fileno())
+
+
+def failed_at_service(record: dict) -> bool:
+    """The seed failed because the LM service did (rate limits, 5xx, timeouts after DSPy's retries), not
+    because of anything in the seed."""
+    error = record.get("error") or ""
+    return is_service_error(error) or error.startswith(ServiceUnavailable.__name__)
+
+
+def done_records(finished: list[dict]) -> dict[str, dict]:
+    """The finished records a resumed run keeps, by record_key. A seed the LM service failed (after DSPy's
+    retries) is tried again; the cache serves its finished calls."""
+    return {record_key(r): r for r in finished if not failed_at_service(r)}
+
+
+def rewrite_records(records_path: Path, dataset_path: Path, decided: list[dict]) -> None:
+    """records.jsonl in seed order with each seed's verdict (`kept`, `drop_reason` from mark_kept), and
+    dataset.jsonl, streamed from the lines the run appended: one full record in memory at a time. A seed's
+    last line wins (a seed the service failed and a later run retried has two)."""
+    wanted, offsets = {record_key(r) for r in decided}, {}
+    with records_path.open("rb") as source:
+        offset = 0
+        for line in source:
+            if line.strip():
+                key = record_key(json.loads(line))
+                if key in wanted:
+                    offsets[key] = offset
+            offset += len(line)
+        records_partial = records_path.with_suffix(records_path.suffix + ".partial")
+        dataset_partial = dataset_path.with_suffix(dataset_path.suffix + ".partial")
+        with records_partial.open("w", encoding="utf-8") as records_out, \
+                dataset_partial.open("w", encoding="utf-8") as dataset_out:
+            for verdict in decided:
+                source.seek(offsets[record_key(verdict)])
+                record = json.loads(source.readline())
+                record.update(kept=verdict["kept"], drop_reason=verdict["drop_reason"])
+                records_out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                if record["kept"]:
+                    dataset_out.write(json.dumps(dataset_row(record), ensure_ascii=False) + "\n")
+    records_partial.replace(records_path)  # write beside, then rename: a crash leaves the previous files whole
+    dataset_partial.replace(dataset_path)

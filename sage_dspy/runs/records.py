@@ -1,4 +1,5 @@
-"""One output record per seed: what was asked, what came out, and the evidence for the verdict."""
+"""One output record per seed: what was asked, what came out, and the evidence for the verdict; and the two
+shorter views of it, the slim one a run keeps in memory and the dataset row of a kept pair."""
 
 from sage_dspy.method.feedback import drop_reason, question_key
 
@@ -87,3 +88,17 @@ def mark_kept(records: list[dict]) -> None:
             continue
         seen.add(key)
         record["kept"] = True
+
+
+def slim_record(record: dict) -> dict:
+    """What the end of a run reads from a record (dedupe, summary, usage, budget): everything but the rounds'
+    transcripts, of which the summary reads only the attempts' errors (`failures_by_kind`)."""
+    rounds = [{"attempts": [{"error": a["error"]} for a in past.get("attempts", []) if a.get("error")]}
+              for past in record.get("rounds", [])]
+    return {**record, "rounds": rounds}
+
+
+def dataset_row(record: dict) -> dict:
+    """The kept pair alone, as a training or evaluation example."""
+    keys = ("question", "answer", "answer_type", "target", "searches", "supporting_ids", "seed_id", "lms")
+    return {key: record[key] for key in keys}

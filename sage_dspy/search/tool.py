@@ -27,7 +27,7 @@ class SearchTool:
 
     def __getstate__(self) -> dict:
         """Pickle the tool's settings, never its index: a logged program must not carry a whole corpus. A
-        program loaded from MLflow is rebuilt over the user's corpus (sage_dspy.runs.generate.build_program)."""
+        program loaded from MLflow is rebuilt over the user's corpus (sage_dspy.runs.program.build_program)."""
         return {key: value for key, value in self.__dict__.items() if key not in ("index", "_lock")}
 
     def __setstate__(self, state: dict) -> None:
@@ -47,7 +47,7 @@ class SearchTool:
         """
         if self.index is None:
             raise RuntimeError("this search tool was unpickled without its index; rebuild the program over a "
-                               "corpus with sage_dspy.runs.generate.build_program")
+                               "corpus with sage_dspy.runs.program.build_program")
         with self._lock:
             self.calls += 1
         return format_hits(self.index.search(query, self.k))

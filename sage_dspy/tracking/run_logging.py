@@ -1,12 +1,14 @@
 """What a `generate` run leaves in MLflow: params, the paper's table as metrics, the files, one plot.
 
 Called after the run, from outside the loop, so the method stays free of I/O. Tracking never stops a run:
-every failure inside `sage_dspy.tracking.store` is a warning.
+every failure inside `sage_dspy.tracking` is a warning.
 """
 
 from pathlib import Path
 
-from sage_dspy.tracking import store as tracking
+from sage_dspy.tracking.programs import log_program
+from sage_dspy.tracking.prompts import register_prompts
+from sage_dspy.tracking.runs import tracked_run
 
 
 def table_metrics(summary: dict) -> dict[str, float]:
@@ -63,8 +65,8 @@ def plot_searches(records: list[dict], path: Path) -> Path | None:
 def log_generate(config, result, lm_ids: dict[str, str]) -> str | None:
     """One MLflow run per `generate`; returns its id (None when tracking failed to start)."""
     params = {**config.to_dict(), "lms": lm_ids}
-    with tracking.tracked_run(f"generate-{config.recipe}", params=params,
-                              tags={"command": "generate", "recipe": config.recipe}) as run:
+    with tracked_run(f"generate-{config.recipe}", params=params,
+                     tags={"command": "generate", "recipe": config.recipe}) as run:
         run.log_metrics({**table_metrics(result.summary), **usage_metrics(result.summary.get("usage", {}))})
         if result.summary.get("usage", {}).get("unpriced"):
             run.set_tags({"unpriced_models": ", ".join(result.summary["usage"]["unpriced"])})
@@ -79,15 +81,15 @@ def log_generate(config, result, lm_ids: dict[str, str]) -> str | None:
 def log_compile(config, result) -> str | None:
     """One MLflow run per `compile`: scores, the compiled folder, and one prompt version per predictor."""
     params = config.to_dict()
-    with tracking.tracked_run(f"compile-{config.recipe}-{config.optimizer}", params=params,
-                              tags={"command": "compile", "optimizer": config.optimizer}) as run:
+    with tracked_run(f"compile-{config.recipe}-{config.optimizer}", params=params,
+                     tags={"command": "compile", "optimizer": config.optimizer}) as run:
         run.log_metrics({"val.before": result.before, "val.after": result.after})
         for path in sorted(result.folder.iterdir()):
             run.log_artifact(path, artifact_path="program")
-        versions = tracking.register_prompts(result.program, prefix="sage", run_id=run.run_id,
-                                             metrics={"val.before": result.before, "val.after": result.after})
+        versions = register_prompts(result.program, prefix="sage", run_id=run.run_id,
+                                    metrics={"val.before": result.before, "val.after": result.after})
         run.log_dict(versions, "prompt_versions.json")
-        model_uri = tracking.log_program(result.program, name="sage-program")
+        model_uri = log_program(result.program, name="sage-program")
         if model_uri:
             run.set_tags({"model_uri": model_uri})
         return run.run_id
@@ -96,7 +98,7 @@ def log_compile(config, result) -> str | None:
 def log_evaluate(base_config, results: dict[str, dict], folder: Path) -> str | None:
     """One MLflow run per `evaluate`: every recipe's row per round count, the report and its plots."""
     params = {**base_config.to_dict(), "recipes": ",".join(results)}
-    with tracking.tracked_run("evaluate", params=params, tags={"command": "evaluate"}) as run:
+    with tracked_run("evaluate", params=params, tags={"command": "evaluate"}) as run:
         for recipe, result in results.items():
             for rounds, summary in result["by_round"].items():
                 row = summary["overall"]

@@ -10,8 +10,9 @@
 import tempfile
 from pathlib import Path
 
-from sage_dspy.tracking import store as tracking
-from sage_dspy.runs.generate import PROGRAM_FILE
+from sage_dspy.tracking.programs import load_program
+from sage_dspy.tracking.store import TrackingError
+from sage_dspy.runs.program import PROGRAM_FILE
 
 
 class ProgramSourceError(LookupError):
@@ -59,8 +60,8 @@ def _run_of_prompt(uri: str) -> str:
 def _from_model(uri: str) -> Path:
     """The logged model's prompts (its DSPy state), written where build_program can load them."""
     try:
-        program = tracking.load_program(uri)
-    except tracking.TrackingError as error:
+        program = load_program(uri)
+    except TrackingError as error:
         raise ProgramSourceError(str(error)) from None
     folder = Path(tempfile.mkdtemp(prefix="sage-program-"))
     program.save(str(folder / PROGRAM_FILE))  # the same JSON state `sage compile` writes

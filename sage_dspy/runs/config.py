@@ -1,0 +1,41 @@
+"""A generate run's settings: one frozen value, saved as the run folder's config.json (so a resume can tell
+the same run from another) and logged to MLflow with secrets left out."""
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sage_dspy.lm.roles import loggable_options
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    corpus: str = "bundled"
+    corpus_fields: dict[str, str] = field(default_factory=dict)  # text_field / title_field / id_field
+    seeds: int = 40
+    min_target: int = 2
+    max_target: int = 5
+    recipe: str = "sage"
+    lms: dict[str, str] = field(default_factory=lambda: {"generator": "offline", "solver": "offline",
+                                                          "judge": "offline", "reviser": "offline"})
+    lm_options: dict = field(default_factory=dict)  # every role: api_base, max_tokens, seed, timeout, num_retries
+    role_options: dict[str, dict] = field(default_factory=dict)  # one role: api_base, temperature, max_tokens
+    program: str = ""  # the compiled program's source, when one replaces the recipe's prompts
+    rounds: int = 3
+    k: int = 4
+    protocol: str = "lean"  # how pairs are checked: "lean" (early stop, judge shortcut) or "paper" (loop.PROTOCOLS)
+    random_seed: int = 0
+    out_dir: Path = Path("artifacts/runs/latest")
+    index_root: Path = Path("artifacts/indexes")
+    search_k: int = 3
+
+    def to_dict(self) -> dict:
+        settings = {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
+        settings["lm_options"] = loggable_options(self.lm_options)
+        settings["role_options"] = {role: loggable_options(o) for role, o in self.role_options.items()}
+        if not self.role_options:
+            del settings["role_options"]  # runs that set nothing per role read as before the setting existed
+        return settings
+
+    def corpus_label(self) -> str:
+        """A short name for the corpus in folder names: 'bundled', or the file or folder name."""
+        return Path(self.corpus.rstrip("/")).stem or "corpus"

@@ -1,0 +1,46 @@
+"""The program a run executes: a recipe built over the corpus's search tool, with a compiled folder's prompts
+in place of the recipe's own when one is given."""
+
+import json
+import warnings
+from pathlib import Path
+
+from sage_dspy.lm.roles import RoleLMs
+from sage_dspy.programs import load_recipe
+from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.search.index import SearchIndex
+from sage_dspy.search.tool import SearchTool
+
+PROGRAM_FILE = "program.json"  # a compiled program folder's DSPy state
+
+
+class ProgramMismatchError(ValueError):
+    pass
+
+
+def build_program(config: GenerateConfig, index: SearchIndex, lms: RoleLMs, program_folder: Path | None = None,
+                  parallel_attempts: bool = False):
+    """The recipe's program over this corpus; a compiled folder's prompts replace the defaults."""
+    recipe = load_recipe(config.recipe)
+    program = recipe.build(SearchTool(index, k=config.search_k), k=config.k, max_rounds=config.rounds, lms=lms)
+    program.checking(config.protocol, parallel_attempts)
+    if program_folder is not None:
+        load_compiled_prompts(program.freeze_search_agent(), Path(program_folder) / PROGRAM_FILE)
+    return program
+
+
+def load_compiled_prompts(program, state_file: Path) -> None:
+    """Load a compiled state (generator and reviser prompts; the search agent is frozen). A program needing
+    prompts the state lacks is refused; prompts it has no place for (a sage reviser loaded into a baseline
+    recipe) are ignored with a warning, so a compiled generator can run under any recipe."""
+    state = json.loads(state_file.read_text(encoding="utf-8"))
+    needed = {name for name, _ in program.named_predictors()}
+    missing, unused = needed - set(state), set(state) - needed - {"metadata"}
+    if missing:
+        raise ProgramMismatchError(
+            f"{state_file.parent} was compiled for another program recipe (no prompts for {sorted(missing)}); "
+            "pass --recipe with the recipe it was compiled from (see its config.json)")
+    if unused:
+        warnings.warn(f"this recipe has no place for the compiled prompts {sorted(unused)}; they are ignored",
+                      stacklevel=2)
+    program.load(str(state_file))

@@ -1,0 +1,135 @@
+"""One MLflow run: started and ended whatever the body does, logged through a client bound to its id, with
+params flattened and every name and value made acceptable to MLflow (and scrubbed of secrets)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
+
+from sage_dspy.tracking.store import warn_failed
+from sage_dspy.tracking.secrets import scrub_secrets
+
+
+def clean_key(name: Any) -> str:
+    """MLflow names allow alphanumerics and `_-. :/`, and no path tricks (`a//b`, `../x`)."""
+    key = re.sub(r"[^\w./\- :]", "_", str(name))[:250]
+    return "/".join("_" if part in (".", "..") else part for part in key.split("/") if part) or "_"
+
+
+def _text(value: Any, limit: int) -> str:
+    text = json.dumps(value, default=str) if isinstance(value, (list, tuple)) else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def flatten_params(params: dict, prefix: str = "") -> dict[str, str]:
+    """{"lm": {"model": "x"}} -> {"lm.model": "x"}; values as text, cut to MLflow's 6000 chars."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten_params(value, f"{prefix}{key}."))
+        else:
+            flat[clean_key(f"{prefix}{key}")] = _text(value, MAX_PARAM_VAL_LENGTH)
+    return flat
+
+
+class TrackedRun:
+    """One MLflow run, logged through a client bound to `run_id` (so any thread may log).
+    Every method is a no-op when the run failed to start (`run_id is None`) and never raises."""
+
+    def __init__(self, run_id: str | None):
+        self.run_id = run_id
+        self._client = MlflowClient() if run_id else None
+
+    def _call(self, action: str, method: str, *args: Any, **kwargs: Any) -> None:
+        if self.run_id is not None:
+            try:
+                getattr(self._client, method)(self.run_id, *args, **kwargs)
+            except Exception as exc:
+                warn_failed(action, exc)
+
+    def log_params(self, params: dict) -> None:
+        flat = [Param(k, v) for k, v in flatten_params(scrub_secrets(params)).items()]
+        for start in range(0, len(flat) if self.run_id else 0, 100):  # MLflow's batch limit
+            try:
+                self._client.log_batch(self.run_id, params=flat[start: start + 100])
+            except Exception:  # one bad key (a changed value) must not drop the others
+                for param in flat[start: start + 100]:
+                    self._call(f"log param {param.key!r}", "log_param", param.key, param.value)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        now, batch = int(time.time() * 1000), []
+        for key, value in metrics.items():
+            if value is None:
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError) as exc:
+                warn_failed(f"log metric {key!r}", exc)
+                continue
+            if not math.isnan(number):  # a NaN (failed eval) would only break the UI's charts
+                batch.append(Metric(clean_key(key), number, now, step or 0))
+        if batch:
+            self._call("log metrics", "log_batch", metrics=batch)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        path = Path(path)
+        if self.run_id is not None and not path.exists():
+            return warn_failed(f"log artifact {str(path)!r}: no such file")
+        method = "log_artifacts" if path.is_dir() else "log_artifact"
+        self._call(f"log artifact {str(path)!r}", method, str(path), artifact_path)
+
+    def log_dict(self, obj: Any, artifact_file: str) -> None:
+        self._call(f"log {artifact_file!r}", "log_dict", scrub_secrets(obj), artifact_file)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self._call(f"log {artifact_file!r}", "log_text", scrub_secrets(text), artifact_file)
+
+    def set_tags(self, tags: dict) -> None:
+        tags = [RunTag(clean_key(k), _text(v, MAX_TAG_VAL_LENGTH)) for k, v in scrub_secrets(tags).items()]
+        if tags:
+            self._call("set tags", "log_batch", tags=tags)
+
+
+@contextlib.contextmanager
+def tracked_run(name: str, *, params: dict | None = None, tags: dict | None = None,
+                nested: bool = False) -> Iterator[TrackedRun]:
+    """An MLflow run that ends FINISHED, FAILED (the body raised; it propagates) or KILLED (Ctrl-C).
+    Inside another active run it nests even without nested=True, rather than failing to start."""
+    try:
+        run_id = mlflow.start_run(run_name=name, nested=nested or mlflow.active_run() is not None).info.run_id
+    except Exception as exc:
+        warn_failed(f"start run {name!r}", exc)
+        run_id = None
+    run = TrackedRun(run_id)
+    run.log_params(params or {})
+    run.set_tags(tags or {})
+    status = "FINISHED"
+    try:
+        yield run
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        raise
+    finally:
+        _end_run(run_id, status)
+
+
+def _end_run(run_id: str | None, status: str) -> None:
+    try:
+        active = mlflow.active_run()
+        if run_id and active and active.info.run_id == run_id:
+            mlflow.end_run(status)
+        elif run_id:  # the body left another run open: end ours without popping theirs
+            MlflowClient().set_terminated(run_id, status)
+    except Exception as exc:
+        warn_failed(f"end run {run_id}", exc)
