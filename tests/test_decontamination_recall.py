@@ -14,7 +14,8 @@ import pytest
 
 from sage_dspy.dataset.benchmarks import load_benchmark
 from sage_dspy.dataset.decontaminate import CHECKS, SAME_ANSWER, find_contamination
-from sage_dspy.runs.generate import GenerateConfig, generate
+from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.generate import generate
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BENCHMARKS = ("hotpotqa_500", "2wiki_500", "musique_500", "bamboogle", "frames_824")

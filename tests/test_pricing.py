@@ -227,6 +227,7 @@ def test_tracked_generate_logs_tokens_and_cost_per_role(workdir, isolated_mlflow
     assert result.exit_code == 0, result.output
     run_id = next(line.split()[2] for line in result.stdout.splitlines() if line.startswith("MLflow run "))
     metrics = MlflowClient(f"sqlite:///{workdir / 'artifacts' / 'mlflow.db'}").get_run(run_id).data.metrics
+    assert json.loads((workdir / "run" / "mlflow.json").read_text()) == {"run_id": run_id}  # for `sage export`
     summary = json.loads((workdir / "run" / "summary.json").read_text())["usage"]
     assert summary["total"]["cost_usd"] > 0
     assert metrics["usage.all.cost_usd"] == pytest.approx(summary["total"]["cost_usd"])

@@ -41,7 +41,9 @@ def test_other_settings_in_the_same_folder_are_refused_and_fresh_starts_over(tmp
     with pytest.raises(RunMismatchError, match=r"other settings \(k\)") as error:
         RunFolder(tmp_path, {"seeds": 2, "k": 3}).open()
     assert "\n" not in str(error.value)
+    (tmp_path / "mlflow.json").write_text('{"run_id": "old"}')
     assert RunFolder(tmp_path, {"seeds": 2, "k": 3}, fresh=True).open() == []
+    assert not (tmp_path / "mlflow.json").exists()  # it named the MLflow run of the records just dropped
 
 
 def test_resuming_finishes_only_the_missing_seeds(workdir):

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from rich.table import Table
 
+from sage_dspy.cli import export
 from sage_dspy.optimizers import OPTIMIZERS, UnknownOptimizerError
 from sage_dspy.programs import RECIPES, UnknownRecipeError
 from sage_dspy.runs.compile import CompileConfig, check_optimizer_budget, check_seed_count, compile_program
@@ -487,6 +488,9 @@ def ui_command(
     command = [sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(port),
                "--backend-store-uri", uri, "--workers", "1"]
     raise typer.Exit(subprocess.call(command, env=env))
+
+
+app.command("export")(export.export)
 
 
 def main() -> None:

@@ -1,3 +1,4 @@
-"""Training and published datasets from run folders: export formats, splits, near-duplicate removal,
-decontamination. Imports runs/, method/ and search/; never cli/.
+"""Training and published datasets from run folders: the kept pairs, leak-free splits, near-duplicate removal,
+decontamination, one writer per consumer's format (Search-R1, verl, OpenAI/TRL SFT, a HF folder) and its card.
+Imports runs/ (folder and record readers), method/ constants and search/; never cli/ or tracking/.
 """

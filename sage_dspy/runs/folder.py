@@ -17,6 +17,7 @@ from sage_dspy.runs.records import dataset_row
 
 SETTINGS_FILE = "config.json"
 RECORDS_FILE = "records.jsonl"
+TRACKING_FILE = "mlflow.json"  # the MLflow run id of a tracked run, written after it by tracking.run_logging
 # Settings that do not change a run's records: where it is written and where indexes are cached.
 NOT_RUN_SETTINGS = ("out_dir", "index_root")
 
@@ -49,6 +50,7 @@ class RunFolder:
         settings_file = self.folder / SETTINGS_FILE
         if self.fresh or not self.records_path.exists():
             self.records_path.write_text("", encoding="utf-8")
+            (self.folder / TRACKING_FILE).unlink(missing_ok=True)  # it named the MLflow run of other records
         elif settings_file.exists():
             saved = json.loads(settings_file.read_text(encoding="utf-8"))
             changed = sorted(key for key in set(run_settings(saved)) | set(run_settings(self.settings))

@@ -4,11 +4,15 @@ Called after the run, from outside the loop, so the method stays free of I/O. Tr
 every failure inside `sage_dspy.tracking` is a warning.
 """
 
+import json
+import warnings
 from pathlib import Path
 
 from sage_dspy.tracking.programs import log_program
 from sage_dspy.tracking.prompts import register_prompts
 from sage_dspy.tracking.runs import tracked_run
+from sage_dspy.tracking.store import TrackingWarning
+from sage_dspy.runs.folder import TRACKING_FILE
 
 
 def table_metrics(summary: dict) -> dict[str, float]:
@@ -75,7 +79,18 @@ def log_generate(config, result, lm_ids: dict[str, str]) -> str | None:
         plot = plot_searches(result.records, result.records_path.parent / "searches_vs_target.png")
         if plot:
             run.log_artifact(plot)
+        if run.run_id:
+            _note_run_id(result.records_path.parent / TRACKING_FILE, run.run_id)
         return run.run_id
+
+
+def _note_run_id(path: Path, run_id: str) -> None:
+    """Beside the run's records, so an export names the MLflow run its pairs came from."""
+    try:
+        path.write_text(json.dumps({"run_id": run_id}), encoding="utf-8")
+    except OSError as error:
+        warnings.warn(f"sage-dspy tracking: could not note the MLflow run id in {path}: {error}",
+                      TrackingWarning, stacklevel=2)
 
 
 def log_compile(config, result) -> str | None:

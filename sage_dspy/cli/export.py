@@ -1,0 +1,65 @@
+"""`sage export`: finished runs into training sets (Search-R1, verl, OpenAI / TRL SFT, a Hugging Face folder)."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from sage_dspy.dataset import export as exporting
+from sage_dspy.dataset.formats.search_r1 import DATA_SOURCES, DEFAULT_DATA_SOURCE
+from sage_dspy.dataset.pairs import RunNotReadyError
+from sage_dspy.dataset.splits import SplitSpecError, parse_splits
+
+err = Console(stderr=True)
+out = Console()
+USER_ERRORS = (exporting.ExportError, RunNotReadyError, SplitSpecError)
+DATA_SOURCE_HELP = (
+    f"the Search-R1 dataset name the rows claim, one of {', '.join(DATA_SOURCES)}. Search-R1's trainer "
+    "refuses any other; all seven score with the same exact-match reward (qa_em.compute_score_em; verl: "
+    "search_r1_like_qa_em for searchR1_<name>), and the name labels validation scores as "
+    "val/test_score/<name>: pick one your other validation files do not use to see SAGE's test split apart")
+LICENSE_HELP = ("licence id for the dataset card (default: cc0-1.0 for the bundled corpus, else 'unknown': your "
+                "corpus's licence decides)")
+
+
+def fail(message: str) -> None:
+    # The same one line as cli/app.py's `fail`; kept here so this module does not import the app it joins.
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def export(
+    run_dirs: Annotated[list[Path], typer.Argument(help="run folders written by `sage generate --out`")],
+    formats: Annotated[str, typer.Option("--format", help="comma-separated: "
+                                         f"{', '.join(exporting.FORMATS)}")] = ",".join(exporting.FORMATS),
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="folder to write, one subfolder per format "
+                                                    "(default: artifacts/exports/<first run>)")] = None,
+    splits: Annotated[str, typer.Option(help="split shares summing to 1; pairs sharing a seed or supporting "
+                                             "passage stay in one split")] = "train=0.9,test=0.1",
+    split_seed: Annotated[int, typer.Option(help="seed for assigning groups of pairs to splits")] = 0,
+    data_source: Annotated[str, typer.Option(help=DATA_SOURCE_HELP)] = DEFAULT_DATA_SOURCE,
+    license_id: Annotated[Optional[str], typer.Option("--license", help=LICENSE_HELP)] = None,
+) -> None:
+    """Write the kept pairs of finished runs in each training format, split without leaks."""
+    out_dir = out_dir or Path("artifacts/exports") / run_dirs[0].resolve().name
+    try:
+        result = exporting.export(run_dirs, out_dir, exporting.parse_formats(formats), parse_splits(splits),
+                                  split_seed=split_seed, data_source=exporting.check_data_source(data_source),
+                                  license=license_id)
+    except USER_ERRORS as error:
+        fail(str(error))
+    table = Table(title=f"exported {sum(result.splits.values())} pairs to {result.out}")
+    table.add_column("format")
+    for split in result.splits:
+        table.add_column(split, justify="right")
+    table.add_row("pairs", *(str(count) for count in result.splits.values()))
+    for name, rows in result.rows.items():
+        table.add_row(name, *(str(rows[split]) for split in result.splits))
+    out.print(table)
+    short = [name for name, rows in result.rows.items() if rows != result.splits]
+    if short:
+        out.print(f"{', '.join(short)}: a pair whose kept round has no correct attempt using only the search tool "
+                  "has no demonstration", highlight=False)

@@ -1,0 +1,130 @@
+"""The Hugging Face dataset card: YAML metadata the Hub reads, and how the pairs were made, run by run.
+
+The metadata goes through `huggingface_hub.DatasetCardData` (the Hub's own writer, so field names and
+layout are the Hub's); the body holds each run's provenance and its intrinsic table (the paper's: % correct,
+% accepted, Avg@K and mean searches per target S).
+"""
+
+from collections import defaultdict
+from pathlib import Path
+
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from sage_dspy.dataset.context import ExportContext
+from sage_dspy.dataset.pairs import Run
+
+ROLES = ("generator", "solver", "judge", "reviser")
+SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
+
+
+def size_category(count: int) -> str:
+    return next((name for limit, name in SIZE_CATEGORIES if count < limit), "n>1M")
+
+
+def source_dataset(corpus: str) -> str:
+    """'original' for the bundled corpus or a local file; a Hub dataset name as it was given."""
+    if corpus == "bundled" or Path(corpus).exists() or corpus.endswith((".jsonl", ".json", ".parquet", ".csv")):
+        return "original"
+    return corpus
+
+
+def card_data(counts: dict[str, int], context: ExportContext, data_path: str) -> DatasetCardData:
+    corpora = [run.settings.get("corpus", "bundled") for run in context.runs.values()]
+    return DatasetCardData(
+        license=context.license,
+        language=["en"] if set(corpora) == {"bundled"} else None,  # other corpora: the user knows, we do not
+        pretty_name="SAGE deep-search QA pairs",
+        task_categories=["question-answering"],
+        size_categories=[size_category(sum(counts.values()))],
+        source_datasets=sorted({source_dataset(corpus) for corpus in corpora}),
+        annotations_creators=["machine-generated"],
+        language_creators=["machine-generated"],
+        tags=["synthetic", "sage"],
+        configs=[{"config_name": "default",
+                  "data_files": [{"split": split, "path": data_path.format(split=split)} for split in counts]}],
+    )
+
+
+def _models(pairs: list[dict]) -> dict[str, str]:
+    seen = defaultdict(set)
+    for pair in pairs:
+        for role, model in pair["lms"].items():
+            seen[role].add(model)
+    return {role: ", ".join(sorted(seen[role])) or "unknown" for role in ROLES}
+
+
+def _usd(value) -> str:
+    return "unknown (a model has no price)" if value is None else f"${value:.4f}"
+
+
+def run_section(run: Run, pairs: list[dict]) -> str:
+    s, summary = run.settings, run.summary
+    overall, per_accepted = summary["overall"], summary.get("usage", {}).get("per_accepted", {})
+    models = _models(pairs)
+    facts = [
+        ("generator / solver / judge / reviser", " / ".join(f"`{models[role]}`" for role in ROLES)),
+        ("recipe", s.get("recipe", "")),
+        ("target searches S", f"{s.get('min_target')}-{s.get('max_target')}"),
+        ("attempts K", s.get("k")),
+        ("revision rounds", s.get("rounds")),
+        ("protocol", s.get("protocol", "")),
+        ("seed", s.get("random_seed")),
+        ("corpus", f"`{s.get('corpus', '')}` ({summary.get('corpus', {}).get('passages', '?')} passages, "
+                   f"fingerprint `{summary.get('corpus', {}).get('fingerprint', 'unknown')}`)"),
+        ("yield", f"{overall['kept']} kept of {overall['seeds']} seeds "
+                  f"({100.0 * overall['kept'] / overall['seeds'] if overall['seeds'] else 0:.1f}%); "
+                  f"{len(pairs)} exported"),
+        ("cost per accepted pair", f"{per_accepted.get('lm_calls') or 0:.1f} LM calls, "
+                                   f"{_usd(per_accepted.get('cost_usd'))}"),
+        ("MLflow run id", f"`{run.mlflow_run_id}`" if run.mlflow_run_id else "not tracked"),
+    ]
+    lines = [f"### Run `{run.name}`", "", "| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in facts), ""]
+    return "\n".join(lines + intrinsic_table(summary))
+
+
+def intrinsic_table(summary: dict) -> list[str]:
+    lines = ["| target | seeds | % correct | % accepted | Avg@K | mean searches | kept | failed |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [*((f"S={t}", row) for t, row in summary["per_target"].items()), ("all", summary["overall"])]
+    for label, row in rows:
+        lines.append(f"| {label} | {row['seeds']} | {row['correct_pct']:.1f} | {row['accepted_pct']:.1f} | "
+                     f"{row['avg_at_k']:.2f} | {row['mean_searches']:.2f} | {row['kept']} | {row['failed']} |")
+    return lines
+
+
+def dataset_card(counts: dict[str, int], pairs: list[dict], context: ExportContext,
+                 data_path: str = "data/{split}.parquet") -> DatasetCard:
+    by_run = defaultdict(list)
+    for pair in pairs:
+        by_run[pair["source_run"]].append(pair)
+    shares = ", ".join(f"{split} {share:g}" for split, share in context.ratios.items())
+    body = [
+        "# SAGE deep-search QA pairs",
+        "",
+        "Question-answer pairs that need several searches over a corpus, generated with "
+        "[sage-dspy](https://arxiv.org/abs/2601.18202) (SAGE as a DSPy program): a generator proposes a pair "
+        "from a seed passage, a search agent tries it K times, and execution feedback drives revisions until the "
+        "agent answers it correctly with at least the target number of searches S. Every pair here was kept: "
+        "correct, at least S searches, at least two.",
+        "",
+        "## Splits",
+        "",
+        " | ".join(f"{split}: {count}" for split, count in counts.items()),
+        "",
+        f"Requested shares: {shares} (split seed {context.split_seed}). Pairs that share a seed passage or a "
+        "supporting passage are always in the same split, so no passage that answers a question of one split "
+        "is in the evidence of a question of another.",
+        "",
+        "## Fields",
+        "",
+        "`question`, `answer`, `answers` (the answer and the wordings the judge accepted), `answer_type`, "
+        "`target_searches` (S), `searches` (fewest searches of a correct attempt), `pass_at_k`, `avg_at_k`, "
+        "`k`, `seed_id`, `supporting_ids` (passages the answering steps cite), `rounds_used`, `lms` (model per "
+        "role), `run`, `mlflow_run_id`, `pair_id`.",
+        "",
+        "## How it was made",
+        "",
+        *(run_section(context.runs[name], run_pairs) + "\n" for name, run_pairs in by_run.items()),
+    ]
+    data = card_data(counts, context, data_path)
+    return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body))

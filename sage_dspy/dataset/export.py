@@ -1,0 +1,102 @@
+"""`export` as a library call: finished run folders in, one folder per training format out.
+
+Everything is written into a staging folder beside `out` and moved into place with one rename, so a failure
+leaves either the previous export or nothing, never half of one. An existing `out` is replaced only when it
+holds an earlier export (its MANIFEST); any other non-empty folder is refused.
+"""
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from sage_dspy.dataset.context import ExportContext
+from sage_dspy.dataset.formats import hf, search_r1, sft_openai, sft_trl, verl
+from sage_dspy.dataset.pairs import read_runs
+from sage_dspy.dataset.splits import assign
+
+FORMATS = {module.NAME: module for module in (search_r1, verl, sft_openai, sft_trl, hf)}
+MANIFEST = "export.json"
+BUNDLED_LICENSE = "cc0-1.0"  # sage_dspy/data/README.md: the bundled corpus is CC0-1.0
+UNKNOWN_LICENSE = "unknown"
+
+
+class ExportError(ValueError):
+    """Export options or an output folder that cannot be used."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    out: Path
+    splits: dict[str, int]  # pairs per split
+    rows: dict[str, dict[str, int]]  # per format, rows per split (SFT formats skip pairs without a demonstration)
+
+
+def parse_formats(text: str) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    unknown = [name for name in chosen if name not in FORMATS]
+    if unknown or not chosen:
+        raise ExportError(f"unknown export format(s) {', '.join(unknown) or repr(text)}: choose from "
+                          f"{', '.join(FORMATS)} (comma-separated)")
+    return chosen
+
+
+def check_data_source(name: str) -> str:
+    if name not in search_r1.DATA_SOURCES:
+        raise ExportError(f"unknown data source {name!r}: Search-R1's trainer accepts only "
+                          f"{', '.join(search_r1.DATA_SOURCES)}")
+    return name
+
+
+def select_pairs(pairs: list[dict]) -> list[dict]:
+    """The pairs that go into the training set. Every kept pair for now; near-duplicate removal and
+    decontamination filter this list (and record what they removed) before anything is split or written."""
+    return pairs
+
+
+def export(run_dirs: list[Path], out: Path, formats: tuple[str, ...], ratios: dict[str, float], *,
+           split_seed: int = 0, data_source: str = search_r1.DEFAULT_DATA_SOURCE,
+           license: str | None = None) -> ExportResult:
+    """Write each format for the kept pairs of `run_dirs`, split by `ratios` without leaks, into `out`."""
+    check_data_source(data_source)
+    _check_out(Path(out))
+    runs, pairs = read_runs([Path(d) for d in run_dirs])
+    pairs = select_pairs(pairs)
+    splits = assign(pairs, ratios, split_seed)
+    context = ExportContext({run.name: run for run in runs}, data_source, license or _default_license(runs), ratios,
+                            split_seed)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        rows = {name: FORMATS[name].write(splits, staging / name, context) for name in formats}
+        counts = {name: len(split_pairs) for name, split_pairs in splits.items()}
+        manifest = {"runs": [str(Path(d)) for d in run_dirs], "formats": rows, "splits": counts,
+                    "ratios": ratios, "split_seed": split_seed, "data_source": data_source,
+                    "license": context.license}
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        _publish(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ExportResult(out, counts, rows)
+
+
+def _default_license(runs) -> str:
+    return BUNDLED_LICENSE if all(run.settings.get("corpus") == "bundled" for run in runs) else UNKNOWN_LICENSE
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
+        raise ExportError(f"{out} exists and holds no earlier export; pass a new or empty --out folder")
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Move the finished export into place; an earlier export there is swapped out, then removed."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        out.rename(old / out.name)
+    staging.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""One module per consumer's format; each has `write(splits, folder, context) -> rows per split`."""

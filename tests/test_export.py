@@ -1,0 +1,334 @@
+"""`sage export` on a real offline run: every format read back with its consumer's library, and each row
+checked against the consumer's own code (vendored in tests/vendor/ with its commit)."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import datasets
+import pyarrow.parquet as pq
+import pytest
+from huggingface_hub import DatasetCard
+
+from cli_helpers import assert_one_line_error, invoke
+from sage_dspy.dataset import export as exporting
+from sage_dspy.dataset.chats import shortest_correct_attempt
+from sage_dspy.dataset.formats import search_r1
+from sage_dspy.dataset.splits import evidence
+from vendor.search_r1_nq_search import make_prefix
+from vendor.search_r1_qa_em import compute_score_em, em_check
+from vendor.verl_preprocess_search_r1_dataset import process_single_row
+from vendor.verl_search_r1_like_qa_em import compute_score as verl_compute_score
+
+ALL_FORMATS = "search-r1,verl,sft-openai,sft-trl,hf"
+SPLITS = ("train", "test")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """One finished offline run on the bundled corpus (8 seeds, about 6 s), shared by this module's tests."""
+    root = tmp_path_factory.mktemp("export-run")
+    here = os.getcwd()
+    os.chdir(root)  # the index cache goes under ./artifacts
+    try:
+        result = invoke("generate", "--seeds", 8, "--targets", "2-3", "--seed", 1, "--out", root / "run",
+                        "--no-track")
+    finally:
+        os.chdir(here)
+    assert result.exit_code == 0, result.output
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def kept(run_dir) -> dict[str, dict]:
+    """The run's kept records by question."""
+    records = [json.loads(line) for line in (run_dir / "records.jsonl").read_text().splitlines()]
+    return {r["question"]: r for r in records if r["kept"]}
+
+
+@pytest.fixture(scope="module")
+def exported(run_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("export-out") / "out"
+    result = invoke("export", run_dir, "--format", ALL_FORMATS, "--out", out, "--splits", "train=0.75,test=0.25")
+    assert result.exit_code == 0, result.output
+    assert "search-r1" in result.stdout and "pairs" in result.stdout
+    return out
+
+
+def rows(path: Path) -> list[dict]:
+    return pq.read_table(path).to_pylist()
+
+
+def load(kind: str, path: Path, cache: Path) -> datasets.Dataset:
+    return datasets.load_dataset(kind, data_files=str(path), split="train", cache_dir=str(cache))
+
+
+def test_every_format_is_written_for_every_split_and_loads(exported, kept, tmp_path):
+    manifest = json.loads((exported / exporting.MANIFEST).read_text())
+    assert sum(manifest["splits"].values()) == len(kept) and list(manifest["splits"]) == list(SPLITS)
+    assert manifest["splits"]["test"] >= 1  # 0.25 of 7 pairs: at least one whole group is held out
+    for split in SPLITS:
+        count = manifest["splits"][split]
+        for name in ("search-r1", "verl", "sft-trl"):
+            assert pq.read_table(exported / name / f"{split}.parquet").num_rows == count
+            assert load("parquet", exported / name / f"{split}.parquet", tmp_path).num_rows == count
+        assert load("json", exported / "sft-openai" / f"{split}.jsonl", tmp_path).num_rows == count
+        assert pq.read_table(exported / "hf" / "data" / f"{split}.parquet").num_rows == count
+    assert not [p for p in exported.parent.iterdir() if p.name.startswith(".")]  # no staging left behind
+
+
+def test_search_r1_rows_have_its_schema_and_score_one_under_its_own_reward(exported):
+    table = pq.read_table(exported / "search-r1" / "train.parquet")
+    assert table.column_names == ["id", "question", "golden_answers", "data_source", "prompt", "ability",
+                                  "reward_model", "extra_info"]
+    for split in SPLITS:
+        for index, row in enumerate(rows(exported / "search-r1" / f"{split}.parquet")):
+            assert row["data_source"] == "hotpotqa" and row["ability"] == "fact-reasoning"
+            assert row["prompt"] == [{"role": "user", "content": make_prefix(row, template_type="base")}]
+            assert row["question"].endswith("?")
+            ground_truth = row["reward_model"]["ground_truth"]
+            assert row["reward_model"]["style"] == "rule" and ground_truth["target"] == row["golden_answers"]
+            assert row["extra_info"]["split"] == split and row["extra_info"]["index"] == index
+            # The trainer decodes prompt + response; its example "<answer> Beijing </answer>" is in the prompt,
+            # and compute_score_em scores the last <answer> of the whole string.
+            prompt = row["prompt"][0]["content"]
+            for gold in ground_truth["target"]:
+                assert compute_score_em(prompt + f"<think>...</think> <answer> {gold} </answer>", ground_truth) == 1
+                assert em_check(gold, ground_truth["target"]) == 1
+            assert compute_score_em(prompt + "<answer> Beijing </answer>", ground_truth) == 0
+
+
+def test_search_r1_extra_info_carries_the_sage_provenance(exported, kept):
+    for row in rows(exported / "search-r1" / "train.parquet") + rows(exported / "search-r1" / "test.parquet"):
+        info, record = row["extra_info"], kept[row["question"]]
+        assert info["seed_id"] == record["seed_id"] and info["target_searches"] == record["target"]
+        assert info["searches"] == record["searches"] >= record["target"]
+        assert (info["pass_at_k"], info["avg_at_k"]) == (record["pass_at_k"], record["avg_at_k"])
+        assert info["supporting_ids"] == record["supporting_ids"] and info["rounds_used"] == record["rounds_used"]
+        assert info["lms"] == record["lms"] and info["k"] == 4
+        assert info["run"] == "run" and info["mlflow_run_id"] == ""
+        assert row["golden_answers"][0] == record["answer"]
+
+
+def test_search_r1_rows_claim_the_chosen_dataset_name(run_dir, tmp_path):
+    result = invoke("export", run_dir, "--format", "search-r1,verl", "--out", tmp_path / "out",
+                    "--data-source", "musique")
+    assert result.exit_code == 0, result.output
+    assert {r["data_source"] for r in rows(tmp_path / "out" / "search-r1" / "train.parquet")} == {"musique"}
+    assert {r["data_source"] for r in rows(tmp_path / "out" / "verl" / "train.parquet")} == {"searchR1_musique"}
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["export.json", "search-r1", "verl"]
+
+
+def test_verl_rows_are_what_verls_own_converter_makes_of_the_search_r1_rows(exported):
+    for split in SPLITS:
+        ours = rows(exported / "verl" / f"{split}.parquet")
+        theirs = [process_single_row(row, current_split_name=split, row_index=index).to_dict()
+                  for index, row in enumerate(rows(exported / "search-r1" / f"{split}.parquet"))]
+        assert len(ours) == len(theirs)
+        for row, expected in zip(ours, theirs):
+            assert row["agent_name"] == "tool_agent"  # verl's tool agent loop runs only rows that name it
+            for key in ("data_source", "prompt", "ability", "reward_model", "metadata"):
+                assert row[key] == expected[key], key
+            assert {k: row["extra_info"][k] for k in expected["extra_info"]} == expected["extra_info"]
+            ground_truth = row["reward_model"]["ground_truth"]
+            response = f"<think>...</think>\n<answer> {ground_truth['target'][0]} </answer>"
+            assert verl_compute_score(response, ground_truth) == 1.0
+            assert verl_compute_score("<answer> Beijing </answer>", ground_truth) == 0
+    assert "verl.tools.search_tool.SearchTool" in (exported / "verl" / "search_tool_config.yaml").read_text()
+
+
+def check_demonstration(messages: list[dict], record: dict, arguments) -> None:
+    """The chat is the record's shortest correct attempt, tool results byte for byte as the agent saw them."""
+    attempt = shortest_correct_attempt(record)
+    searches = [step for step in attempt["steps"] if step["tool"] == "search"]
+    assert attempt["searches"] == record["searches"] == len(searches)
+    assert messages[0]["role"] == "system" and messages[1] == {**messages[1], "role": "user",
+                                                              "content": record["question"]}
+    calls = [m for m in messages if m["role"] == "assistant" and m.get("tool_calls")]
+    results = [m for m in messages if m["role"] == "tool"]
+    assert len(calls) == len(results) == len(searches)
+    for call, result, step in zip(calls, results, searches):
+        [tool_call] = call["tool_calls"]
+        assert tool_call["type"] == "function" and tool_call["function"]["name"] == "search"
+        assert arguments(tool_call["function"]["arguments"]) == {"query": step["query"]}
+        assert (call.get("content") or "") == step["thought"]
+        assert result["content"] == step["observation"]
+    assert messages[-1]["role"] == "assistant" and messages[-1]["content"] == attempt["answer"]
+
+
+def test_sft_openai_lines_are_chats_with_string_arguments_and_tools(exported, kept):
+    for split in SPLITS:
+        for line in (exported / "sft-openai" / f"{split}.jsonl").read_text().splitlines():
+            example = json.loads(line)
+            assert set(example) == {"messages", "tools"}  # OpenAI's file check rejects other keys
+            record = kept[example["messages"][1]["content"]]
+            check_demonstration(example["messages"], record, json.loads)  # arguments: a JSON string
+            ids = [m["tool_calls"][0]["id"] for m in example["messages"] if m.get("tool_calls")]
+            assert ids == [m["tool_call_id"] for m in example["messages"] if m["role"] == "tool"]
+            assert len(set(ids)) == len(ids)
+            [tool] = example["tools"]
+            assert tool["type"] == "function" and tool["function"]["name"] == "search"
+            assert tool["function"]["parameters"]["required"] == ["query"]
+            assert "up to 3 passages" in tool["function"]["description"]
+
+
+def test_sft_trl_rows_have_json_tool_calls_and_a_tools_column(exported, kept, tmp_path):
+    dataset = load("parquet", exported / "sft-trl" / "train.parquet", tmp_path)
+    assert set(dataset.column_names) == {"messages", "tools"}
+    assert isinstance(dataset.features["tools"].feature, datasets.Json)
+    for example in dataset:
+        record = kept[example["messages"][1]["content"]]
+        check_demonstration(example["messages"], record, lambda arguments: arguments)  # a JSON object
+        assert [m["name"] for m in example["messages"] if m["role"] == "tool"] == ["search"] * record["searches"]
+        assert example["tools"][0]["function"]["name"] == "search"
+
+
+def test_hf_folder_loads_by_its_card_and_the_card_has_the_metadata(exported, run_dir, tmp_path):
+    folder = exported / "hf"
+    loaded = datasets.load_dataset(str(folder), cache_dir=str(tmp_path))
+    manifest = json.loads((exported / exporting.MANIFEST).read_text())
+    assert {split: loaded[split].num_rows for split in loaded} == manifest["splits"]
+    assert {"question", "answer", "answers", "seed_id", "supporting_ids", "lms", "pair_id"} <= set(
+        loaded["train"].column_names)
+    card = DatasetCard.load(folder / "README.md")
+    data = card.data.to_dict()
+    assert data["license"] == "cc0-1.0"  # the bundled corpus's licence
+    assert data["tags"] == ["synthetic", "sage"] and data["annotations_creators"] == ["machine-generated"]
+    assert data["task_categories"] == ["question-answering"] and data["size_categories"] == ["n<1K"]
+    assert data["source_datasets"] == ["original"]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["corpus"]["fingerprint"] in card.text and "offline/sage-rules-v1" in card.text
+    assert "| S=2 |" in card.text and "| S=3 |" in card.text and "| all | 8 |" in card.text
+    assert "MLflow run id | not tracked" in card.text
+
+
+def test_splits_keep_every_test_passage_out_of_training_evidence(exported):
+    split_rows = {split: rows(exported / "hf" / "data" / f"{split}.parquet") for split in SPLITS}
+    train = set().union(*(evidence(r) for r in split_rows["train"]))
+    assert split_rows["test"] and not any(evidence(r) & train for r in split_rows["test"])
+
+
+def test_several_runs_export_together_and_shared_seeds_stay_in_one_split(run_dir, kept, tmp_path):
+    again = tmp_path / "again"
+    shutil.copytree(run_dir, again)  # the same seeds: every pair shares evidence with its copy
+    (again / "mlflow.json").write_text(json.dumps({"run_id": "abc123"}))
+    result = invoke("export", run_dir, again, "--format", "search-r1,hf", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    by_split = {split: rows(tmp_path / "out" / "search-r1" / f"{split}.parquet") for split in SPLITS}
+    every = by_split["train"] + by_split["test"]
+    assert len(every) == 2 * len(kept)
+    assert len({r["id"] for r in every}) == len(every)
+    for split, split_rows in by_split.items():
+        seeds = {(r["extra_info"]["run"], r["extra_info"]["seed_id"]) for r in split_rows}
+        assert {seed for run, seed in seeds if run == "run"} == {seed for run, seed in seeds if run == "again"}
+    assert {r["extra_info"]["mlflow_run_id"] for r in every if r["extra_info"]["run"] == "again"} == {"abc123"}
+    assert "`abc123`" in (tmp_path / "out" / "hf" / "README.md").read_text()
+
+
+def test_a_new_export_replaces_an_earlier_one_in_the_same_folder(run_dir, tmp_path):
+    out = tmp_path / "out"
+    assert invoke("export", run_dir, "--format", ALL_FORMATS, "--out", out).exit_code == 0
+    result = invoke("export", run_dir, "--format", "search-r1", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "search-r1"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+def in_progress(run_dir: Path, tmp_path: Path, how: str) -> Path:
+    folder = tmp_path / how
+    shutil.copytree(run_dir, folder)
+    records = folder / "records.jsonl"
+    if how == "appending":  # a resumed run has appended a seed it has not decided yet
+        record = json.loads(records.read_text().splitlines()[0])
+        record.update(seed_id="w999", kept=False, drop_reason="")
+        records.write_text(records.read_text() + json.dumps(record) + "\n")
+    elif how == "torn":  # killed mid-write
+        records.write_text(records.read_text() + '{"seed_id": "w9')
+    elif how == "no-summary":  # killed before the end
+        (folder / "summary.json").unlink()
+    return folder
+
+
+@pytest.mark.parametrize("how", ["appending", "torn", "no-summary"])
+def test_a_run_in_progress_is_refused_in_one_line(run_dir, tmp_path, how):
+    result = invoke("export", in_progress(run_dir, tmp_path, how), "--out", tmp_path / "out")
+    assert_one_line_error(result, "still in progress")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--format", "search-r1,alpaca"], "unknown export format(s) alpaca"),
+    (["--splits", "train=0.8,test=0.1"], "sum to 0.9, not 1"),
+    (["--splits", "train=0.9,test=0.1,train=0"], "repeated"),
+    (["--data-source", "squad"], "unknown data source 'squad'"),
+])
+def test_bad_options_are_one_line_and_write_nothing(run_dir, tmp_path, args, expected):
+    result = invoke("export", run_dir, "--out", tmp_path / "out", *args)
+    assert_one_line_error(result, expected)
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_a_folder_without_records_is_refused(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(invoke("export", tmp_path / "empty", "--out", tmp_path / "out"), "holds no records.jsonl")
+    (tmp_path / "empty" / "records.jsonl").write_text("")
+    assert_one_line_error(invoke("export", tmp_path / "empty", "--out", tmp_path / "out"), "holds no records")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_occupied_folder_that_is_no_export_is_refused(run_dir, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    assert_one_line_error(invoke("export", run_dir, "--out", tmp_path / "out"), "holds no earlier export")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["notes.txt"]
+
+
+def test_a_failure_while_writing_leaves_the_earlier_export_whole(run_dir, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    assert invoke("export", run_dir, "--format", "search-r1", "--out", out).exit_code == 0
+    before = (out / "search-r1" / "train.parquet").read_bytes()
+
+    def broken(splits, folder, context):
+        folder.mkdir(parents=True)
+        (folder / "train.parquet").write_text("half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(search_r1, "write", broken)
+    with pytest.raises(OSError):
+        exporting.export([run_dir], out, ("search-r1",), {"train": 1.0})
+    assert (out / "search-r1" / "train.parquet").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+# ------------------------------------------------------------------------------ pure parts, no run
+
+def attempt(answer: str, correct: bool, tools: list[str], error: str = "") -> dict:
+    steps = [{"thought": f"t{i}", "tool": tool, "query": f"q{i}", "observation": f"o{i}"}
+             for i, tool in enumerate(tools)]
+    return {"answer": answer, "correct": correct, "error": error, "steps": steps + [
+        {"thought": "done", "tool": "finish", "query": "", "observation": "Completed."}],
+        "searches": sum(tool == "search" for tool in tools)}
+
+
+def test_the_demonstration_is_the_shortest_correct_attempt_that_only_searched():
+    attempts = [attempt("x", False, ["search"]), attempt("3,400", True, ["search"] * 3),
+                attempt("3400", True, ["search", "lookup"]), attempt("3400", True, ["search"] * 2),
+                attempt("3400", True, ["search"] * 2)]
+    record = {"question": "q?", "rounds": [{"attempts": []}, {"attempts": attempts}]}
+    assert shortest_correct_attempt(record) is attempts[3]  # [2] made up a tool; [4] ties with [3], comes later
+    assert shortest_correct_attempt({"rounds": [{"attempts": attempts[:1]}]}) is None
+    assert shortest_correct_attempt({"rounds": []}) is None
+
+
+def test_gold_answers_add_the_wordings_the_judge_accepted_once_each():
+    from sage_dspy.dataset.provenance import gold_answers
+
+    attempts = [attempt("3400 students", True, ["search"]), attempt("3,400", True, ["search"]),
+                attempt("900", False, ["search"]), attempt("3400 students.", True, ["search"]),
+                attempt("four", True, ["search"], error="judge failed: timeout")]
+    record = {"answer": "3,400", "rounds": [{"attempts": attempts}]}
+    assert gold_answers(record) == ["3,400", "3400 students"]
+    assert em_check("3400 students", gold_answers(record)) == 1 and em_check("3400 students", ["3,400"]) == 0
