@@ -10,13 +10,15 @@ import json
 import os
 from pathlib import Path
 
+from sage_dspy.errors import SageError
+
 SETTINGS_FILE = "config.json"
 RECORDS_FILE = "records.jsonl"
 # Settings that do not change a run's records: where it is written and where indexes are cached.
 NOT_RUN_SETTINGS = ("out_dir", "index_root")
 
 
-class RunMismatchError(ValueError):
+class RunMismatchError(SageError, ValueError):
     """The output folder holds a run made with other settings."""
 
 

@@ -24,16 +24,17 @@ from sage_dspy.runs.summary import models_of, summarize, usage_summary
 from sage_dspy.search.index import SearchIndex, SearchTool
 from sage_dspy.runs.folder import RunFolder, record_key, seed_key
 from sage_dspy.lm.usage import counting_usage
+from sage_dspy.errors import SageError
 
 ANSWER_TYPES = ("number", "date", "entity")
 PROGRAM_FILE = "program.json"  # a compiled program folder's DSPy state
 
 
-class LMUnreachableError(RuntimeError):
+class LMUnreachableError(SageError, RuntimeError):
     pass
 
 
-class ProgramMismatchError(ValueError):
+class ProgramMismatchError(SageError, ValueError):
     pass
 
 

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sage_dspy.errors import SageError
+
 BUNDLED_CORPUS = Path(__file__).parents[1] / "data" / "world.jsonl"
 
 TEXT_FIELDS = ("text", "paragraph_text", "passage", "contents", "content", "body")
@@ -30,7 +32,7 @@ class Passage:
     text: str
 
 
-class CorpusError(Exception):
+class CorpusError(SageError):
     """A corpus that cannot be loaded. str(error) is ONE line naming the problem and the fix."""
 
     def __init__(self, message: str):

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from sage_dspy.tracking import store as tracking
 from sage_dspy.runs.generate import PROGRAM_FILE
+from sage_dspy.errors import SageError
 
 
-class ProgramSourceError(LookupError):
+class ProgramSourceError(SageError, LookupError):
     """One line: which source could not be used, and what to pass instead."""
 
 

@@ -28,6 +28,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
 
+from sage_dspy.errors import SageError
+
 REDACTED = "<redacted>"
 _SECRET_WORDS = {"apikey", "token", "secret", "password", "passwd", "authorization", "auth",
                  "credential", "credentials", "cookie"}
@@ -36,7 +38,7 @@ _SECRET_ENV_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET")
 _our_uri: str | None = None  # set_tracking_uri exports MLFLOW_TRACKING_URI; tell ours from the user's
 
 
-class TrackingError(Exception):
+class TrackingError(SageError):
     """Tracking cannot do what the user explicitly asked for; the message names the fix."""
 
 
