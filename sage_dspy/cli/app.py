@@ -25,11 +25,11 @@ from sage_dspy.runs.generate import GenerateConfig, LMUnreachableError, ProgramM
 from sage_dspy.tracking import compare
 from sage_dspy.tracking import store as tracking
 from sage_dspy.tracking.sources import ProgramSourceError, resolve_program
-from sage_dspy.runs.summary import summary_table, usage_lines
+from sage_dspy.cli.printing import evaluation_table, summary_table, usage_lines
 from sage_dspy.runs.folder import RunMismatchError
 from sage_dspy.runs.evaluate import DEFAULT_RECIPES, evaluate_recipes
 from sage_dspy.runs.solve import SolveConfig, solve
-from sage_dspy.runs.evaluate_report import rich_table, target_rows, write_report
+from sage_dspy.runs.evaluate_report import target_rows, write_report
 from sage_dspy.runs.evaluate_report import rows as report_rows
 from sage_dspy.tracking.run_logging import log_compile, log_evaluate, log_generate
 
@@ -273,8 +273,8 @@ def evaluate_command(
     header = (f"Corpus `{corpus}`, {seeds} seeds, targets {low}-{high}, K={k}, up to {rounds} rounds, "
               f"LM `{lm}`, {protocol} protocol.")
     report = write_report(results, folder, header)
-    out.print(rich_table(f"intrinsic evaluation on {corpus} (LM: {lm})", report_rows(results)))
-    out.print(rich_table("per target, after the last round", target_rows(results)))
+    out.print(evaluation_table(f"intrinsic evaluation on {corpus} (LM: {lm})", report_rows(results)))
+    out.print(evaluation_table("per target, after the last round", target_rows(results)))
     if track:
         log_evaluate(base, results, folder)
     if "offline" in base.lms.values():
