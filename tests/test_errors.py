@@ -1,12 +1,20 @@
 """Every exception sage_dspy defines is either a SageError (bad input: the CLI prints one line, exit 2) or
-listed below with the reason it never reaches the user. A new error class fails here until it says which."""
+listed below with the reason it never reaches the user. A new error class fails here until it says which.
+The CLI catches SageError in one place and nothing else, so a bug keeps its traceback."""
 
+import ast
 import importlib
 import inspect
 import pkgutil
+from pathlib import Path
+
+import pytest
 
 import sage_dspy
+import sage_dspy.cli.generate
+from cli_helpers import assert_one_line_error, invoke
 from sage_dspy.errors import SageError
+from sage_dspy.tracking import store as tracking
 
 # Exceptions that are control flow inside the library, never shown to a user. Each entry is a claim a
 # reviewer can check against the code that catches it.
@@ -55,3 +63,39 @@ def test_sage_errors_keep_their_builtin_base_for_library_callers():
     for cls, base in ((LMConfigError, ValueError), (UnknownRecipeError, ValueError),
                       (LMUnreachableError, RuntimeError), (ProgramSourceError, LookupError)):
         assert issubclass(cls, SageError) and issubclass(cls, base), cls
+
+
+class NewUserError(SageError, ValueError):
+    """An error the CLI has never heard of: inheriting SageError is all it takes to be printed right."""
+
+
+def raising(error: Exception):
+    def raise_it(*args, **kwargs):
+        raise error
+    return raise_it
+
+
+@pytest.mark.parametrize("args", [("generate", "--no-track"), ("runs", "compare"), ("ui",)])
+def test_any_sage_error_from_any_command_is_one_line_and_exit_2(workdir, monkeypatch, args):
+    monkeypatch.setattr(sage_dspy.cli.generate, "load_corpus", raising(NewUserError("no such thing; pass another")))
+    monkeypatch.setattr(tracking, "configure_tracking", raising(NewUserError("no such thing; pass another")))
+    assert_one_line_error(invoke(*args), "no such thing; pass another")
+
+
+def test_a_bug_keeps_its_traceback(workdir, monkeypatch):
+    monkeypatch.setattr(sage_dspy.cli.generate, "load_corpus", raising(KeyError("a bug")))
+    result = invoke("generate", "--no-track")
+    assert result.exit_code == 1 and isinstance(result.exception, KeyError)
+
+
+def test_the_cli_has_one_error_handler_and_it_catches_sage_error_only():
+    """A command that caught ValueError itself would print bugs as if they were bad input. Besides the handler,
+    only the parsing of a number the user typed (or MLflow stored) may catch, and it catches ValueError."""
+    handlers = set()
+    for path in sorted(Path(sage_dspy.cli.generate.__file__).parent.glob("*.py")):
+        for function in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(function, ast.FunctionDef):
+                handlers |= {(path.name, function.name, ast.unparse(node.type) if node.type else "everything")
+                             for node in ast.walk(function) if isinstance(node, ast.ExceptHandler)}
+    assert handlers == {("options.py", "invoke", "SageError"), ("options.py", "parse_targets", "ValueError"),
+                        ("printing.py", "_score", "ValueError")}
