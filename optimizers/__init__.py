@@ -6,10 +6,12 @@ where `metric` returns `dspy.Prediction(score, feedback)` (sage_dspy.method.metr
 
 import importlib
 
+from sage_dspy.errors import SageError
+
 OPTIMIZERS = ("bootstrap", "miprov2", "gepa")
 
 
-class UnknownOptimizerError(ValueError):
+class UnknownOptimizerError(SageError, ValueError):
     pass
 
 

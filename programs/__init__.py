@@ -6,10 +6,12 @@ An ablation is a new recipe, not a flag threaded through the core. Every recipe 
 
 import importlib
 
+from sage_dspy.errors import SageError
+
 RECIPES = ("sage", "generator_only", "resample")
 
 
-class UnknownRecipeError(ValueError):
+class UnknownRecipeError(SageError, ValueError):
     pass
 
 

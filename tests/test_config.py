@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-import sage_dspy.cli.app as cli
+import sage_dspy.cli.generate as cli
 from cli_helpers import assert_one_line_error, invoke
 from sage_dspy.lm.settings import ConfigError, Layer, from_environment, load_settings, read_config_file
 from sage_dspy.lm.roles import ALL_ROLES, DEFAULT_TEMPERATURES, ROLES, RoleLMs, build_lm, offline_lm

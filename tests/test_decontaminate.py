@@ -118,15 +118,18 @@ def test_two_benchmarks_of_one_name_stay_apart():
 
 # --- the command ------------------------------------------------------------------------------------------
 def run_folder(path, records):
+    """A finished run as `sage generate` leaves it: records with their verdicts, and the summary."""
     path.mkdir(parents=True)
     write_jsonl(path / "records.jsonl", records)
+    (path / "summary.json").write_text(json.dumps({"overall": {"seeds": len(records)}}), encoding="utf-8")
     return path
 
 
 def test_decontaminate_prints_the_counts_and_writes_every_flag(tmp_path):
     run = run_folder(tmp_path / "run", [{"seed_id": "w1", "question": LONG, "answer": "Arrowhead Stadium",
                                          "kept": True},
-                                        {"seed_id": "w2", "question": SHORT, "answer": "x", "kept": False}])
+                                        {"seed_id": "w2", "question": SHORT, "answer": "x", "kept": False,
+                                         "drop_reason": "too_easy"}])
     other = run_folder(tmp_path / "other", [{"seed_id": "w9", "question": SHORT.upper(), "answer": "y",
                                              "kept": True}])
     benchmark = write_jsonl(tmp_path / "hotpot.jsonl", [{"idx": 1, "question": LONG, "answer": "Arrowhead Stadium"},
@@ -142,8 +145,8 @@ def test_decontaminate_prints_the_counts_and_writes_every_flag(tmp_path):
 
 
 @pytest.mark.parametrize("case, expected", [
-    ("no records file", "has no records.jsonl"),
-    ("empty records", "holds no records yet"),
+    ("no records file", "holds no records.jsonl"),
+    ("empty records", "holds no records"),
     ("missing benchmark", "does not exist"),
     ("no question field", "no question field"),
     ("no benchmark", "no benchmark given"),

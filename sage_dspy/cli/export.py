@@ -4,18 +4,12 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
+from sage_dspy.cli import printing
 from sage_dspy.dataset import export as exporting
 from sage_dspy.dataset.formats.search_r1 import DATA_SOURCES, DEFAULT_DATA_SOURCE
-from sage_dspy.dataset.pairs import RunNotReadyError
-from sage_dspy.dataset.splits import SplitSpecError, parse_splits
+from sage_dspy.dataset.splits import parse_splits
 
-err = Console(stderr=True)
-out = Console()
-USER_ERRORS = (exporting.ExportError, RunNotReadyError, SplitSpecError)
 DATA_SOURCE_HELP = (
     f"the Search-R1 dataset name the rows claim, one of {', '.join(DATA_SOURCES)}. Search-R1's trainer "
     "refuses any other; all seven score with the same exact-match reward (qa_em.compute_score_em; verl: "
@@ -23,12 +17,6 @@ DATA_SOURCE_HELP = (
     "val/test_score/<name>: pick one your other validation files do not use to see SAGE's test split apart")
 LICENSE_HELP = ("licence id for the dataset card (default: cc0-1.0 for the bundled corpus, else 'unknown': your "
                 "corpus's licence decides)")
-
-
-def fail(message: str) -> None:
-    # The same one line as cli/app.py's `fail`; kept here so this module does not import the app it joins.
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=2)
 
 
 def export(
@@ -45,21 +33,7 @@ def export(
 ) -> None:
     """Write the kept pairs of finished runs in each training format, split without leaks."""
     out_dir = out_dir or Path("artifacts/exports") / run_dirs[0].resolve().name
-    try:
-        result = exporting.export(run_dirs, out_dir, exporting.parse_formats(formats), parse_splits(splits),
-                                  split_seed=split_seed, data_source=exporting.check_data_source(data_source),
-                                  license=license_id)
-    except USER_ERRORS as error:
-        fail(str(error))
-    table = Table(title=f"exported {sum(result.splits.values())} pairs to {result.out}")
-    table.add_column("format")
-    for split in result.splits:
-        table.add_column(split, justify="right")
-    table.add_row("pairs", *(str(count) for count in result.splits.values()))
-    for name, rows in result.rows.items():
-        table.add_row(name, *(str(rows[split]) for split in result.splits))
-    out.print(table)
-    short = [name for name, rows in result.rows.items() if rows != result.splits]
-    if short:
-        out.print(f"{', '.join(short)}: a pair whose kept round has no correct attempt using only the search tool "
-                  "has no demonstration", highlight=False)
+    result = exporting.export(run_dirs, out_dir, exporting.parse_formats(formats), parse_splits(splits),
+                              split_seed=split_seed, data_source=exporting.check_data_source(data_source),
+                              license=license_id)
+    printing.exported(result)

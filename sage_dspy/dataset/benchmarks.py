@@ -7,12 +7,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from sage_dspy.errors import SageError
+
 QUESTION_FIELDS = ("question", "query", "problem", "Prompt")
 ANSWER_FIELDS = ("answer", "answers", "golden_answers", "Answer")
 FILE_SUFFIXES = (".json", ".jsonl", ".parquet")
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(SageError, ValueError):
     """A benchmark that cannot be read; the message names the source and the fix."""
 
 

@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from sage_dspy.errors import SageError
 from sage_dspy.dataset.context import ExportContext
 from sage_dspy.dataset.formats import hf, search_r1, sft_openai, sft_trl, verl
 from sage_dspy.dataset.pairs import read_runs
@@ -22,7 +23,7 @@ BUNDLED_LICENSE = "cc0-1.0"  # sage_dspy/data/README.md: the bundled corpus is C
 UNKNOWN_LICENSE = "unknown"
 
 
-class ExportError(ValueError):
+class ExportError(SageError, ValueError):
     """Export options or an output folder that cannot be used."""
 
 

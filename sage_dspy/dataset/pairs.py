@@ -9,12 +9,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from sage_dspy.errors import SageError
 from sage_dspy.runs.folder import RECORDS_FILE, SETTINGS_FILE, TRACKING_FILE
 
 SUMMARY_FILE = "summary.json"
 
 
-class RunNotReadyError(ValueError):
+class RunNotReadyError(SageError, ValueError):
     """A folder that holds no finished run to export."""
 
 

@@ -10,11 +10,13 @@ the requested ratios as whole groups allow.
 import random
 import re
 
+from sage_dspy.errors import SageError
+
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 TOLERANCE = 1e-6
 
 
-class SplitSpecError(ValueError):
+class SplitSpecError(SageError, ValueError):
     """A --splits value that cannot be used."""
 
 

@@ -15,11 +15,12 @@ reasoning-token rates are not modelled.
 from dataclasses import dataclass
 
 from sage_dspy.offline.engine import MODEL_NAME
+from sage_dspy.errors import SageError
 
 PER_TOKENS = 1_000_000  # prices are per million tokens
 
 
-class UnknownPriceError(ValueError):
+class UnknownPriceError(SageError, ValueError):
     """A cost budget was asked for, but a model in use has no known price."""
 
 

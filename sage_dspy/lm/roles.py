@@ -16,6 +16,7 @@ from sage_dspy.lm.bounds import apply_memory_bounds
 from sage_dspy.lm.inflight import SageLM, current_lane
 from sage_dspy.offline.engine import MODEL_NAME, AsyncOfflineEngine, OfflineEngine
 from sage_dspy.lm.usage import acting_as
+from sage_dspy.errors import SageError
 
 ROLES = ("generator", "solver", "judge", "reviser")
 ALL_ROLES = (*ROLES, "reflection")  # reflection: GEPA's LM in `sage compile`
@@ -29,7 +30,7 @@ CONNECTIONS_PER_LM = 100
 DEFAULT_TEMPERATURES = {"generator": 1.0, "solver": 1.0, "judge": 0.0, "reviser": 1.0, "reflection": 1.0}
 
 
-class LMConfigError(ValueError):
+class LMConfigError(SageError, ValueError):
     """A model string that cannot name an LM; the message says what to pass instead."""
 
 

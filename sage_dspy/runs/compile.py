@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dspy
 
+from sage_dspy.errors import SageError
 from sage_dspy.optimizers import load_optimizer
 from sage_dspy.search.corpus import load_corpus
 from sage_dspy.search.passages import corpus_fingerprint, Passage
@@ -61,21 +62,26 @@ class CompileResult:
     program: dspy.Module
 
 
+class CompileSettingsError(SageError, ValueError):
+    """Compile settings that cannot work (a budget, a seed count); the message names the option to change."""
+
+
 def check_optimizer_budget(optimizer: str, budget: int, val_size: int) -> None:
-    """Refuse a budget the optimizer cannot run with before any seed is drawn (ValueError, one line)."""
+    """Refuse a budget the optimizer cannot run with before any seed is drawn (CompileSettingsError, one line)."""
     recipe = load_optimizer(optimizer)
     if budget < recipe.MIN_BUDGET:
-        raise ValueError(f"a budget of {budget} is too small for {optimizer}: it needs at least "
-                         f"{recipe.MIN_BUDGET}; raise --budget")
+        raise CompileSettingsError(f"a budget of {budget} is too small for {optimizer}: it needs at least "
+                                   f"{recipe.MIN_BUDGET}; raise --budget")
     if optimizer == "miprov2" and val_size < 2:
-        raise ValueError("miprov2 needs at least 2 validation seeds; raise --val-size")
+        raise CompileSettingsError("miprov2 needs at least 2 validation seeds; raise --val-size")
 
 
 def check_seed_count(passages: int, train_size: int, val_size: int) -> None:
     """Train and validation seeds are distinct passages: refuse a corpus too small for both."""
     if passages < train_size + val_size:
-        raise ValueError(f"the corpus has {passages} passages but {train_size + val_size} seeds were asked for "
-                         f"({train_size} train + {val_size} validation); lower --train-size/--val-size")
+        raise CompileSettingsError(f"the corpus has {passages} passages but {train_size + val_size} seeds were "
+                                   f"asked for ({train_size} train + {val_size} validation); lower "
+                                   "--train-size/--val-size")
 
 
 def seed_examples(passages: list[Passage], config: CompileConfig) -> tuple[list, list]:

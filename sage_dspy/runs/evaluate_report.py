@@ -2,8 +2,6 @@
 
 from pathlib import Path
 
-from rich.table import Table
-
 COLUMNS = ("correct_pct", "accepted_pct", "avg_at_k", "mean_searches")
 HEADERS = ("% correct", "% accepted", "Avg@K", "mean searches")
 
@@ -29,24 +27,16 @@ def target_rows(results: dict[str, dict]) -> list[tuple[str, str, dict]]:
     return table
 
 
-def _cells(row: dict) -> list[str]:
+def cells(row: dict) -> list[str]:
+    """A row's four numbers as the report shows them (here in markdown, on the terminal in cli/printing.py)."""
     return [f"{row['correct_pct']:.1f}", f"{row['accepted_pct']:.1f}", f"{row['avg_at_k']:.2f}",
             f"{row['mean_searches']:.2f}"]
-
-
-def rich_table(title: str, table_rows) -> Table:
-    table = Table(title=title)
-    for column in ("recipe", "rounds", *HEADERS):
-        table.add_column(column, justify="right")
-    for recipe, label, row in table_rows:
-        table.add_row(recipe, label, *_cells(row))
-    return table
 
 
 def markdown(title: str, table_rows) -> str:
     lines = [f"### {title}", "", "| recipe | rounds | " + " | ".join(HEADERS) + " |",
              "|---|---|" + "---|" * len(HEADERS)]
-    lines += [f"| {recipe} | {label} | " + " | ".join(_cells(row)) + " |" for recipe, label, row in table_rows]
+    lines += [f"| {recipe} | {label} | " + " | ".join(cells(row)) + " |" for recipe, label, row in table_rows]
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+from sage_dspy.errors import SageError
 from sage_dspy.method.feedback import is_service_error
 from sage_dspy.method.loop import ServiceUnavailable
 from sage_dspy.runs.records import dataset_row
@@ -22,7 +23,7 @@ TRACKING_FILE = "mlflow.json"  # the MLflow run id of a tracked run, written aft
 NOT_RUN_SETTINGS = ("out_dir", "index_root")
 
 
-class RunMismatchError(ValueError):
+class RunMismatchError(SageError, ValueError):
     """The output folder holds a run made with other settings."""
 
 

@@ -1,10 +1,11 @@
 """Before a run pays for anything: one tiny call per real LM, so a wrong endpoint or key is one clear line."""
 
+from sage_dspy.errors import SageError
 from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.offline.engine import MODEL_NAME
 
 
-class LMUnreachableError(RuntimeError):
+class LMUnreachableError(SageError, RuntimeError):
     pass
 
 

@@ -5,6 +5,7 @@ import json
 import warnings
 from pathlib import Path
 
+from sage_dspy.errors import SageError
 from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.programs import load_recipe
 from sage_dspy.runs.config import GenerateConfig
@@ -14,7 +15,7 @@ from sage_dspy.search.tool import SearchTool
 PROGRAM_FILE = "program.json"  # a compiled program folder's DSPy state
 
 
-class ProgramMismatchError(ValueError):
+class ProgramMismatchError(SageError, ValueError):
     pass
 
 

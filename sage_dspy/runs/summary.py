@@ -1,8 +1,7 @@
-"""The paper's intrinsic table: % correct, % accepted, Avg@K and mean searches, overall and per target."""
+"""The numbers of the paper's intrinsic table (% correct, % accepted, Avg@K, mean searches; overall and per
+target), LM use and cost, failures by kind. The terminal tables are drawn by cli/printing.py."""
 
 from collections import Counter, defaultdict
-
-from rich.table import Table
 
 from sage_dspy.lm.roles import ALL_ROLES
 from sage_dspy.lm.pricing import Price, usage_cost
@@ -93,41 +92,3 @@ def failures_by_kind(records: list[dict]) -> dict[str, dict[str, int]]:
                 if attempt.get("error"):
                     attempts[_kind(attempt["error"])] += 1
     return {"seeds": dict(seeds), "attempts": dict(attempts)}
-
-
-def summary_table(summary: dict, title: str = "SAGE intrinsic evaluation") -> Table:
-    table = Table(title=title)
-    for column in ("target", "seeds", "% correct", "% accepted", "Avg@K", "mean searches", "kept", "failed"):
-        table.add_column(column, justify="right")
-    rows = [*((f"S={t}", row) for t, row in summary["per_target"].items()), ("all", summary["overall"])]
-    for label, row in rows:
-        table.add_row(label, str(row["seeds"]), f"{row['correct_pct']:.1f}", f"{row['accepted_pct']:.1f}",
-                      f"{row['avg_at_k']:.2f}", f"{row['mean_searches']:.2f}", str(row["kept"]), str(row["failed"]))
-    return table
-
-
-def _usd(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.4f}"
-
-
-def usage_lines(usage: dict) -> list:
-    """For the terminal: a table of calls, tokens and cost per role, the cost per accepted pair, and what to do
-    about a model without a price."""
-    table = Table(title="LM use by role")
-    for column in ("role", "model", "calls", "tokens in", "tokens out", "cost (USD)"):
-        table.add_column(column, justify="left" if column in ("role", "model") else "right")
-    rows = [*usage["roles"].items(), ("all", {**usage["total"], "models": []})]
-    for role, row in rows:
-        table.add_row(role, ", ".join(row["models"]), str(row["lm_calls"]), f"{row['prompt_tokens']:,}",
-                      f"{row['completion_tokens']:,}", _usd(row["cost_usd"]))
-    per = usage["per_accepted"]
-    lines = [table]
-    if usage["accepted"]:
-        lines.append(f"cost per accepted pair: {per['lm_calls']:.1f} LM calls, {per['tokens']:.0f} tokens, "
-                     f"{_usd(per['cost_usd'])}")
-    else:
-        lines.append("cost per accepted pair: no pair was accepted")
-    if usage["unpriced"]:
-        lines.append(f"no price known for {', '.join(usage['unpriced'])}: add one under [prices] in the --config "
-                     "file to see costs")
-    return lines

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sage_dspy.errors import SageError
 from sage_dspy.search.passages import Passage, content_id
 
 BUNDLED_CORPUS = Path(__file__).parents[1] / "data" / "world.jsonl"
@@ -24,7 +25,7 @@ RECORD_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 TEXT_SUFFIXES = (".txt", ".md")
 
 
-class CorpusError(Exception):
+class CorpusError(SageError):
     """A corpus that cannot be loaded. str(error) is ONE line naming the problem and the fix."""
 
     def __init__(self, message: str):

@@ -5,8 +5,10 @@ import difflib
 import mlflow
 from mlflow import MlflowClient
 
+from sage_dspy.errors import SageError
 
-class NotFoundError(LookupError):
+
+class NotFoundError(SageError, LookupError):
     """A prompt name, version or run that the store does not hold; the message says how to list them."""
 
 

@@ -10,12 +10,13 @@
 import tempfile
 from pathlib import Path
 
+from sage_dspy.errors import SageError
 from sage_dspy.tracking.programs import load_program
 from sage_dspy.tracking.store import TrackingError
 from sage_dspy.runs.program import PROGRAM_FILE
 
 
-class ProgramSourceError(LookupError):
+class ProgramSourceError(SageError, LookupError):
     """One line: which source could not be used, and what to pass instead."""
 
 

@@ -19,12 +19,13 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 
+from sage_dspy.errors import SageError
 from sage_dspy.tracking.secrets import scrub_secrets
 
 _our_uri: str | None = None  # set_tracking_uri exports MLFLOW_TRACKING_URI; tell ours from the user's
 
 
-class TrackingError(Exception):
+class TrackingError(SageError):
     """Tracking cannot do what the user explicitly asked for; the message names the fix."""
 
 

@@ -1,0 +1,69 @@
+"""`sage compile`: the generator's prompts compiled by a DSPy optimizer, scored on validation seeds."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from sage_dspy.cli import printing
+from sage_dspy.cli.options import (ApiBase, ConfigFile, LmRetries, LmSeed, LmTimeout, MaxTokens, Recipe,
+                                   check_choice, lm_settings, parse_targets)
+from sage_dspy.lm.roles import ALL_ROLES, ROLES
+from sage_dspy.optimizers import OPTIMIZERS
+from sage_dspy.programs import RECIPES
+from sage_dspy.runs.compile import CompileConfig, check_optimizer_budget, check_seed_count, compile_program
+from sage_dspy.search.corpus import load_corpus
+from sage_dspy.tracking import store as tracking
+from sage_dspy.tracking.run_logging import log_compile
+
+
+def compile_command(
+    optimizer: Annotated[str, typer.Option(help=f"optimizer recipe: {', '.join(OPTIMIZERS)}")] = "gepa",
+    recipe: Recipe = "sage",
+    corpus: Annotated[str, typer.Option(help="corpus to draw training and validation seeds from")] = "bundled",
+    lm: Annotated[Optional[str], typer.Option(help="LM for generator and reviser (what is compiled; default: "
+                                                   "offline)")] = None,
+    solver_lm: Annotated[Optional[str], typer.Option(help="LM pinned to the search agent and judge (default: "
+                                                          "offline)")] = None,
+    reflection_lm: Annotated[Optional[str], typer.Option(help="LM for GEPA's reflections (default: "
+                                                              "offline)")] = None,
+    train_size: Annotated[int, typer.Option(min=1, help="training seeds")] = 12,
+    val_size: Annotated[int, typer.Option(min=1, help="validation seeds (scored before and after)")] = 8,
+    budget: Annotated[int, typer.Option(min=1, help="GEPA metric calls / MIPROv2 trials / bootstrap "
+                                                    "candidates")] = 60,
+    targets: Annotated[str, typer.Option(help="target searches range for the seeds")] = "2-5",
+    rounds: Annotated[int, typer.Option(min=0, max=10, help="revision rounds during compilation")] = 2,
+    random_seed: Annotated[int, typer.Option("--seed", help="seed for drawing seeds")] = 0,
+    track: Annotated[bool, typer.Option(help="log to MLflow and register prompt versions")] = True,
+    config_file: ConfigFile = None,
+    api_base: ApiBase = None,
+    max_tokens: MaxTokens = None,
+    lm_seed: LmSeed = None,
+    lm_timeout: LmTimeout = None,
+    lm_retries: LmRetries = None,
+) -> None:
+    """Compile the generator's prompts with a DSPy optimizer; print validation scores before and after."""
+    low, high = parse_targets(targets)
+    check_choice("optimizer", optimizer, OPTIMIZERS)
+    check_choice("program recipe", recipe, RECIPES)
+    settings = lm_settings(config_file, {"generator": lm, "reviser": lm, "solver": solver_lm, "judge": solver_lm,
+                                         "reflection": reflection_lm}, api_base=api_base, max_tokens=max_tokens,
+                           seed=lm_seed, timeout=lm_timeout, retries=lm_retries)
+    shared_options, role_options = settings.split(ALL_ROLES)
+    config = CompileConfig(
+        corpus=corpus, recipe=recipe, optimizer=optimizer, reflection_lm=settings.models["reflection"],
+        lms=settings.lms(ROLES), train_size=train_size, val_size=val_size, budget=budget, min_target=low,
+        max_target=high, rounds=rounds, random_seed=random_seed, lm_options=shared_options,
+        role_options=role_options)
+    # bad input is refused before anything is created
+    check_optimizer_budget(optimizer, budget, val_size)
+    passages = load_corpus(corpus)
+    check_seed_count(len(passages), train_size, val_size)
+    tracking_uri = tracking.configure_tracking(root=Path("artifacts")) if track else ""
+    printing.status(f"compiling {recipe} with {optimizer} (budget {budget})...")
+    result = compile_program(config, passages)
+    if track:
+        log_compile(config, result)
+    printing.compiled(result, title=f"{optimizer} on {recipe} (validation, sage metric x100)",
+                      tracking_uri=tracking_uri,
+                      offline="offline" in (settings.models["generator"], settings.models["solver"]))

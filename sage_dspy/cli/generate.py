@@ -1,0 +1,127 @@
+"""`sage generate`: verified QA pairs from a corpus, with the paper's table for the run."""
+
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import TextColumn
+
+import sage_dspy
+from sage_dspy.cli import printing
+from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
+                                   LmSeed, LmTimeout, MaxTokens, Recipe, check_choice, check_protocol,
+                                   lm_settings, parse_targets)
+from sage_dspy.lm.pricing import require_prices
+from sage_dspy.lm.roles import ROLES
+from sage_dspy.programs import RECIPES
+from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.generate import generate, GenerateResult
+from sage_dspy.search.corpus import load_corpus
+from sage_dspy.tracking import store as tracking
+from sage_dspy.tracking.run_logging import log_generate
+from sage_dspy.tracking.sources import resolve_program
+
+PACKAGE = str(Path(sage_dspy.__file__).parent)  # warnings raised by our code become notes; others stay quiet
+
+
+def generate_command(
+    corpus: Annotated[str, typer.Option(help="'bundled', a .jsonl/.json/.parquet/.csv file, a folder of "
+                                             ".txt/.md files, or a Hugging Face dataset name")] = "bundled",
+    seeds: Annotated[int, typer.Option(min=1, help="how many seed passages to draw")] = 40,
+    targets: Annotated[str, typer.Option(help="target searches S, drawn per seed from this range")] = "2-5",
+    recipe: Recipe = "sage",
+    lm: EveryRoleLm = None,
+    generator_lm: Annotated[Optional[str], typer.Option(help="LM for the generator only")] = None,
+    solver_lm: Annotated[Optional[str], typer.Option(help="LM for the search agent only")] = None,
+    judge_lm: Annotated[Optional[str], typer.Option(help="LM for the answer judge only")] = None,
+    reviser_lm: Annotated[Optional[str], typer.Option(help="LM for the reviser only")] = None,
+    rounds: Annotated[int, typer.Option(min=0, max=10, help="revision rounds R after the first")] = 3,
+    k: Attempts = 4,
+    random_seed: DrawSeed = 0,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for records.jsonl, dataset.jsonl, summary")] =
+        Path("artifacts/runs/latest"),
+    text_field: Annotated[Optional[str], typer.Option(help="corpus field holding the passage text")] = None,
+    title_field: Annotated[Optional[str], typer.Option(help="corpus field holding the title")] = None,
+    id_field: Annotated[Optional[str], typer.Option(help="corpus field holding the passage id")] = None,
+    track: Annotated[bool, typer.Option(help="log the run to MLflow (artifacts/mlflow.db, or "
+                                             "MLFLOW_TRACKING_URI)")] = True,
+    program: Annotated[Optional[str], typer.Option(help="a compiled program: a folder from `sage compile`, "
+                                                        "runs:/<run id>/program, models:/<id>, or "
+                                                        "prompts:/<name>@<alias> or /<version>")] = None,
+    traces: Annotated[bool, typer.Option(help="also log a DSPy trace per seed to MLflow (slower)")] = False,
+    fresh: Annotated[bool, typer.Option(help="start over instead of resuming the run in --out")] = False,
+    workers: Annotated[int, typer.Option(min=1, max=256, help="seeds run at once, and the most LM calls in "
+                                                              "flight")] = 1,
+    protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = "lean",
+    parallel_attempts: Annotated[bool, typer.Option(help="run each pair's K attempts at once: the same records "
+                                                         "sooner, for some calls stopped part-way")] = False,
+    max_calls: Annotated[Optional[int], typer.Option(min=1, help="stop starting seeds once this many LM calls are "
+                                                                 "spent; re-run with more to continue")] = None,
+    max_cost: Annotated[Optional[float], typer.Option(min=0, help="stop starting seeds once this many USD are "
+                                                                  "spent (every model needs a price); re-run "
+                                                                  "with more to continue")] = None,
+    config_file: ConfigFile = None,
+    api_base: ApiBase = None,
+    max_tokens: MaxTokens = None,
+    lm_seed: LmSeed = None,
+    lm_timeout: LmTimeout = None,
+    lm_retries: LmRetries = None,
+) -> None:
+    """Generate verified QA pairs that need at least S searches, and print the paper's table for the run."""
+    low, high = parse_targets(targets)
+    check_choice("program recipe", recipe, RECIPES)
+    fields = {name: value for name, value in
+              (("text_field", text_field), ("title_field", title_field), ("id_field", id_field)) if value}
+    settings = lm_settings(config_file, {"generator": generator_lm, "solver": solver_lm, "judge": judge_lm,
+                                         "reviser": reviser_lm}, lm=lm, api_base=api_base, max_tokens=max_tokens,
+                           seed=lm_seed, timeout=lm_timeout, retries=lm_retries)
+    shared_options, role_options = settings.split(ROLES)
+    config = GenerateConfig(
+        corpus=corpus, corpus_fields=fields, seeds=seeds, min_target=low, max_target=high, recipe=recipe,
+        lms=settings.lms(ROLES), rounds=rounds, k=k, random_seed=random_seed, out_dir=out_dir,
+        lm_options=shared_options, role_options=role_options, program=program or "",
+        protocol=check_protocol(protocol),
+    )
+    if max_cost is not None:
+        require_prices(config.lms.values(), settings.prices)  # before the corpus is read or any call made
+    program_folder = _program_folder(program)
+    passages = load_corpus(corpus, **fields)  # bad input is reported before anything is created
+    tracking_uri = tracking.configure_tracking(root=Path("artifacts")) if track else ""
+    if track and traces:
+        tracking.autolog_dspy()  # before any dspy.context is entered, or the callback is invisible
+    result, notes = _generate_with_progress(config, passages=passages, program_folder=program_folder, fresh=fresh,
+                                            workers=workers, max_calls=max_calls, max_cost=max_cost,
+                                            prices=settings.prices, parallel_attempts=parallel_attempts)
+    printing.notes(notes)
+    if track:
+        printing.tracked_run(log_generate(config, result, dict(config.lms)), tracking_uri)
+    lm_ids = sorted(set(config.lms.values()))
+    printing.generation(result, title=f"{recipe} on {corpus} (LM: {', '.join(lm_ids)})", offline="offline" in lm_ids)
+
+
+def _program_folder(program: Optional[str]) -> Optional[Path]:
+    if not program:
+        return None
+    if ":/" in program:
+        tracking.configure_tracking(root=Path("artifacts"))  # the program lives in the MLflow store
+    return resolve_program(program)
+
+
+def _generate_with_progress(config: GenerateConfig, **options) -> tuple[GenerateResult, list[str]]:
+    """Run `generate` under a progress bar; the UserWarnings our code raised meanwhile, as notes to print after."""
+    with printing.progress_bar(TextColumn("accepted {task.fields[accepted]}")) as progress:
+        task = progress.add_task("generating", total=config.seeds, accepted=0)
+        accepted = 0
+
+        def advance(record: dict) -> None:
+            nonlocal accepted
+            accepted += record["accepted"]
+            progress.update(task, advance=1, accepted=accepted)
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            result = generate(config, on_record=advance, **options)
+    notes = [str(note.message) for note in caught
+             if issubclass(note.category, UserWarning) and note.filename.startswith(PACKAGE)]
+    return result, notes

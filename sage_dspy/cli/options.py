@@ -1,0 +1,91 @@
+"""What the commands share: options, the parsing and checks of what was typed, and the one error handler."""
+
+import os
+from pathlib import Path
+from typing import Annotated, NoReturn, Optional
+
+import click
+import typer
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from sage_dspy.cli.printing import err
+from sage_dspy.errors import SageError
+from sage_dspy.lm.settings import Layer, LMSettings, load_settings
+from sage_dspy.method.loop import PROTOCOLS
+from sage_dspy.programs import RECIPES
+
+
+def fail(message: str) -> NoReturn:
+    """Bad input: one line on stderr naming the problem and the fix, exit code 2, no traceback."""
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)  # "[lm]" is no markup
+    raise typer.Exit(code=2)
+
+
+class UserErrorsAsOneLine(TyperGroup):
+    """The app's command group. A SageError from any command, at any depth, becomes `fail`'s one line; any
+    other exception keeps its traceback, because it is a bug. Progress bars have stopped by the time it prints:
+    the error has left their `with` blocks."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SageError as error:
+            fail(str(error))
+
+
+def parse_targets(text: str) -> tuple[int, int]:
+    """"2-5" or "3" -> (low, high), each within 1..10."""
+    parts = text.replace("..", "-").split("-")
+    try:
+        low, high = (int(parts[0]), int(parts[-1])) if len(parts) <= 2 else (0, 0)
+    except ValueError:
+        low = high = 0
+    if not (1 <= low <= high <= 10):
+        fail(f"target range {text!r} is not valid: give two numbers within 1..10 such as 2-5, low before high")
+    return low, high
+
+
+def check_choice(kind: str, name: str, choices) -> str:
+    if name not in choices:
+        fail(f"unknown {kind} {name!r}: choose one of {', '.join(choices)}")
+    return name
+
+
+def check_protocol(protocol: str) -> str:
+    return check_choice("protocol", protocol, PROTOCOLS)
+
+
+# Options every command that builds real LMs takes; keys come from the provider's environment variable only.
+# Unset options fall back to the environment (SAGE_*), then the --config file, then the defaults (lm/settings.py).
+ConfigFile = Annotated[Optional[Path], typer.Option("--config", envvar="SAGE_CONFIG", help="TOML file of LM "
+                                                    "settings per role and prices (never keys; see README)")]
+ApiBase = Annotated[Optional[str], typer.Option("--api-base", help="endpoint of an OpenAI-compatible server "
+                                                                   "(vLLM, Ollama, llama.cpp, ...)")]
+MaxTokens = Annotated[Optional[int], typer.Option("--max-tokens", min=1, help="most tokens one LM reply may "
+                                                                              "have (every role)")]
+LmSeed = Annotated[Optional[int], typer.Option("--lm-seed", help="sampling seed; attempt k sends seed + k "
+                                                                  "(for providers that honour seeds)")]
+LmTimeout = Annotated[Optional[float], typer.Option("--lm-timeout", min=1, help="seconds one LM request may take")]
+LmRetries = Annotated[Optional[int], typer.Option("--lm-retries", min=0, help="DSPy's retries on 429/5xx/timeouts "
+                                                                               "(exponential backoff; default 3)")]
+
+# Options several commands take with the same meaning and help.
+EveryRoleLm = Annotated[Optional[str], typer.Option("--lm", help="LM for every role: 'offline' (the default) or a "
+                                                                 "dspy.LM model string")]
+Recipe = Annotated[str, typer.Option("--recipe", help=f"program recipe: {', '.join(RECIPES)}")]
+Attempts = Annotated[int, typer.Option("--k", min=1, max=32, help="search-agent attempts per question")]
+DrawSeed = Annotated[int, typer.Option("--seed", help="seed for drawing passages and targets")]
+PROTOCOL_HELP = ("how each pair is checked: 'lean' stops its attempts once one makes it too easy and judges "
+                 "normalised matches without a call; 'paper' runs all K attempts and has the LM judge every answer")
+
+
+def lm_settings(config_file: Optional[Path], models: dict[str, Optional[str]], *, lm: Optional[str] = None,
+                api_base: Optional[str] = None, max_tokens: Optional[int] = None, seed: Optional[int] = None,
+                timeout: Optional[float] = None, retries: Optional[int] = None) -> LMSettings:
+    """The options given (`lm` for every role, `models` per role) over the environment, the file, the defaults."""
+    shared = {"model": lm, "api_base": api_base, "max_tokens": max_tokens, "seed": seed, "timeout": timeout,
+              "retries": retries}
+    options = Layer({key: value for key, value in shared.items() if value is not None},
+                    {role: {"model": model} for role, model in models.items() if model})
+    return load_settings(config_file, os.environ, options)

@@ -1,0 +1,238 @@
+"""Everything the commands show: the result tables, the lines under them, progress bars. No arithmetic: the
+numbers arrive computed by runs/ and tracking/; this module only lays them out."""
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sage_dspy.dataset.decontaminate import CHECKS, Report
+from sage_dspy.runs.evaluate_report import HEADERS, cells, rows, target_rows
+
+out = Console()
+err = Console(stderr=True)  # progress, notes and errors, so stdout holds only results
+OFFLINE_RUN = "Offline LM: these numbers measure the pipeline's mechanics, not the quality of an LLM."
+
+
+def progress_bar(*columns: ProgressColumn) -> Progress:
+    """On stderr, gone once done: the task's description, a bar, done/total, time, then `columns`."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    *columns, console=err, transient=True)
+
+
+def status(text: str) -> None:
+    """A line about what is happening now, on stderr."""
+    err.print(text, highlight=False)
+
+
+def notes(messages: list[str]) -> None:
+    for message in messages:
+        err.print(f"note: {message}", highlight=False, soft_wrap=True)
+
+
+def summary_table(summary: dict, title: str = "SAGE intrinsic evaluation") -> Table:
+    table = Table(title=title)
+    for column in ("target", "seeds", "% correct", "% accepted", "Avg@K", "mean searches", "kept", "failed"):
+        table.add_column(column, justify="right")
+    rows = [*((f"S={t}", row) for t, row in summary["per_target"].items()), ("all", summary["overall"])]
+    for label, row in rows:
+        table.add_row(label, str(row["seeds"]), f"{row['correct_pct']:.1f}", f"{row['accepted_pct']:.1f}",
+                      f"{row['avg_at_k']:.2f}", f"{row['mean_searches']:.2f}", str(row["kept"]), str(row["failed"]))
+    return table
+
+
+def _usd(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:.4f}"
+
+
+def usage_lines(usage: dict) -> list:
+    """A table of calls, tokens and cost per role, the cost per accepted pair, and what to do about a model
+    without a price."""
+    table = Table(title="LM use by role")
+    for column in ("role", "model", "calls", "tokens in", "tokens out", "cost (USD)"):
+        table.add_column(column, justify="left" if column in ("role", "model") else "right")
+    rows = [*usage["roles"].items(), ("all", {**usage["total"], "models": []})]
+    for role, row in rows:
+        table.add_row(role, ", ".join(row["models"]), str(row["lm_calls"]), f"{row['prompt_tokens']:,}",
+                      f"{row['completion_tokens']:,}", _usd(row["cost_usd"]))
+    per = usage["per_accepted"]
+    lines = [table]
+    if usage["accepted"]:
+        lines.append(f"cost per accepted pair: {per['lm_calls']:.1f} LM calls, {per['tokens']:.0f} tokens, "
+                     f"{_usd(per['cost_usd'])}")
+    else:
+        lines.append("cost per accepted pair: no pair was accepted")
+    if usage["unpriced"]:
+        lines.append(f"no price known for {', '.join(usage['unpriced'])}: add one under [prices] in the --config "
+                     "file to see costs")
+    return lines
+
+
+def generation(result, title: str, offline: bool) -> None:
+    """`sage generate`'s result: the paper's table, LM use, why it stopped early, failures, the files."""
+    summary = result.summary
+    out.print(summary_table(summary, title=title))
+    for line in usage_lines(summary["usage"]):
+        out.print(line, highlight=False, markup=False)  # "[prices]" is no markup
+    if summary["stopped"]:
+        out.print(f"stopped: {summary['stopped']}; every finished seed is saved, re-run the same command "
+                  "with a larger --max-calls or --max-cost to continue", highlight=False)
+    failures = summary["failures"]
+    if failures["seeds"] or failures["attempts"]:
+        out.print(f"failures: seeds {failures['seeds'] or 'none'}; attempts {failures['attempts'] or 'none'}",
+                  highlight=False)
+    if offline:
+        out.print(OFFLINE_RUN)
+    out.print(f"records: {result.records_path}\npairs:   {result.dataset_path} "
+              f"({summary['overall']['kept']} kept)")
+
+
+def tracked_run(run_id: str | None, tracking_uri: str) -> None:
+    if run_id:
+        out.print(f"MLflow run {run_id} in {tracking_uri} (sage ui to browse)", highlight=False)
+
+
+def evaluation(results: dict[str, dict], corpus: str, lm: str) -> None:
+    """`sage evaluate`'s two tables: by recipe and round, then per target after the last round."""
+    out.print(evaluation_table(f"intrinsic evaluation on {corpus} (LM: {lm})", rows(results)))
+    out.print(evaluation_table("per target, after the last round", target_rows(results)))
+
+
+def report_written(report: Path, offline: bool) -> None:
+    if offline:
+        out.print(OFFLINE_RUN)
+    out.print(f"report: {report}", highlight=False)
+
+
+def evaluation_table(title: str, table_rows) -> Table:
+    """(recipe, rounds label, summary row) rows, as runs/evaluate_report.py makes them."""
+    table = Table(title=title)
+    for column in ("recipe", "rounds", *HEADERS):
+        table.add_column(column, justify="right")
+    for recipe, label, row in table_rows:
+        table.add_row(recipe, label, *cells(row))
+    return table
+
+
+def solve_table(summary: dict, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("hops", "questions", "pass@K %", "Avg@K", "searches (correct)", "searches / attempt"):
+        table.add_column(column, justify="right")
+    for name, row in summary.items():
+        table.add_row(name, str(row["questions"]), f"{row['pass_at_k']:.1f}", f"{row['avg_at_k']:.2f}",
+                      f"{row['searches_when_correct']:.2f}", f"{row['searches_per_attempt']:.2f}")
+    return table
+
+
+def solved(summary: dict, title: str, offline: bool, answers: Path) -> None:
+    out.print(solve_table(summary, title))
+    if offline:
+        out.print("Offline LM: its generic search strategy, not an LLM agent; the paper's strong agent needed about "
+                  "2.1 searches on HotpotQA and 2.7 on MuSiQue.")
+    out.print(f"answers: {answers}", highlight=False)
+
+
+def compiled(result, title: str, tracking_uri: str, offline: bool) -> None:
+    """`sage compile`'s validation scores before and after, and where the prompt versions went."""
+    out.print(compile_table(result, title))
+    if tracking_uri:
+        out.print(f"MLflow: {tracking_uri}; prompt versions registered under sage.*", highlight=False)
+    if offline:
+        out.print("Offline LM: scores measure the mechanics of compilation, not the quality of an LLM.")
+
+
+def compile_table(result, title: str) -> Table:
+    table = Table(title=title)
+    for column in ("before", "after", "program"):
+        table.add_column(column)
+    table.add_row(f"{result.before:.1f}", f"{result.after:.1f}", str(result.folder))
+    return table
+
+
+def _score(text: str) -> str:
+    try:
+        return f"{float(text):.1f}"
+    except ValueError:
+        return text
+
+
+def prompt_versions(versions: list[dict]) -> None:
+    out.print(prompt_versions_table(versions))
+
+
+def prompt_diff(text: str) -> None:
+    out.print(text, highlight=False, markup=False)  # instructions are the LM's text, never markup
+
+
+def runs(keys: list[str], rows: list[dict]) -> None:
+    out.print(runs_table(keys, rows))
+
+
+def ui_started(uri: str, port: int) -> None:
+    out.print(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C to stop)", highlight=False)
+
+
+def prompt_versions_table(versions: list[dict]) -> Table:
+    table = Table(title="prompt versions")
+    table.add_column("name", no_wrap=True)
+    for column in ("version", "val.before", "val.after", "run"):
+        table.add_column(column)
+    for row in versions:
+        table.add_row(row["name"], str(row["version"]), _score(row["val.before"]), _score(row["val.after"]),
+                      row["run_id"][:8])
+    return table
+
+
+def runs_table(keys: list[str], rows: list[dict]) -> Table:
+    """Runs side by side; of the metrics, the whole-run (all.*) and validation (val.*) ones when there are any."""
+    shown = [k for k in keys if k.startswith(("all.", "val."))] or keys
+    table = Table(title="runs")
+    for column in ("run", "name", "recipe", "optimizer", *shown):
+        table.add_column(column)
+    for row in rows:
+        line = [row[c] for c in ("run", "name", "recipe", "optimizer")]
+        line += ["" if row.get(k) is None else f"{row[k]:.2f}" for k in shown]
+        table.add_row(*line)
+    return table
+
+
+def exported(result) -> None:
+    """`sage export`: pairs per split, rows per format and split, and which formats lack some demonstrations."""
+    table = Table(title=f"exported {sum(result.splits.values())} pairs to {result.out}")
+    table.add_column("format")
+    for split in result.splits:
+        table.add_column(split, justify="right")
+    table.add_row("pairs", *(str(count) for count in result.splits.values()))
+    for name, rows in result.rows.items():
+        table.add_row(name, *(str(rows[split]) for split in result.splits))
+    out.print(table)
+    short = [name for name, rows in result.rows.items() if rows != result.splits]
+    if short:
+        out.print(f"{', '.join(short)}: a pair whose kept round has no correct attempt using only the search tool "
+                  "has no demonstration", highlight=False)
+
+
+SHOWN_FLAGS = 10
+
+
+def contamination_table(report: Report) -> Table:
+    table = Table(title=f"contamination of {report.records} kept pairs (flagged pairs per check)")
+    for column in ("benchmark", "items", *CHECKS, "any"):
+        table.add_column(column, justify="left" if column == "benchmark" else "right")
+    for name, counts in report.counts().items():
+        flagged = len({f.record_index for f in report.flags if f.benchmark == name})
+        table.add_row(name, str(report.benchmarks[name]), *(str(counts[c]) for c in CHECKS), str(flagged))
+    return table
+
+
+def contamination(report: Report, listed_all: bool) -> None:
+    """`sage decontaminate`: flagged pairs per benchmark and check, then the first flags themselves."""
+    out.print(contamination_table(report))
+    for flag in report.flags[:SHOWN_FLAGS]:
+        out.print(f"{flag.benchmark}#{flag.item_index} {flag.check} ({flag.similarity:.2f}): "
+                  f"{flag.question!r} ~ {flag.item_question!r}", highlight=False, markup=False)
+    if len(report.flags) > SHOWN_FLAGS:
+        out.print(f"... and {len(report.flags) - SHOWN_FLAGS} more flags" + ("" if listed_all else
+                                                                                 " (--out FILE lists them all)"))
+    out.print(f"{len(report.flagged_records())} of {report.records} kept pairs flagged", highlight=False)

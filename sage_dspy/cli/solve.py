@@ -1,0 +1,45 @@
+"""`sage solve`: the search agent alone on real questions with gold answers."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from sage_dspy.cli import printing
+from sage_dspy.cli.options import ApiBase, ConfigFile, LmRetries, LmSeed, LmTimeout, MaxTokens, lm_settings
+from sage_dspy.runs.solve import SolveConfig, solve
+from sage_dspy.search.corpus import load_corpus
+
+
+def solve_command(
+    questions: Annotated[Path, typer.Option(help="JSONL of questions with gold answers (e.g. "
+                                                 "../shared/data/dev/qa.jsonl)")],
+    corpus: Annotated[str, typer.Option(help="the corpus the agent searches")] = "bundled",
+    lm: Annotated[Optional[str], typer.Option(help="LM for the search agent and judge (default: "
+                                                   "offline)")] = None,
+    judge_lm: Annotated[Optional[str], typer.Option(help="LM for the judge only")] = None,
+    k: Annotated[int, typer.Option(min=1, max=32, help="attempts per question")] = 4,
+    limit: Annotated[Optional[int], typer.Option(min=1, help="only the first N questions")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="folder for answers.jsonl and summary.json")] =
+        Path("artifacts/solve/latest"),
+    config_file: ConfigFile = None,
+    api_base: ApiBase = None,
+    max_tokens: MaxTokens = None,
+    lm_seed: LmSeed = None,
+    lm_timeout: LmTimeout = None,
+    lm_retries: LmRetries = None,
+) -> None:
+    """Run the search agent alone on real questions: pass@K, Avg@K and searches by hop count."""
+    roles = ("solver", "judge")
+    settings = lm_settings(config_file, {"solver": lm, "judge": judge_lm or lm}, api_base=api_base,
+                           max_tokens=max_tokens, seed=lm_seed, timeout=lm_timeout, retries=lm_retries)
+    shared_options, role_options = settings.split(roles)
+    lm = settings.models["solver"]
+    passages = load_corpus(corpus)
+    config = SolveConfig(questions=questions, lms=settings.lms(roles), k=k, limit=limit, out_dir=out_dir,
+                         lm_options=shared_options, role_options=role_options)
+    with printing.progress_bar() as progress:
+        task = progress.add_task("solving", total=limit)
+        _, summary = solve(config, passages, on_row=lambda row: progress.advance(task))
+    printing.solved(summary, title=f"search agent on {questions.name} over {corpus} (LM: {lm}, K={k})",
+                    offline=lm == "offline", answers=out_dir / "answers.jsonl")
