@@ -1,4 +1,4 @@
-"""Answer normalisation shared by the judge, the offline LM and the keep rules."""
+"""Answers: their types, normalisation and type detection, shared by the judge, the offline LM and the keep rules."""
 
 import re
 
@@ -11,8 +11,9 @@ def normalize_answer(text: str) -> str:
     return " ".join(word for word in text.split() if word not in {"a", "an", "the"})
 
 
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
-_DATE = re.compile(rf"(?:\d{{1,2}} (?:{_MONTHS}),? \d{{4}}|(?:{_MONTHS}) \d{{1,2}},? \d{{4}}|(?:{_MONTHS}) \d{{4}}|"
+ANSWER_TYPES = ("number", "date", "entity")  # the paper's answer types: short, unique, never how/why
+MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
+_DATE = re.compile(rf"(?:\d{{1,2}} (?:{MONTHS}),? \d{{4}}|(?:{MONTHS}) \d{{1,2}},? \d{{4}}|(?:{MONTHS}) \d{{4}}|"
                    r"1\d{3}|20\d{2})", re.IGNORECASE)
 _NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?(?:\s*%|\s+[a-z]+)?", re.IGNORECASE)
 

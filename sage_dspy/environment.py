@@ -8,6 +8,10 @@ See shared notes STACK.md §0 for the measurements behind each one.
 import os
 from pathlib import Path
 
+# Every default output (runs, indexes, programs, the MLflow store, caches) lives under this folder, relative to
+# the working directory; options such as --out and --index-root point elsewhere.
+ARTIFACTS = Path("artifacts")
+
 OFFLINE_DEFAULTS = {
     "LITELLM_LOCAL_MODEL_COST_MAP": "True",
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -22,5 +26,5 @@ def apply_offline_defaults(workdir: Path | None = None) -> None:
     for name, value in OFFLINE_DEFAULTS.items():
         os.environ.setdefault(name, value)
     root = Path(workdir or Path.cwd())
-    os.environ.setdefault("DSPY_CACHEDIR", str(root / "artifacts" / "dspy_cache"))
-    os.environ.setdefault("HF_HOME", str(root / "artifacts" / "hf_home"))
+    os.environ.setdefault("DSPY_CACHEDIR", str(root / ARTIFACTS / "dspy_cache"))
+    os.environ.setdefault("HF_HOME", str(root / ARTIFACTS / "hf_home"))

@@ -12,9 +12,10 @@ from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
+from sage_dspy.answers import MONTHS
+
 CORPUS = Path(__file__).resolve().parents[1] / "sage_dspy" / "data" / "world.jsonl"
 
-MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 FULL_DATE_RE = re.compile(rf"\b\d{{1,2}} (?:{MONTHS}) (\d{{4}})\b")
 # The same shapes as sage_dspy.offline.text: a 4-digit 1000-2099 token is a date, other digits a number.
 YEARLIKE_RE = re.compile(r"(?<![\d,.])\b(?:1[0-9]{3}|20[0-9]{2})\b(?![\d,]\d|\.\d)")

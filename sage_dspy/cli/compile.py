@@ -1,10 +1,10 @@
 """`sage compile`: the generator's prompts compiled by a DSPy optimizer, scored on validation seeds."""
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
 from sage_dspy.cli.options import (ApiBase, ConfigFile, LmRetries, LmSeed, LmTimeout, MaxTokens, Recipe,
                                    check_choice, lm_settings, parse_targets)
@@ -59,7 +59,7 @@ def compile_command(
     check_optimizer_budget(optimizer, budget, val_size)
     passages = load_corpus(corpus)
     check_seed_count(len(passages), train_size, val_size)
-    tracking_uri = tracking.configure_tracking(root=Path("artifacts")) if track else ""
+    tracking_uri = tracking.configure_tracking(root=ARTIFACTS) if track else ""
     printing.status(f"compiling {recipe} with {optimizer} (budget {budget})...")
     result = compile_program(config, passages)
     if track:

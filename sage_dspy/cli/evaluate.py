@@ -5,6 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
                                    LmSeed, LmTimeout, MaxTokens, check_protocol, fail, lm_settings, parse_targets)
@@ -51,11 +52,11 @@ def evaluate_command(
     lm = ", ".join(sorted(set(base.lms.values())))
     passages = load_corpus(corpus)
     if track:
-        tracking.configure_tracking(root=Path("artifacts"))
-    results = evaluate_recipes(base, chosen, Path("artifacts/runs"), passages=passages,
+        tracking.configure_tracking(root=ARTIFACTS)
+    results = evaluate_recipes(base, chosen, ARTIFACTS / "runs", passages=passages,
                                on_recipe=lambda name, reused: printing.status(
                                    f"{name}: {'reused an earlier run' if reused else 'done'}"))
-    folder = out_dir or Path("artifacts/evaluations") / f"{base.corpus_label()}-seed{random_seed}"
+    folder = out_dir or ARTIFACTS / "evaluations" / f"{base.corpus_label()}-seed{random_seed}"
     header = (f"Corpus `{corpus}`, {seeds} seeds, targets {low}-{high}, K={k}, up to {rounds} rounds, "
               f"LM `{lm}`, {protocol} protocol.")
     report = write_report(results, folder, header)

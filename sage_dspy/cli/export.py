@@ -5,6 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
 from sage_dspy.dataset import export as exporting
 from sage_dspy.dataset.formats.search_r1 import DATA_SOURCES, DEFAULT_DATA_SOURCE
@@ -32,7 +33,7 @@ def export(
     license_id: Annotated[Optional[str], typer.Option("--license", help=LICENSE_HELP)] = None,
 ) -> None:
     """Write the kept pairs of finished runs in each training format, split without leaks."""
-    out_dir = out_dir or Path("artifacts/exports") / run_dirs[0].resolve().name
+    out_dir = out_dir or ARTIFACTS / "exports" / run_dirs[0].resolve().name
     result = exporting.export(run_dirs, out_dir, exporting.parse_formats(formats), parse_splits(splits),
                               split_seed=split_seed, data_source=exporting.check_data_source(data_source),
                               license=license_id)

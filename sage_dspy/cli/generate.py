@@ -8,6 +8,7 @@ import typer
 from rich.progress import TextColumn
 
 import sage_dspy
+from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
                                    LmSeed, LmTimeout, MaxTokens, Recipe, check_choice, check_protocol,
@@ -40,7 +41,7 @@ def generate_command(
     k: Attempts = 4,
     random_seed: DrawSeed = 0,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for records.jsonl, dataset.jsonl, summary")] =
-        Path("artifacts/runs/latest"),
+        ARTIFACTS / "runs" / "latest",
     text_field: Annotated[Optional[str], typer.Option(help="corpus field holding the passage text")] = None,
     title_field: Annotated[Optional[str], typer.Option(help="corpus field holding the title")] = None,
     id_field: Annotated[Optional[str], typer.Option(help="corpus field holding the passage id")] = None,
@@ -87,7 +88,7 @@ def generate_command(
         require_prices(config.lms.values(), settings.prices)  # before the corpus is read or any call made
     program_folder = _program_folder(program)
     passages = load_corpus(corpus, **fields)  # bad input is reported before anything is created
-    tracking_uri = tracking.configure_tracking(root=Path("artifacts")) if track else ""
+    tracking_uri = tracking.configure_tracking(root=ARTIFACTS) if track else ""
     if track and traces:
         tracking.autolog_dspy()  # before any dspy.context is entered, or the callback is invisible
     result, notes = _generate_with_progress(config, passages=passages, program_folder=program_folder, fresh=fresh,
@@ -104,7 +105,7 @@ def _program_folder(program: Optional[str]) -> Optional[Path]:
     if not program:
         return None
     if ":/" in program:
-        tracking.configure_tracking(root=Path("artifacts"))  # the program lives in the MLflow store
+        tracking.configure_tracking(root=ARTIFACTS)  # the program lives in the MLflow store
     return resolve_program(program)
 
 

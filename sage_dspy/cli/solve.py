@@ -5,6 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
 from sage_dspy.cli.options import ApiBase, ConfigFile, LmRetries, LmSeed, LmTimeout, MaxTokens, lm_settings
 from sage_dspy.runs.solve import SolveConfig, solve
@@ -21,7 +22,7 @@ def solve_command(
     k: Annotated[int, typer.Option(min=1, max=32, help="attempts per question")] = 4,
     limit: Annotated[Optional[int], typer.Option(min=1, help="only the first N questions")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for answers.jsonl and summary.json")] =
-        Path("artifacts/solve/latest"),
+        ARTIFACTS / "solve" / "latest",
     config_file: ConfigFile = None,
     api_base: ApiBase = None,
     max_tokens: MaxTokens = None,

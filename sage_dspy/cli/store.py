@@ -3,11 +3,11 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
 from sage_dspy.tracking import compare
 from sage_dspy.tracking import store as tracking
@@ -17,7 +17,7 @@ runs_app = typer.Typer(help="Runs logged by `sage generate` and `sage compile`."
 
 
 def _store() -> str:
-    return tracking.configure_tracking(root=Path("artifacts"))
+    return tracking.configure_tracking(root=ARTIFACTS)
 
 
 @prompts_app.command("list")

@@ -8,7 +8,9 @@ from typing import Literal
 
 import dspy
 
-AnswerType = Literal["number", "date", "entity"]
+from sage_dspy.answers import ANSWER_TYPES
+
+AnswerType = Literal[ANSWER_TYPES]
 
 
 class ProposeQA(dspy.Signature):

@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from sage_dspy.answers import ANSWER_TYPES
 from sage_dspy.offline.grammar import TYPE_WORDS, ChainQuestion
 from sage_dspy.offline.text import (
     content_words,
@@ -17,7 +18,8 @@ from sage_dspy.offline.text import (
 )
 from sage_dspy.search.passages import Passage
 
-ANSWER_TYPES = ("date", "number", "entity")
+# Dates first (the most specific answers a passage offers), then the other types in their usual order.
+FALLBACK_TYPES = tuple(sorted(ANSWER_TYPES, key=lambda kind: kind != "date"))
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ def write_chain(chain: Sequence[Passage], answer_type: str, *, careful: bool, co
             return None
         relations.append(phrase)
     exclude = {normalize(p.title) for p in chain}
-    for kind in (answer_type, *[t for t in ANSWER_TYPES if t != answer_type]):
+    for kind in (answer_type, *[t for t in FALLBACK_TYPES if t != answer_type]):
         found = answer_in(chain[-1], kind, exclude, common_only=common_only)
         if found:
             value, cue = found

@@ -2,7 +2,8 @@
 
 import re
 
-from sage_dspy.offline.text import MONTHS, normalize
+from sage_dspy.answers import MONTHS
+from sage_dspy.offline.text import normalize
 
 
 def same_answer(gold: str, predicted: str) -> bool:

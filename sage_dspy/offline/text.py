@@ -7,9 +7,9 @@ corpus in advance.
 import re
 from dataclasses import dataclass
 
+from sage_dspy.answers import MONTHS
 from sage_dspy.answers import normalize_answer as normalize  # noqa: F401 (re-exported for the roles)
 
-MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
 _FULL_DATE = rf"\b(?:\d{{1,2}} (?:{MONTHS}) \d{{4}}|(?:{MONTHS}) \d{{1,2}}, \d{{4}})\b"
 _YEAR = r"(?<![\d,.])\b(?:1[0-9]{3}|20[0-9]{2})\b(?![\d,]\d|\.\d)"
 _NUMBER = r"(?<![\w,.])\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\w])|(?<![\w,.])\d+(?:\.\d+)?(?!\w|,\d)"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dspy
 
+from sage_dspy.environment import ARTIFACTS
 from sage_dspy.errors import SageError
 from sage_dspy.optimizers import load_optimizer
 from sage_dspy.search.corpus import load_corpus
@@ -20,7 +21,7 @@ from sage_dspy.lm.roles import RoleLMs, build_lm, loggable_options
 from sage_dspy.method.metrics import sage_metric
 from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.runs.program import PROGRAM_FILE, build_program
-from sage_dspy.runs.seeds import ANSWER_TYPES
+from sage_dspy.answers import ANSWER_TYPES
 from sage_dspy.search.index import SearchIndex
 
 
@@ -44,8 +45,8 @@ class CompileConfig:
     k: int = 4
     rounds: int = 2  # the paper found 2 rounds served training best
     random_seed: int = 0
-    out_root: Path = Path("artifacts/programs")
-    index_root: Path = Path("artifacts/indexes")
+    out_root: Path = ARTIFACTS / "programs"
+    index_root: Path = ARTIFACTS / "indexes"
 
     def to_dict(self) -> dict:
         settings = {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}

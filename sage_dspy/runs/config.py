@@ -4,6 +4,7 @@ the same run from another) and logged to MLflow with secrets left out."""
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from sage_dspy.environment import ARTIFACTS
 from sage_dspy.lm.roles import loggable_options
 
 
@@ -24,8 +25,8 @@ class GenerateConfig:
     k: int = 4
     protocol: str = "lean"  # how pairs are checked: "lean" (early stop, judge shortcut) or "paper" (loop.PROTOCOLS)
     random_seed: int = 0
-    out_dir: Path = Path("artifacts/runs/latest")
-    index_root: Path = Path("artifacts/indexes")
+    out_dir: Path = ARTIFACTS / "runs" / "latest"
+    index_root: Path = ARTIFACTS / "indexes"
     search_k: int = 3
 
     def to_dict(self) -> dict:

@@ -3,10 +3,10 @@
 import random
 from dataclasses import dataclass
 
+from sage_dspy.answers import ANSWER_TYPES
 from sage_dspy.runs.folder import seed_key
 from sage_dspy.search.passages import Passage
 
-ANSWER_TYPES = ("number", "date", "entity")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sage_dspy.environment import ARTIFACTS
 from sage_dspy.search.corpus import CorpusError
 from sage_dspy.method.feedback import verdict_for
 from sage_dspy.method.judge import AnswerJudge
@@ -35,7 +36,7 @@ class SolveConfig:
     role_options: dict[str, dict] = field(default_factory=dict)  # one role: api_base, temperature, max_tokens
     k: int = 4
     limit: int | None = None
-    out_dir: Path = Path("artifacts/solve/latest")
+    out_dir: Path = ARTIFACTS / "solve" / "latest"
 
 
 def load_questions(path: Path, limit: int | None = None) -> list[Question]:

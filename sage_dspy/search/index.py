@@ -11,6 +11,7 @@ from pathlib import Path
 import bm25s
 import Stemmer
 
+from sage_dspy.environment import ARTIFACTS
 from sage_dspy.search.passages import Hit, Passage, corpus_fingerprint
 
 INDEX_FORMAT = 2  # bump when tokenisation or the saved layout changes: cached indexes are then rebuilt
@@ -73,7 +74,7 @@ class SearchIndex:
         return cls(retriever, passages)
 
     @classmethod
-    def open(cls, passages: Sequence[Passage], root: Path = Path("artifacts/indexes")) -> "SearchIndex":
+    def open(cls, passages: Sequence[Passage], root: Path = ARTIFACTS / "indexes") -> "SearchIndex":
         """Load the index of these passages from root/<fingerprint>/, building it there first if needed."""
         fingerprint = corpus_fingerprint(passages)
         directory = Path(root) / fingerprint

@@ -19,6 +19,7 @@ from pathlib import Path
 import mlflow
 from mlflow import MlflowClient
 
+from sage_dspy.environment import ARTIFACTS
 from sage_dspy.errors import SageError
 from sage_dspy.tracking.secrets import scrub_secrets
 
@@ -44,7 +45,7 @@ def warn_failed(action: str, exc: BaseException | None = None) -> None:
     warnings.warn(f"sage-dspy tracking: could not {action}{detail}", TrackingWarning, stacklevel=3)
 
 
-def configure_tracking(root: Path = Path("artifacts"), experiment: str = "sage-dspy") -> str:
+def configure_tracking(root: Path = ARTIFACTS, experiment: str = "sage-dspy") -> str:
     """Use `sqlite:///<root>/mlflow.db` with artifacts in `<root>/mlflow-artifacts`, or the user's
     MLFLOW_TRACKING_URI when set; select `experiment`, creating it if needed. Idempotent."""
     global _our_uri
