@@ -47,7 +47,7 @@ def _parse(raw: bytes, number: int, where: str, fix: str, shape_fix: str) -> dic
         raise JsonlError(f"{where}: line {number} is not UTF-8 (byte 0x{raw[error.start]:02x} at column "
                          f"{error.start + 1}); re-save the file as UTF-8, or {fix}") from None
     try:
-        record = json.loads(text)
+        record = json.loads(text.rstrip("\r\n"))  # a column past the newline would point at nothing
     except json.JSONDecodeError as error:
         raise JsonlError(f"{where}: line {number} is not valid JSON ({error.msg}: column {error.colno}); "
                          f"{fix}") from None
