@@ -221,6 +221,9 @@ CASES = {
     "decontaminate no benchmark": lambda b: (["decontaminate", b.finished], "no benchmark given", (b.finished,)),
     "decontaminate missing benchmark": lambda b: (["decontaminate", with_a_kept_pair(run := b.run_copy()), "-b",
                                                    b.work / "nope.jsonl"], "does not exist", (run,)),
+    "decontaminate benchmark bad line": lambda b: (["decontaminate", with_a_kept_pair(run := b.run_copy()), "-b",
+                                                    b.file("b.jsonl", '{"question": "Q?"}\n{"question": \n')],
+                                                   "line 2 is not valid JSON", (run,)),
 }
 
 
