@@ -43,6 +43,7 @@ from pathlib import Path
 import dspy
 
 from bench.report import loadavg, machine, markdown_table, write_report_section
+from sage_dspy.jsonl import read_jsonl
 from sage_dspy.search.corpus import BUNDLED_CORPUS
 from sage_dspy.offline.process import stop_process, wait_for_port
 
@@ -124,7 +125,7 @@ def clone_rows(rows: list[dict], min_rows: int) -> list[dict]:
 
 def write_corpus(path: Path, min_passages: int, source: Path = BUNDLED_CORPUS) -> int:
     """A JSONL corpus of the bundled world cloned to at least `min_passages` passages; returns their number."""
-    rows = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = read_jsonl(source, label="corpus file")
     cloned = clone_rows(rows, min_passages)
     path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in cloned), encoding="utf-8")
     return len(cloned)
@@ -288,7 +289,7 @@ def measure_pipeline(base: str, server_pid: int, in_flight: int, corpus: Path, w
 def _seed_records(path: Path) -> dict:
     """Seeds that finished before generate was stopped, and how many of them recorded an error."""
     try:
-        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        records = read_jsonl(path, label="run records", whole_lines_only=True)  # a stopped run's torn line is left out
     except (OSError, ValueError):
         records = []
     return {"seeds_finished": len(records), "seed_errors": sum(bool(r.get("error")) for r in records)}

@@ -90,7 +90,8 @@ def test_a_bug_keeps_its_traceback(workdir, monkeypatch):
 
 def test_the_cli_has_one_error_handler_and_it_catches_sage_error_only():
     """A command that caught ValueError itself would print bugs as if they were bad input. Besides the handler,
-    only the parsing of a number the user typed (or MLflow stored) may catch, and it catches ValueError."""
+    only the parsing of a number the user typed (or MLflow stored) may catch, and it catches ValueError; and
+    generate catches Ctrl-C to say how many seeds are saved and how to resume."""
     handlers = set()
     for path in sorted(Path(sage_dspy.cli.generate.__file__).parent.glob("*.py")):
         for function in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -98,4 +99,4 @@ def test_the_cli_has_one_error_handler_and_it_catches_sage_error_only():
                 handlers |= {(path.name, function.name, ast.unparse(node.type) if node.type else "everything")
                              for node in ast.walk(function) if isinstance(node, ast.ExceptHandler)}
     assert handlers == {("options.py", "invoke", "SageError"), ("options.py", "parse_targets", "ValueError"),
-                        ("printing.py", "_score", "ValueError")}
+                        ("printing.py", "_score", "ValueError"), ("generate.py", "generate_command", "KeyboardInterrupt")}

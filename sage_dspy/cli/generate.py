@@ -1,5 +1,6 @@
 """`sage generate`: verified QA pairs from a corpus, with the paper's table for the run."""
 
+import shlex
 import warnings
 from pathlib import Path
 from typing import Annotated, Optional
@@ -17,6 +18,7 @@ from sage_dspy.lm.pricing import require_prices
 from sage_dspy.lm.roles import ROLES
 from sage_dspy.programs import RECIPES
 from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.folder import check_out_folder, RECORDS_FILE
 from sage_dspy.runs.generate import generate, GenerateResult
 from sage_dspy.search.corpus import load_corpus
 from sage_dspy.tracking import store as tracking
@@ -27,6 +29,7 @@ PACKAGE = str(Path(sage_dspy.__file__).parent)  # warnings raised by our code be
 
 
 def generate_command(
+    ctx: typer.Context,
     corpus: Annotated[str, typer.Option(help="'bundled', a .jsonl/.json/.parquet/.csv file, a folder of "
                                              ".txt/.md files, or a Hugging Face dataset name")] = "bundled",
     seeds: Annotated[int, typer.Option(min=1, help="how many seed passages to draw")] = 40,
@@ -87,18 +90,49 @@ def generate_command(
     if max_cost is not None:
         require_prices(config.lms.values(), settings.prices)  # before the corpus is read or any call made
     program_folder = _program_folder(program)
-    passages = load_corpus(corpus, **fields)  # bad input is reported before anything is created
+    check_out_folder(out_dir)  # a file, read-only or someone else's folder: said before the corpus is indexed
+    passages, corpus_notes = _with_notes(load_corpus, corpus, **fields)  # bad input: before anything is created
+    printing.notes(corpus_notes)
     tracking_uri = tracking.configure_tracking(root=ARTIFACTS) if track else ""
     if track and traces:
         tracking.autolog_dspy()  # before any dspy.context is entered, or the callback is invisible
-    result, notes = _generate_with_progress(config, passages=passages, program_folder=program_folder, fresh=fresh,
-                                            workers=workers, max_calls=max_calls, max_cost=max_cost,
-                                            prices=settings.prices, parallel_attempts=parallel_attempts)
+    try:
+        result, notes = _generate_with_progress(config, passages=passages, program_folder=program_folder,
+                                                fresh=fresh, workers=workers, max_calls=max_calls,
+                                                max_cost=max_cost, prices=settings.prices,
+                                                parallel_attempts=parallel_attempts)
+    except KeyboardInterrupt:
+        printing.interrupted(_seeds_saved(out_dir), config.seeds, out_dir, _resume_command(ctx))
+        raise typer.Exit(code=130) from None  # the shell's code for SIGINT
     printing.notes(notes)
     if track:
         printing.tracked_run(log_generate(config, result, dict(config.lms)), tracking_uri)
     lm_ids = sorted(set(config.lms.values()))
     printing.generation(result, title=f"{recipe} on {corpus} (LM: {', '.join(lm_ids)})", offline="offline" in lm_ids)
+    overall = result.summary["overall"]
+    if overall["seeds"] and overall["failed"] == overall["seeds"]:
+        printing.all_failed(overall["seeds"], result.records_path)
+        raise typer.Exit(code=1)  # not bad input (2): the run ran and produced nothing
+
+
+def _with_notes(function, *args, **options):
+    """`function`'s result, and the UserWarnings our code raised meanwhile as notes to print."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        result = function(*args, **options)
+    return result, [str(note.message) for note in caught
+                    if issubclass(note.category, UserWarning) and note.filename.startswith(PACKAGE)]
+
+
+def _seeds_saved(out_dir: Path) -> int:
+    """Finished seeds on disk: one whole line each in records.jsonl."""
+    records = out_dir / RECORDS_FILE
+    return records.read_bytes().count(b"\n") if records.is_file() else 0
+
+
+def _resume_command(ctx: typer.Context) -> str:
+    argv = ctx.meta.get("argv") or ["generate"]
+    return shlex.join(["sage", *(arg for arg in argv if arg != "--fresh")])
 
 
 def _program_folder(program: Optional[str]) -> Optional[Path]:
@@ -120,9 +154,4 @@ def _generate_with_progress(config: GenerateConfig, **options) -> tuple[Generate
             accepted += record["accepted"]
             progress.update(task, advance=1, accepted=accepted)
 
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", UserWarning)
-            result = generate(config, on_record=advance, **options)
-    notes = [str(note.message) for note in caught
-             if issubclass(note.category, UserWarning) and note.filename.startswith(PACKAGE)]
-    return result, notes
+        return _with_notes(generate, config, on_record=advance, **options)

@@ -27,6 +27,10 @@ class UserErrorsAsOneLine(TyperGroup):
     other exception keeps its traceback, because it is a bug. Progress bars have stopped by the time it prints:
     the error has left their `with` blocks."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["argv"] = list(args)  # what was typed after `sage`, for the resume hint of an interrupted run
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -84,6 +88,8 @@ def lm_settings(config_file: Optional[Path], models: dict[str, Optional[str]], *
                 api_base: Optional[str] = None, max_tokens: Optional[int] = None, seed: Optional[int] = None,
                 timeout: Optional[float] = None, retries: Optional[int] = None) -> LMSettings:
     """The options given (`lm` for every role, `models` per role) over the environment, the file, the defaults."""
+    if config_file is not None and config_file.is_dir():
+        fail(f"--config {config_file} is a directory; pass the TOML file of LM settings itself")
     shared = {"model": lm, "api_base": api_base, "max_tokens": max_tokens, "seed": seed, "timeout": timeout,
               "retries": retries}
     options = Layer({key: value for key, value in shared.items() if value is not None},

@@ -31,6 +31,18 @@ def notes(messages: list[str]) -> None:
         err.print(f"note: {message}", highlight=False, soft_wrap=True)
 
 
+def interrupted(saved: int, seeds: int, out_dir, resume_command: str) -> None:
+    err.print(f"interrupted: {saved} of {seeds} seeds are saved in {out_dir}; resume with: {resume_command}",
+              highlight=False, soft_wrap=True, markup=False)
+
+
+def all_failed(seeds: int, records_path) -> None:
+    err.print(f"error: every seed failed ({seeds} of {seeds}); each record's 'error' in {records_path} says why: "
+              "fix the cause, then re-run the same command (seeds the LM service failed are tried again; others "
+              "need --fresh)",
+              highlight=False, soft_wrap=True, markup=False)
+
+
 def summary_table(summary: dict, title: str = "SAGE intrinsic evaluation") -> Table:
     table = Table(title=title)
     for column in ("target", "seeds", "% correct", "% accepted", "Avg@K", "mean searches", "kept", "failed"):

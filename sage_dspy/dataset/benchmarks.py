@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sage_dspy.errors import SageError
+from sage_dspy.jsonl import JsonlError, read_jsonl
 
 QUESTION_FIELDS = ("question", "query", "problem", "Prompt")
 ANSWER_FIELDS = ("answer", "answers", "golden_answers", "Answer")
@@ -55,6 +56,11 @@ def load_benchmark(source: str | Path) -> Benchmark:
 def _file_rows(path: Path) -> list[dict]:
     if path.suffix not in FILE_SUFFIXES:
         raise BenchmarkError(f"benchmark {path} is not JSON, JSONL or parquet; convert it to one of those")
+    if path.suffix == ".jsonl" and path.is_file():  # line by line: an error names its line
+        try:
+            return read_jsonl(path, label="benchmark", fix="fix or re-export it")
+        except JsonlError as error:
+            raise BenchmarkError(str(error)) from None
     try:
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq  # only for parquet files
@@ -64,8 +70,6 @@ def _file_rows(path: Path) -> list[dict]:
     except Exception as error:  # unreadable, not UTF-8, not parquet (pyarrow's ArrowInvalid)
         raise BenchmarkError(f"benchmark {path} cannot be read ({_first_line(error)}); check the file") from None
     try:
-        if path.suffix == ".jsonl":
-            return _json_lines(content)
         try:
             data = json.loads(content)
         except json.JSONDecodeError:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sage_dspy.errors import SageError
+from sage_dspy.jsonl import read_jsonl, torn_tail
 from sage_dspy.runs.folder import RECORDS_FILE, SETTINGS_FILE, TRACKING_FILE
 
 SUMMARY_FILE = "summary.json"
@@ -75,10 +76,9 @@ def read_runs(folders: list[Path]) -> tuple[list[Run], list[dict]]:
 def _read_lines(path: Path) -> tuple[list[dict], bool]:
     """Whole lines only, and whether a torn last line (a writer still appending, or killed) was left out.
     Read-only: unlike RunFolder, exporting never repairs a run folder."""
-    data = path.read_bytes()
-    whole = data[:data.rfind(b"\n") + 1]
-    records = [json.loads(line) for line in whole.decode("utf-8").splitlines() if line.strip()]
-    return records, len(whole) != len(data)
+    records = read_jsonl(path, label="run records", whole_lines_only=True,
+                         fix=f"re-run `sage generate --out {path.parent} --fresh` to write it anew")
+    return records, torn_tail(path) > 0
 
 
 def _read_json(path: Path) -> dict | None:

@@ -9,11 +9,12 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from sage_dspy.jsonl import read_jsonl
 from sage_dspy.method.feedback import MIN_KEPT_SEARCHES
 from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.runs.generate import generate
 from sage_dspy.runs.summary import summarize
-from sage_dspy.runs.folder import run_settings
+from sage_dspy.runs.folder import RECORDS_FILE, run_settings
 
 DEFAULT_RECIPES = ("generator_only", "resample", "sage")
 def as_of_round(record: dict, rounds: int) -> dict:
@@ -59,8 +60,8 @@ def _finished(folder: Path) -> bool:
 
 
 def read_records(folder: Path) -> list[dict]:
-    return [json.loads(line) for line in (folder / "records.jsonl").read_text(encoding="utf-8").splitlines()
-            if line.strip()]
+    return read_jsonl(folder / RECORDS_FILE, label="run records",
+                      fix=f"re-run `sage generate --out {folder} --fresh` to write it anew")
 
 
 def evaluate_recipes(base: GenerateConfig, recipes: tuple[str, ...], runs_root: Path, *, passages=None,

@@ -5,13 +5,22 @@ flushed and synced at once. Re-running the same command reads what is there (a t
 cut off), skips the seeds already done, and appends the rest. Other settings in the same folder are refused:
 two runs must never mix in one file. At the end of a run, records.jsonl is rewritten in seed order beside
 dataset.jsonl (the kept pairs).
+
+One process writes a folder at a time: it holds an OS lock (flock) on `.lock` for the whole run, which the
+kernel drops when the process dies, so a killed run never blocks the next. A folder that is neither empty nor
+a run of ours (the user's own files) is refused before anything in it is touched.
 """
 
+import contextlib
+import errno
+import fcntl
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from sage_dspy.errors import SageError
+from sage_dspy.jsonl import iter_jsonl, torn_tail
 from sage_dspy.method.feedback import is_service_error
 from sage_dspy.method.loop import ServiceUnavailable
 from sage_dspy.runs.records import dataset_row
@@ -23,8 +32,56 @@ TRACKING_FILE = "mlflow.json"  # the MLflow run id of a tracked run, written aft
 NOT_RUN_SETTINGS = ("out_dir", "index_root")
 
 
+LOCK_FILE = ".lock"  # flock'ed by the one process writing the folder; holds its pid for the message of a second
+
+
 class RunMismatchError(SageError, ValueError):
     """The output folder holds a run made with other settings."""
+
+
+class RunFolderError(SageError, ValueError):
+    """An output folder that cannot hold this run: a file, read-only, not a run, in use, corrupt, or full."""
+
+
+def check_out_folder(folder: Path) -> None:
+    """Refuse, before any work, an --out that cannot become a run folder: a file, under a file, read-only, or
+    a folder of other files. Nothing is created or changed."""
+    folder = Path(folder)
+    existing = next(p for p in (folder, *folder.parents) if p.exists())  # "." or "/" at the latest
+    if existing.exists() and not existing.is_dir():
+        where = "is a file" if existing == folder else f"is under the file {existing}"
+        raise RunFolderError(f"--out {folder} {where}; pass a folder (new or a run of `sage generate`)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunFolderError(f"--out {folder} cannot be written ({existing} is read-only); pass a folder you can "
+                             "write to")
+    if existing == folder and not _empty_or_ours(folder):
+        raise RunFolderError(f"--out {folder} holds files that are not a sage run (no {SETTINGS_FILE}); nothing "
+                             "was touched: pass an empty or new folder")
+
+
+def _empty_or_ours(folder: Path) -> bool:
+    """A run of ours has config.json; a folder is empty enough with only our lock and an empty records file
+    (what a run killed before writing its settings leaves)."""
+    if (folder / SETTINGS_FILE).is_file():
+        return True
+    for entry in folder.iterdir():
+        if entry.name == LOCK_FILE or (entry.name == RECORDS_FILE and entry.is_file() and
+                                       entry.stat().st_size == 0):
+            continue
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def disk_full_as_one_line(path: Path) -> Iterator[None]:
+    """ENOSPC while writing `path` becomes one line: what is on disk already stays, and a re-run resumes."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        raise RunFolderError(f"no space left on the device while writing {path}; the seeds finished so far are "
+                             "saved: free some space, then re-run the same command to resume") from None
 
 
 def run_settings(settings: dict) -> dict:
@@ -45,6 +102,27 @@ class RunFolder:
         self.folder, self.settings, self.fresh = Path(folder), settings, fresh
         self.records_path = self.folder / RECORDS_FILE
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator["RunFolder"]:
+        """Hold the folder's lock for the block: a second writer (even with --fresh) is refused with one line
+        naming the process that holds it. The kernel releases it when this process ends, however it ends."""
+        check_out_folder(self.folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with (self.folder / LOCK_FILE).open("a+", encoding="utf-8") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip() or "unknown"
+                raise RunFolderError(f"--out {self.folder} is being written by another sage process (pid {holder}); "
+                                     "wait for it to finish or stop it, or pass another --out") from None
+            lock.seek(0)
+            lock.truncate()
+            lock.write(f"{os.getpid()}\n")
+            lock.flush()
+            check_out_folder(self.folder)  # as it is now that no one else can change it
+            yield self
+
     def open(self) -> list[dict]:
         """Prepare the folder and return the records of seeds already finished (none for a new run)."""
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -53,28 +131,47 @@ class RunFolder:
             self.records_path.write_text("", encoding="utf-8")
             (self.folder / TRACKING_FILE).unlink(missing_ok=True)  # it named the MLflow run of other records
         elif settings_file.exists():
-            saved = json.loads(settings_file.read_text(encoding="utf-8"))
+            saved = self._saved_settings(settings_file)
             changed = sorted(key for key in set(run_settings(saved)) | set(run_settings(self.settings))
                              if saved.get(key) != self.settings.get(key))
             if changed:
                 raise RunMismatchError(
                     f"{self.folder} holds a run with other settings ({', '.join(changed)}); resume it with the "
                     "same command, pass another --out, or --fresh to start over")
-        settings_file.write_text(json.dumps(self.settings, indent=2), encoding="utf-8")
-        return self._finished_records()
+        finished = self._finished_records()  # a corrupt line is refused before anything is rewritten
+        with disk_full_as_one_line(settings_file):
+            settings_file.write_text(json.dumps(self.settings, indent=2), encoding="utf-8")
+        return finished
+
+    def _saved_settings(self, settings_file: Path) -> dict:
+        try:
+            saved = json.loads(settings_file.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            saved = error
+        if not isinstance(saved, dict):
+            raise RunFolderError(f"{settings_file} is corrupt (not a JSON object of settings); pass --fresh to start "
+                                 "the run over (its records are discarded), or another --out")
+        return saved
 
     def _finished_records(self) -> list[dict]:
-        """Whole lines only: a kill during a write leaves a torn last line, which is cut off here."""
-        data = self.records_path.read_bytes()
-        whole = data[:data.rfind(b"\n") + 1]
-        if len(whole) != len(data):
+        """Whole lines only: a kill during a write leaves a torn last line, which is cut off here. Any other bad
+        line is refused with its number and the two ways out."""
+        torn = torn_tail(self.records_path)
+        if torn:
             with self.records_path.open("r+b") as handle:
-                handle.truncate(len(whole))
-        return [json.loads(line) for line in whole.decode("utf-8").splitlines() if line.strip()]
+                handle.truncate(self.records_path.stat().st_size - torn)
+        recover = "to recover, delete that line (its seed runs again) or pass --fresh to start over"
+        records = []
+        for number, record in enumerate(iter_jsonl(self.records_path, label="run records", fix=recover), start=1):
+            if not isinstance(record.get("seed_id"), str) or "target" not in record:
+                raise RunFolderError(f"run records {self.records_path}: line {number} is not a seed's record (no "
+                                     f"seed_id or target); {recover}")
+            records.append(record)
+        return records
 
     def append(self, record: dict) -> None:
         """One finished seed, on disk before the next one starts."""
-        with self.records_path.open("a", encoding="utf-8") as sink:
+        with disk_full_as_one_line(self.records_path), self.records_path.open("a", encoding="utf-8") as sink:
             sink.write(json.dumps(record, ensure_ascii=False) + "\n")
             sink.flush()
             os.fsync(sink.fileno())
@@ -108,14 +205,19 @@ def rewrite_records(records_path: Path, dataset_path: Path, decided: list[dict])
             offset += len(line)
         records_partial = records_path.with_suffix(records_path.suffix + ".partial")
         dataset_partial = dataset_path.with_suffix(dataset_path.suffix + ".partial")
-        with records_partial.open("w", encoding="utf-8") as records_out, \
-                dataset_partial.open("w", encoding="utf-8") as dataset_out:
-            for verdict in decided:
-                source.seek(offsets[record_key(verdict)])
-                record = json.loads(source.readline())
-                record.update(kept=verdict["kept"], drop_reason=verdict["drop_reason"])
-                records_out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                if record["kept"]:
-                    dataset_out.write(json.dumps(dataset_row(record), ensure_ascii=False) + "\n")
+        try:
+            with disk_full_as_one_line(records_path.parent), records_partial.open("w", encoding="utf-8") as \
+                    records_out, dataset_partial.open("w", encoding="utf-8") as dataset_out:
+                for verdict in decided:
+                    source.seek(offsets[record_key(verdict)])
+                    record = json.loads(source.readline())
+                    record.update(kept=verdict["kept"], drop_reason=verdict["drop_reason"])
+                    records_out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    if record["kept"]:
+                        dataset_out.write(json.dumps(dataset_row(record), ensure_ascii=False) + "\n")
+        except BaseException:
+            records_partial.unlink(missing_ok=True)  # the records appended so far stay as they were
+            dataset_partial.unlink(missing_ok=True)
+            raise
     records_partial.replace(records_path)  # write beside, then rename: a crash leaves the previous files whole
     dataset_partial.replace(dataset_path)

@@ -6,16 +6,18 @@ budget.py (calls and cost), scheduler.py (seeds on threads), records.py and summ
 """
 
 import json
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
+from sage_dspy.jsonl import read_jsonl
 from sage_dspy.lm.pricing import Price, price_table, require_prices
 from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.runs.budget import CallBudget
 from sage_dspy.runs.config import GenerateConfig
-from sage_dspy.runs.folder import RunFolder, done_records, record_key, rewrite_records
+from sage_dspy.runs.folder import RunFolder, disk_full_as_one_line, done_records, record_key, rewrite_records
 from sage_dspy.runs.preflight import check_lms
 from sage_dspy.runs.program import build_program
 from sage_dspy.runs.records import mark_kept, slim_record
@@ -37,15 +39,21 @@ class GenerateResult:
     def records(self) -> list[dict]:
         """Every seed's record in seed order, read back from records.jsonl when first asked for: `generate`
         keeps only what its summary needs, so a long run's memory stays flat."""
-        with self.records_path.open(encoding="utf-8") as lines:
-            return [json.loads(line) for line in lines if line.strip()]
+        return read_jsonl(self.records_path, label="run records")
 
 
-def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None = None,
-             program_folder: Path | None = None, passages: list[Passage] | None = None,
-             fresh: bool = False, workers: int = 1, max_calls: int | None = None,
-             parallel_attempts: bool = False, max_cost: float | None = None,
-             prices: dict[str, Price] | None = None) -> GenerateResult:
+def generate(config: GenerateConfig, *, fresh: bool = False, **options) -> GenerateResult:
+    """`_generate` (which see) holding the run folder's lock throughout: one writer per folder."""
+    run = RunFolder(config.out_dir, config.to_dict(), fresh=fresh)
+    with run.locked():
+        return _generate(config, run, **options)
+
+
+def _generate(config: GenerateConfig, run: RunFolder, *, on_record: Callable[[dict], None] | None = None,
+              program_folder: Path | None = None, passages: list[Passage] | None = None,
+              workers: int = 1, max_calls: int | None = None,
+              parallel_attempts: bool = False, max_cost: float | None = None,
+              prices: dict[str, Price] | None = None) -> GenerateResult:
     """Run every seed through the program, resuming a run of the same settings in `config.out_dir` (unless
     `fresh`); `passages` skips loading when the caller already has them. `workers` bounds the LM calls in
     flight; `parallel_attempts` runs each pair's K attempts at once (same records, less waiting).
@@ -61,8 +69,10 @@ def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None
     program = build_program(config, index, lms, program_folder, parallel_attempts)
     tasks = draw_seeds(list(index.passages), config.seeds, (config.min_target, config.max_target),
                        config.random_seed)
+    if len(tasks) < config.seeds:  # one seed per passage: say so rather than quietly run fewer
+        warnings.warn(f"the corpus has {len(index.passages)} passage(s), so this run has {len(tasks)} seed(s), "
+                      f"not the {config.seeds} asked for; give a larger corpus for more")
 
-    run = RunFolder(config.out_dir, config.to_dict(), fresh=fresh)
     finished = run.open()
     done = done_records(finished)
     for task in tasks:
@@ -94,5 +104,6 @@ def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None
     summary["usage"] = usage_summary(records, {**in_use, **price_table(models_of(records), prices)})
     summary["corpus"] = {"source": config.corpus, "passages": len(passages),
                          "fingerprint": corpus_fingerprint(passages)}
-    (config.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    with disk_full_as_one_line(config.out_dir / "summary.json"):
+        (config.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return GenerateResult(summary, records_path, dataset_path)

@@ -34,7 +34,7 @@ def load_compiled_prompts(program, state_file: Path) -> None:
     """Load a compiled state (generator and reviser prompts; the search agent is frozen). A program needing
     prompts the state lacks is refused; prompts it has no place for (a sage reviser loaded into a baseline
     recipe) are ignored with a warning, so a compiled generator can run under any recipe."""
-    state = json.loads(state_file.read_text(encoding="utf-8"))
+    state = _read_state(state_file)
     needed = {name for name, _ in program.named_predictors()}
     missing, unused = needed - set(state), set(state) - needed - {"metadata"}
     if missing:
@@ -44,4 +44,21 @@ def load_compiled_prompts(program, state_file: Path) -> None:
     if unused:
         warnings.warn(f"this recipe has no place for the compiled prompts {sorted(unused)}; they are ignored",
                       stacklevel=2)
-    program.load(str(state_file))
+    try:
+        program.load(str(state_file))
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as error:  # DSPy's load_state on odd shapes
+        raise ProgramMismatchError(f"{state_file} is not a compiled program's state ({type(error).__name__}: "
+                                   f"{error}); re-run `sage compile` to write it again") from None
+
+
+def _read_state(state_file: Path) -> dict:
+    """The saved state, or one line saying why it is not one: truncated, not UTF-8, or not a JSON object."""
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ProgramMismatchError(f"{state_file} is not valid JSON ({error}); it may be truncated: re-run "
+                                   "`sage compile` to write it again") from None
+    if not isinstance(state, dict) or not all(isinstance(value, dict) for value in state.values()):
+        raise ProgramMismatchError(f"{state_file} is not a compiled program's state (a JSON object of predictor "
+                                   "states); re-run `sage compile` to write it again")
+    return state

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sage_dspy.environment import ARTIFACTS
+from sage_dspy.jsonl import iter_jsonl, JsonlError
 from sage_dspy.search.corpus import CorpusError
 from sage_dspy.method.feedback import verdict_for
 from sage_dspy.method.judge import AnswerJudge
@@ -44,26 +45,28 @@ def load_questions(path: Path, limit: int | None = None) -> list[Question]:
     if not path.is_file():
         raise CorpusError(f"questions file {path} does not exist; pass a JSONL file of questions with answers")
     questions = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise CorpusError(f"questions file {path}: line {number} is not valid JSON ({error.msg}); fix or remove "
-                              "that line") from None
-        answers = row.get("answers") or row.get("answer") or []
-        answers = [answers] if isinstance(answers, str) else list(answers)
-        answers += [a for a in row.get("answer_aliases", []) if a not in answers]
-        if not row.get("question") or not answers:
-            raise CorpusError(f"questions file {path}: line {number} needs 'question' and 'answer' or 'answers'")
-        questions.append(Question(str(row.get("id", row.get("idx", number))), row["question"],
-                                  tuple(str(a) for a in answers), int(row.get("hops") or 0)))
-        if limit and len(questions) >= limit:
-            break
+    try:
+        rows = iter_jsonl(path, label="questions file", shape_fix='write one {"question": ..., "answer": ...} per line')
+        for number, row in enumerate(rows, start=1):  # the number is the id of a question without one
+            questions.append(_question(path, number, row))
+            if limit and len(questions) >= limit:
+                break
+    except JsonlError as error:
+        raise CorpusError(str(error)) from None
     if not questions:
         raise CorpusError(f"questions file {path} holds no questions")
     return questions
+
+
+def _question(path: Path, number: int, row: dict) -> Question:
+    """One question of the file; `number` (its place) names it in errors."""
+    answers = row.get("answers") or row.get("answer") or []
+    answers = [answers] if isinstance(answers, str) else list(answers)
+    answers += [a for a in row.get("answer_aliases", []) if a not in answers]
+    if not row.get("question") or not answers:
+        raise CorpusError(f"questions file {path}: line {number} needs 'question' and 'answer' or 'answers'")
+    return Question(str(row.get("id", row.get("idx", number))), row["question"],
+                    tuple(str(a) for a in answers), int(row.get("hops") or 0))
 
 
 def solve_one(solver: Solver, judge: AnswerJudge, lms: RoleLMs, item: Question, k: int) -> dict:

@@ -9,11 +9,13 @@ import contextlib
 import json
 import re
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from sage_dspy.errors import SageError
+from sage_dspy.jsonl import decoding_problem, iter_jsonl, JsonlError
 from sage_dspy.search.passages import Passage, content_id
 
 BUNDLED_CORPUS = Path(__file__).parents[1] / "data" / "world.jsonl"
@@ -100,24 +102,19 @@ def _read_records(path: Path) -> Iterable[dict] | dict:
 def _read_jsonl(path: Path) -> Iterator[dict]:
     # Parsed with the stdlib, line by line, rather than with `datasets`: its JSON reader reports a
     # malformed file as a pyarrow error without the line number, and the user needs the line to fix it.
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise CorpusError(f"corpus file {path}: line {number} is not valid JSON "
-                                  f"({error.msg}: column {error.colno}); fix or remove that line") from None
-            if not isinstance(record, dict):
-                raise CorpusError(f"corpus file {path}: line {number} is not a JSON object; "
-                                  "write one record {\"title\": ..., \"text\": ...} per line")
-            yield record
+    try:
+        yield from iter_jsonl(path, label="corpus file",
+                              shape_fix='write one record {"title": ..., "text": ...} per line')
+    except JsonlError as error:
+        raise CorpusError(str(error)) from None
 
 
 def _read_json(path: Path) -> list[dict] | dict:
+    raw = path.read_bytes()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as error:
+        raise CorpusError(f"corpus file {path}: {decoding_problem(raw, error)}; re-save the file as UTF-8") from None
     except json.JSONDecodeError as error:
         raise CorpusError(f"corpus file {path} is not valid JSON ({error.msg}: line {error.lineno} "
                           f"column {error.colno}); fix the file") from None
@@ -175,12 +172,24 @@ def _quiet_datasets() -> Iterator[None]:
 def _read_folder(folder: Path) -> Iterator[_Raw]:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
     for file in files:
-        text = file.read_text(encoding="utf-8", errors="replace")
+        text = _read_text(file)
         heading = re.search(r"^# +(.+)$", text, flags=re.MULTILINE)
         if heading:
             yield _Raw(heading.group(1), text[:heading.start()] + text[heading.end():])
         else:
             yield _Raw(file.stem, text)
+
+
+def _read_text(file: Path) -> str:
+    """A text file as UTF-8; one in another encoding (latin-1, cp1252) is read with replacement characters, and
+    a note says so, since its passages then hold U+FFFD where the accents were."""
+    raw = file.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        warnings.warn(f"{file}: {decoding_problem(raw, error)}; read with replacement characters: re-save it as "
+                      "UTF-8 to keep its accents", stacklevel=2)
+        return raw.decode("utf-8", errors="replace")
 
 
 # ---------------------------------------------------------------------------------------------- layouts
