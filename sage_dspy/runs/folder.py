@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from sage_dspy.errors import SageError
+from sage_dspy.redact import redact
 from sage_dspy.method.feedback import is_service_error
 from sage_dspy.method.loop import ServiceUnavailable
 from sage_dspy.runs.records import dataset_row
@@ -73,9 +74,9 @@ class RunFolder:
         return [json.loads(line) for line in whole.decode("utf-8").splitlines() if line.strip()]
 
     def append(self, record: dict) -> None:
-        """One finished seed, on disk before the next one starts."""
+        """One finished seed, on disk before the next one starts; redacted, like everything a run writes."""
         with self.records_path.open("a", encoding="utf-8") as sink:
-            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sink.write(json.dumps(redact(record), ensure_ascii=False) + "\n")
             sink.flush()
             os.fsync(sink.fileno())
 

@@ -13,6 +13,7 @@ from typing import Callable
 
 from sage_dspy.lm.pricing import Price, price_table, require_prices
 from sage_dspy.lm.roles import RoleLMs
+from sage_dspy.redact import redact
 from sage_dspy.runs.budget import CallBudget
 from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.runs.folder import RunFolder, done_records, record_key, rewrite_records
@@ -94,5 +95,5 @@ def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None
     summary["usage"] = usage_summary(records, {**in_use, **price_table(models_of(records), prices)})
     summary["corpus"] = {"source": config.corpus, "passages": len(passages),
                          "fingerprint": corpus_fingerprint(passages)}
-    (config.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    (config.out_dir / "summary.json").write_text(json.dumps(redact(summary), indent=2), encoding="utf-8")
     return GenerateResult(summary, records_path, dataset_path)

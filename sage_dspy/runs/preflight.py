@@ -3,6 +3,7 @@
 from sage_dspy.errors import SageError
 from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.offline.engine import MODEL_NAME
+from sage_dspy.redact import error_text
 
 
 class LMUnreachableError(SageError, RuntimeError):
@@ -20,7 +21,6 @@ def check_lms(lms: RoleLMs) -> None:
         try:
             lm("Reply with the word ok.")
         except Exception as error:
-            reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
             raise LMUnreachableError(
-                f"the {role} LM {lm.model!r} did not answer ({type(error).__name__}: {reason}); check the model "
-                "name, --api-base, and the provider's API key variable") from None
+                f"the {role} LM {lm.model!r} did not answer ({error_text(error, 240, first_line=True)}); check "
+                "the model name, --api-base, and the provider's API key variable") from None
