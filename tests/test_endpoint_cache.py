@@ -1,0 +1,111 @@
+"""The endpoint is part of DSPy's response-cache key, the preflight always reaches the endpoint, and a resumed
+run notices a changed endpoint (issue #10, defect 2).
+
+Two loopback servers serve the same model name with different answers: a clean one (the offline LM's replies)
+and one whose every reply is the refusal text with no field markers (`nomarkers`)."""
+
+import json
+import socket
+from contextlib import ExitStack, contextmanager
+
+import dspy
+import pytest
+
+from cli_helpers import assert_one_line_error, invoke
+from sage_dspy.lm.endpoint import fingerprint
+from sage_dspy.lm.roles import RoleLMs, build_lm
+from sage_dspy.offline.http import NO_MARKERS_TEXT, ServerConfig
+from sage_dspy.runs.preflight import LMUnreachableError, check_lms
+from server_fixture import in_process_server
+
+MODEL = "openai/sage-offline"
+
+
+@pytest.fixture(scope="module")
+def two_servers():
+    """(clean, refusing): the same model name, different answers."""
+    with ExitStack() as stack:
+        yield (stack.enter_context(in_process_server(ServerConfig(idle_exit=120))),
+               stack.enter_context(in_process_server(ServerConfig(fault_rate=1.0, faults=("nomarkers",),
+                                                                  idle_exit=120))))
+
+
+@pytest.fixture
+def cache_on(tmp_path, monkeypatch):
+    """DSPy's cache as a real run has it (memory and disk, here in tmp_path); the suite's no-cache after."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-secret")
+    dspy.configure_cache(enable_disk_cache=True, enable_memory_cache=True, disk_cache_dir=str(tmp_path / "cache"))
+    yield
+    dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
+
+
+def api_base(server) -> str:
+    return f"http://127.0.0.1:{server.server_address[1]}/v1"
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def reply(lm, prompt: str) -> str:
+    return lm(messages=[{"role": "user", "content": prompt}])[0]
+
+
+def test_one_model_at_two_endpoints_gets_two_cache_entries(two_servers, cache_on):
+    clean, refusing = two_servers
+    first = build_lm(MODEL, "judge", api_base=api_base(clean), num_retries=0)
+    second = build_lm(MODEL, "judge", api_base=api_base(refusing), num_retries=0)
+    prompt = "[[ ## question ## ]]\nWho designed Harbor Bridge?"
+    before = refusing.stats.completions
+    assert reply(first, prompt) != NO_MARKERS_TEXT
+    assert reply(second, prompt) == NO_MARKERS_TEXT  # from the second server, not the first one's cache entry
+    assert refusing.stats.completions == before + 1
+    served = clean.stats.completions
+    assert reply(build_lm(MODEL, "judge", api_base=api_base(clean) + "/"), prompt) != NO_MARKERS_TEXT
+    assert clean.stats.completions == served  # the same endpoint, spelt otherwise: still one entry
+
+
+def test_the_preflight_reaches_the_endpoint_even_when_the_reply_is_cached(two_servers, cache_on):
+    clean, _ = two_servers
+    lm = build_lm(MODEL, "generator", api_base=api_base(clean), num_retries=0)
+    check_lms(RoleLMs({"generator": lm}))
+    served = clean.stats.completions
+    check_lms(RoleLMs({"generator": lm}))
+    assert clean.stats.completions == served + 1
+
+
+def generate_over(server_or_base, out, *extra):
+    base = server_or_base if isinstance(server_or_base, str) else api_base(server_or_base)
+    return invoke("generate", "--seeds", "2", "--lm", MODEL, "--api-base", base, "--lm-retries", "0",
+                  "--no-track", "--out", out, *extra)
+
+
+def records_of(out) -> list[dict]:
+    return [json.loads(line) for line in (out / "records.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_a_dead_endpoint_after_a_live_run_fails_the_preflight_in_one_line(two_servers, cache_on, workdir):
+    clean, _ = two_servers
+    assert generate_over(clean, workdir / "live").exit_code == 0
+    result = generate_over(f"http://127.0.0.1:{closed_port()}/v1", workdir / "dead")
+    assert_one_line_error(result, "did not answer")
+
+
+def test_answers_cached_from_one_endpoint_are_not_served_for_another(two_servers, cache_on, workdir):
+    clean, refusing = two_servers
+    assert generate_over(clean, workdir / "a").exit_code == 0
+    before = refusing.stats.completions
+    generate_over(refusing, workdir / "b")
+    assert refusing.stats.completions > before + 1  # the preflight and the seeds' calls reached it
+    assert all(record["error"] for record in records_of(workdir / "b"))  # its refusals, not the clean answers
+    assert not any(record["error"] for record in records_of(workdir / "a"))
+
+
+def test_a_fingerprint_names_the_server_not_its_credentials():
+    assert fingerprint("http://127.0.0.1:8000/v1") == fingerprint("HTTP://127.0.0.1:8000/v1/")
+    assert fingerprint("http://127.0.0.1:8000/v1?api_key=x") == fingerprint("http://127.0.0.1:8000/v1")
+    assert fingerprint("http://127.0.0.1:80/v1") == fingerprint("http://127.0.0.1/v1")
+    assert fingerprint("http://127.0.0.1:8000/v1") != fingerprint("http://127.0.0.1:8001/v1")
+    assert fingerprint("http://127.0.0.1:8000/v1") != fingerprint("http://127.0.0.1:8000/v2")
