@@ -1,5 +1,5 @@
 """The endpoint is part of DSPy's response-cache key, the preflight always reaches the endpoint, and a resumed
-run notices a changed endpoint (issue #10, defect 2).
+run notices a changed endpoint and retries its failed seeds (issue #10, defects 2 and 4).
 
 Two loopback servers serve the same model name with different answers: a clean one (the offline LM's replies)
 and one whose every reply is the refusal text with no field markers (`nomarkers`)."""
@@ -15,6 +15,7 @@ from cli_helpers import assert_one_line_error, invoke
 from sage_dspy.lm.endpoint import fingerprint
 from sage_dspy.lm.roles import RoleLMs, build_lm
 from sage_dspy.offline.http import NO_MARKERS_TEXT, ServerConfig
+from sage_dspy.runs.folder import done_records, retried_on_resume
 from sage_dspy.runs.preflight import LMUnreachableError, check_lms
 from server_fixture import in_process_server
 
@@ -101,6 +102,42 @@ def test_answers_cached_from_one_endpoint_are_not_served_for_another(two_servers
     assert refusing.stats.completions > before + 1  # the preflight and the seeds' calls reached it
     assert all(record["error"] for record in records_of(workdir / "b"))  # its refusals, not the clean answers
     assert not any(record["error"] for record in records_of(workdir / "a"))
+
+
+def test_fixing_the_endpoint_retries_the_seeds_it_failed(two_servers, cache_on, workdir):
+    clean, refusing = two_servers
+    out = workdir / "run"
+    generate_over(refusing, out)
+    failed = records_of(out)
+    assert failed and all(r["error"] and not r["error"].startswith("LM") for r in failed)  # not service faults
+    settings = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    assert settings["endpoints"]["generator"] == fingerprint(api_base(refusing))
+    assert str(refusing.server_address[1]) not in json.dumps(settings)  # a fingerprint, not the URL
+
+    again = generate_over(refusing, out)  # the same endpoint: the same replies, kept (the cache would serve them)
+    assert [r["error"] for r in records_of(out)] == [r["error"] for r in failed]
+    assert again.exit_code in (0, 1) and "other settings" not in again.output
+
+    fixed = generate_over(clean, out)
+    assert fixed.exit_code == 0, fixed.output
+    assert not any(record["error"] for record in records_of(out))
+    assert json.loads((out / "config.json").read_text(encoding="utf-8"))["endpoints"]["generator"] == \
+        fingerprint(api_base(clean))
+
+
+@pytest.mark.parametrize("record, same_endpoint, changed_endpoint", [
+    ({"error": "LMRateLimitError: 429"}, True, True),
+    ({"error": "LMProviderError: the reply is not JSON"}, True, True),  # a malformed reply
+    ({"error": "LMNotFoundError: HTTP 404"}, False, True),
+    ({"error": "AdapterParseError: no fields"}, False, True),
+    ({"error": "", "rounds": [{"attempts": [{"error": "LMNotFoundError: HTTP 404"}]}]}, False, True),
+    ({"error": "", "rounds": [{"attempts": [{"error": ""}]}]}, False, False),
+])
+def test_which_failures_a_re_run_retries(record, same_endpoint, changed_endpoint):
+    assert retried_on_resume(record, endpoint_changed=False) is same_endpoint
+    assert retried_on_resume(record, endpoint_changed=True) is changed_endpoint
+    keyed = {"seed_id": "p", "target": 2, "answer_type": "entity", **record}
+    assert (done_records([keyed], endpoint_changed=True) == {}) is changed_endpoint
 
 
 def test_a_fingerprint_names_the_server_not_its_credentials():

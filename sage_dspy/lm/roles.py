@@ -13,7 +13,7 @@ from dspy.utils.exceptions import LMConfigurationError
 
 from sage_dspy.lm.adapter import adapter_settings
 from sage_dspy.lm.bounds import apply_memory_bounds
-from sage_dspy.lm.endpoint import check_api_base
+from sage_dspy.lm.endpoint import check_api_base, lm_fingerprint
 from sage_dspy.lm.inflight import SageLM, current_lane
 from sage_dspy.offline.engine import MODEL_NAME, AsyncOfflineEngine, OfflineEngine
 from sage_dspy.lm.usage import acting_as
@@ -119,6 +119,10 @@ class RoleLMs:
             lm = self.lanes[role][current_lane() % len(self.lanes[role])]
         with acting_as(role), dspy.context(**({"lm": lm} if lm is not None else {}), **adapter_settings()):
             yield
+
+    def endpoints(self) -> dict[str, str]:
+        """Per role with a real LM, the fingerprint of the endpoint its requests reach (never the URL)."""
+        return {role: lm_fingerprint(lm) for role, lm in self.lms.items() if lm.model != MODEL_NAME}
 
     def ids(self) -> dict[str, str]:
         """Model name per role, for records and MLflow (never the key or the endpoint)."""

@@ -16,7 +16,7 @@ from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.redact import redact
 from sage_dspy.runs.budget import CallBudget
 from sage_dspy.runs.config import GenerateConfig
-from sage_dspy.runs.folder import RunFolder, done_records, record_key, rewrite_records
+from sage_dspy.runs.folder import ENDPOINTS_SETTING, RunFolder, done_records, record_key, rewrite_records
 from sage_dspy.runs.preflight import check_lms
 from sage_dspy.runs.program import build_program
 from sage_dspy.runs.records import mark_kept, slim_record
@@ -63,9 +63,12 @@ def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None
     tasks = draw_seeds(list(index.passages), config.seeds, (config.min_target, config.max_target),
                        config.random_seed)
 
-    run = RunFolder(config.out_dir, config.to_dict(), fresh=fresh)
+    settings = config.to_dict()
+    if lms.endpoints():  # runs on the offline LM read as before
+        settings[ENDPOINTS_SETTING] = lms.endpoints()
+    run = RunFolder(config.out_dir, settings, fresh=fresh)
     finished = run.open()
-    done = done_records(finished)
+    done = done_records(finished, endpoint_changed=run.endpoint_changed)
     for task in tasks:
         if on_record and key_of(task) in done:
             on_record(done[key_of(task)])  # resumed seeds count as progress too
