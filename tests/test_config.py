@@ -196,7 +196,7 @@ def test_cli_options_environment_and_file_reach_the_run_config(workdir, monkeypa
 def test_per_role_settings_reach_config_json_without_the_endpoint(workdir):
     """Settings per role are part of the run's settings (a change is a different run); an endpoint, which may
     carry credentials, is only said to be set. The offline LM ignores them all."""
-    path = write(workdir, '[lm.judge]\ntemperature = 0.1\napi_base = "http://user:secret@10.0.0.1/v1"\n')
+    path = write(workdir, '[lm.judge]\ntemperature = 0.1\napi_base = "http://10.0.0.1/v1?api_key=secret"\n')
     result = invoke("generate", "--config", path, "--seeds", "1", "--k", "1", "--rounds", "0", "--out", "run",
                     "--no-track")
     assert result.exit_code == 0, result.output

@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 
 from sage_dspy.cli.printing import err
 from sage_dspy.errors import SageError
+from sage_dspy.redact import redact_text
 from sage_dspy.lm.settings import Layer, LMSettings, load_settings
 from sage_dspy.method.loop import PROTOCOLS
 from sage_dspy.programs import RECIPES
@@ -18,7 +19,7 @@ from sage_dspy.programs import RECIPES
 
 def fail(message: str) -> NoReturn:
     """Bad input: one line on stderr naming the problem and the fix, exit code 2, no traceback."""
-    err.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)  # "[lm]" is no markup
+    err.print(f"[red]error:[/red] {escape(redact_text(message))}", highlight=False, soft_wrap=True)  # "[lm]": no markup
     raise typer.Exit(code=2)
 
 

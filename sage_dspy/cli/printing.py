@@ -9,6 +9,7 @@ from rich.table import Table
 
 from sage_dspy.dataset.decontaminate import CHECKS, Report
 from sage_dspy.runs.evaluate_report import HEADERS, cells, rows, target_rows
+from sage_dspy.redact import redact_text
 
 out = Console()
 err = Console(stderr=True)  # progress, notes and errors, so stdout holds only results
@@ -28,7 +29,7 @@ def status(text: str) -> None:
 
 def notes(messages: list[str]) -> None:
     for message in messages:
-        err.print(f"note: {message}", highlight=False, soft_wrap=True)
+        err.print(f"note: {redact_text(message)}", highlight=False, soft_wrap=True)
 
 
 def interrupted(saved: int, seeds: int, out_dir, resume_command: str) -> None:

@@ -16,6 +16,7 @@ from contextvars import ContextVar
 
 import dspy
 
+from sage_dspy.lm.cache_key import key_cache_by_endpoint
 from sage_dspy.lm.usage import count_call
 
 _slots: ContextVar[threading.BoundedSemaphore | None] = ContextVar("sage_call_slots", default=None)
@@ -66,9 +67,15 @@ def _check_stop() -> None:
         raise AttemptStopped("stopped: an earlier attempt already settled the verdict")
 
 
+key_cache_by_endpoint()
+
+
 class SageLM(dspy.LM):
     """dspy.LM that takes a slot before each call, honours a stop request and counts the calls it makes
-    (`usage.count_call`); otherwise exactly dspy.LM. A stopped call is never counted as made."""
+    (`usage.count_call`); its cached responses are keyed by endpoint too (`cache_key`); otherwise exactly
+    dspy.LM. A stopped call is never counted as made."""
+
+    keys_cache_by_endpoint = True
 
     def __call__(self, *args, **kwargs):
         slots = _slots.get()

@@ -13,10 +13,12 @@ from dspy.utils.exceptions import LMConfigurationError
 
 from sage_dspy.lm.adapter import adapter_settings
 from sage_dspy.lm.bounds import apply_memory_bounds
+from sage_dspy.lm.endpoint import check_api_base, lm_fingerprint
 from sage_dspy.lm.inflight import SageLM, current_lane
 from sage_dspy.offline.engine import MODEL_NAME, AsyncOfflineEngine, OfflineEngine
 from sage_dspy.lm.usage import acting_as
 from sage_dspy.errors import SageError
+from sage_dspy.redact import redact_text
 
 ROLES = ("generator", "solver", "judge", "reviser")
 ALL_ROLES = (*ROLES, "reflection")  # reflection: GEPA's LM in `sage compile`
@@ -54,6 +56,8 @@ def build_lm(spec: str, role: str, *, api_base: str | None = None, max_tokens: i
         raise LMConfigError(
             f"unknown LM {spec!r}: use 'offline' or a provider/model string such as openai/gpt-4o-mini "
             "or ollama_chat/llama3.1")
+    if api_base is not None:
+        check_api_base(api_base)
     if temperature is None:
         temperature = DEFAULT_TEMPERATURES.get(role, 0.0)
     settings = {"temperature": temperature, "api_base": api_base, "max_tokens": max_tokens,
@@ -61,7 +65,7 @@ def build_lm(spec: str, role: str, *, api_base: str | None = None, max_tokens: i
     try:
         return SageLM(spec, **{name: value for name, value in settings.items() if value is not None})
     except (ValueError, LMConfigurationError) as error:  # e.g. reasoning models refuse temperature 0
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = redact_text(str(error)).splitlines()[0] if str(error) else type(error).__name__
         raise LMConfigError(f"the {role} LM {spec!r} refused its settings: {reason}") from None
 
 
@@ -115,6 +119,10 @@ class RoleLMs:
             lm = self.lanes[role][current_lane() % len(self.lanes[role])]
         with acting_as(role), dspy.context(**({"lm": lm} if lm is not None else {}), **adapter_settings()):
             yield
+
+    def endpoints(self) -> dict[str, str]:
+        """Per role with a real LM, the fingerprint of the endpoint its requests reach (never the URL)."""
+        return {role: lm_fingerprint(lm) for role, lm in self.lms.items() if lm.model != MODEL_NAME}
 
     def ids(self) -> dict[str, str]:
         """Model name per role, for records and MLflow (never the key or the endpoint)."""

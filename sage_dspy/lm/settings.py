@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from sage_dspy.lm.endpoint import check_api_base
 from sage_dspy.lm.roles import ALL_ROLES, OFFLINE, LMConfigError
 from sage_dspy.lm.pricing import Price
 
@@ -196,7 +197,7 @@ def from_environment(environ: Mapping[str, str]) -> Layer:
 def _from_text(name: str, key: str, text: str):
     text = text.strip()
     if key in ("model", "api_base"):
-        return text
+        return _value(name, key, text)
     try:
         value = float(text) if key in ("temperature", "timeout") else int(text)
     except ValueError:
@@ -212,6 +213,8 @@ def _value(where: str, key: str, value):
     if key in ("model", "api_base"):
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{where} must be a non-empty string")
+        if key == "api_base":
+            check_api_base(value, where)
         return value.strip()
     if key == "temperature":
         return _number(where, value, low=0.0, high=2.0)

@@ -10,6 +10,7 @@ import dspy
 from sage_dspy.answers import normalize_answer
 from sage_dspy.method.feedback import Attempt
 from sage_dspy.method.signatures import JudgeAnswer
+from sage_dspy.redact import error_text
 
 
 class AnswerJudge(dspy.Module):
@@ -34,5 +35,5 @@ class AnswerJudge(dspy.Module):
             result = self(question=question, gold=gold, predicted=attempt.answer, aliases=aliases,
                           always_lm=always_lm)
         except Exception as error:  # a judge failure marks this attempt unjudged, it does not stop the loop
-            return replace(attempt, error=f"judge failed: {type(error).__name__}: {error}"[:300])
+            return replace(attempt, error=f"judge failed: {error_text(error)}"[:300])
         return replace(attempt, correct=result.correct, judged_by=result.method)

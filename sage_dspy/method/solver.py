@@ -3,6 +3,7 @@
 import dspy
 
 from sage_dspy.method.feedback import Attempt
+from sage_dspy.redact import error_text
 from sage_dspy.lm.react import ReAct
 from sage_dspy.search.tool import SearchTool
 from sage_dspy.method.signatures import AnswerWithSearch
@@ -44,6 +45,6 @@ class Solver(dspy.Module):
             with dspy.context(lm=rollout_lm(dspy.settings.lm, index)):
                 result = self(question=question)
         except Exception as error:  # an LM or parse failure costs this attempt, not the run
-            return Attempt("", 0, False, error=f"{type(error).__name__}: {error}"[:300])
+            return Attempt("", 0, False, error=error_text(error, 300))
         steps = steps_of(result.trajectory)
         return Attempt(str(result.answer).strip(), search_count(steps), False, steps)

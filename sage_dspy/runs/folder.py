@@ -21,6 +21,7 @@ from pathlib import Path
 
 from sage_dspy.errors import SageError
 from sage_dspy.jsonl import iter_jsonl, torn_tail
+from sage_dspy.redact import redact
 from sage_dspy.method.feedback import is_service_error
 from sage_dspy.method.loop import ServiceUnavailable
 from sage_dspy.runs.records import dataset_row
@@ -28,8 +29,10 @@ from sage_dspy.runs.records import dataset_row
 SETTINGS_FILE = "config.json"
 RECORDS_FILE = "records.jsonl"
 TRACKING_FILE = "mlflow.json"  # the MLflow run id of a tracked run, written after it by tracking.run_logging
-# Settings that do not change a run's records: where it is written and where indexes are cached.
-NOT_RUN_SETTINGS = ("out_dir", "index_root")
+ENDPOINTS_SETTING = "endpoints"  # {role: fingerprint of the endpoint its LM reached} (lm.endpoint), real LMs only
+# Settings that do not change a run's records: where it is written and where indexes are cached; and the
+# endpoints, which a user may fix between runs (a changed one retries the failed seeds: `retried_on_resume`).
+NOT_RUN_SETTINGS = ("out_dir", "index_root", ENDPOINTS_SETTING)
 
 
 LOCK_FILE = ".lock"  # flock'ed by the one process writing the folder; holds its pid for the message of a second
@@ -101,6 +104,7 @@ class RunFolder:
     def __init__(self, folder: Path, settings: dict, *, fresh: bool = False):
         self.folder, self.settings, self.fresh = Path(folder), settings, fresh
         self.records_path = self.folder / RECORDS_FILE
+        self.endpoint_changed = False  # set by open(): the resumed run reached its LMs elsewhere
 
     @contextlib.contextmanager
     def locked(self) -> Iterator["RunFolder"]:
@@ -138,6 +142,9 @@ class RunFolder:
                 raise RunMismatchError(
                     f"{self.folder} holds a run with other settings ({', '.join(changed)}); resume it with the "
                     "same command, pass another --out, or --fresh to start over")
+            # A folder from before endpoints were recorded cannot tell; it resumes as it always did.
+            self.endpoint_changed = ENDPOINTS_SETTING in saved and \
+                saved[ENDPOINTS_SETTING] != self.settings.get(ENDPOINTS_SETTING, {})
         finished = self._finished_records()  # a corrupt line is refused before anything is rewritten
         with disk_full_as_one_line(settings_file):
             settings_file.write_text(json.dumps(self.settings, indent=2), encoding="utf-8")
@@ -170,9 +177,9 @@ class RunFolder:
         return records
 
     def append(self, record: dict) -> None:
-        """One finished seed, on disk before the next one starts."""
+        """One finished seed, on disk before the next one starts; redacted, like everything a run writes."""
         with disk_full_as_one_line(self.records_path), self.records_path.open("a", encoding="utf-8") as sink:
-            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            sink.write(json.dumps(redact(record), ensure_ascii=False) + "\n")
             sink.flush()
             os.fsync(sink.fileno())
 
@@ -184,10 +191,24 @@ def failed_at_service(record: dict) -> bool:
     return is_service_error(error) or error.startswith(ServiceUnavailable.__name__)
 
 
-def done_records(finished: list[dict]) -> dict[str, dict]:
-    """The finished records a resumed run keeps, by record_key. A seed the LM service failed (after DSPy's
-    retries) is tried again; the cache serves its finished calls."""
-    return {record_key(r): r for r in finished if not failed_at_service(r)}
+def done_records(finished: list[dict], endpoint_changed: bool = False) -> dict[str, dict]:
+    """The finished records a resumed run keeps, by record_key (the others are tried again: `retried_on_resume`);
+    the cache serves their finished calls."""
+    return {record_key(r): r for r in finished if not retried_on_resume(r, endpoint_changed)}
+
+
+def retried_on_resume(record: dict, endpoint_changed: bool) -> bool:
+    """What a re-run tries again: a seed the LM service failed (rate limits, 5xx, timeouts, a malformed reply
+    such as a 200 that is not JSON: DSPy's LMProviderError), after DSPy's retries; and, when an LM's endpoint
+    changed since (`RunFolder.endpoint_changed`: the user fixed --api-base), every seed that failed in any way,
+    a failed attempt included (an HTTP 404 from a wrong path, a reply the adapter could not parse). Other
+    failures are kept: re-sent to the same endpoint, they would be answered alike (from the cache)."""
+    if failed_at_service(record):
+        return True
+    if not endpoint_changed:
+        return False
+    attempts = (attempt for past in record.get("rounds", []) for attempt in past.get("attempts", []))
+    return bool(record.get("error")) or any(attempt.get("error") for attempt in attempts)
 
 
 def rewrite_records(records_path: Path, dataset_path: Path, decided: list[dict]) -> None:

@@ -15,9 +15,11 @@ from typing import Callable
 from sage_dspy.jsonl import read_jsonl
 from sage_dspy.lm.pricing import Price, price_table, require_prices
 from sage_dspy.lm.roles import RoleLMs
+from sage_dspy.redact import redact
 from sage_dspy.runs.budget import CallBudget
 from sage_dspy.runs.config import GenerateConfig
-from sage_dspy.runs.folder import RunFolder, disk_full_as_one_line, done_records, record_key, rewrite_records
+from sage_dspy.runs.folder import (ENDPOINTS_SETTING, RunFolder, disk_full_as_one_line, done_records, record_key,
+                                     rewrite_records)
 from sage_dspy.runs.preflight import check_lms
 from sage_dspy.runs.program import build_program
 from sage_dspy.runs.records import mark_kept, slim_record
@@ -42,14 +44,18 @@ class GenerateResult:
         return read_jsonl(self.records_path, label="run records")
 
 
-def generate(config: GenerateConfig, *, fresh: bool = False, **options) -> GenerateResult:
-    """`_generate` (which see) holding the run folder's lock throughout: one writer per folder."""
+def generate(config: GenerateConfig, *, fresh: bool = False, workers: int = 1, **options) -> GenerateResult:
+    """`_generate` (which see) holding the run folder's lock throughout: one writer per folder. The LMs are
+    built first, so bad LM settings are refused before the folder is created."""
+    lms = RoleLMs.from_specs(config.lms, role_options=config.role_options, lanes=RoleLMs.lanes_for(workers),
+                             **config.lm_options)
     run = RunFolder(config.out_dir, config.to_dict(), fresh=fresh)
     with run.locked():
-        return _generate(config, run, **options)
+        return _generate(config, run, lms, workers=workers, **options)
 
 
-def _generate(config: GenerateConfig, run: RunFolder, *, on_record: Callable[[dict], None] | None = None,
+def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
+              on_record: Callable[[dict], None] | None = None,
               program_folder: Path | None = None, passages: list[Passage] | None = None,
               workers: int = 1, max_calls: int | None = None,
               parallel_attempts: bool = False, max_cost: float | None = None,
@@ -59,8 +65,6 @@ def _generate(config: GenerateConfig, run: RunFolder, *, on_record: Callable[[di
     flight; `parallel_attempts` runs each pair's K attempts at once (same records, less waiting).
     `max_calls` and `max_cost` (USD, at `prices` over the bundled price map) stop starting seeds once spent;
     a cost budget with a model of unknown price is refused before anything runs."""
-    lms = RoleLMs.from_specs(config.lms, role_options=config.role_options, lanes=RoleLMs.lanes_for(workers),
-                             **config.lm_options)
     in_use = price_table(lms.ids().values(), prices)
     if max_cost is not None:
         require_prices(lms.ids().values(), prices)
@@ -73,8 +77,10 @@ def _generate(config: GenerateConfig, run: RunFolder, *, on_record: Callable[[di
         warnings.warn(f"the corpus has {len(index.passages)} passage(s), so this run has {len(tasks)} seed(s), "
                       f"not the {config.seeds} asked for; give a larger corpus for more")
 
+    if lms.endpoints():  # runs on the offline LM read as before
+        run.settings[ENDPOINTS_SETTING] = lms.endpoints()
     finished = run.open()
-    done = done_records(finished)
+    done = done_records(finished, endpoint_changed=run.endpoint_changed)
     for task in tasks:
         if on_record and key_of(task) in done:
             on_record(done[key_of(task)])  # resumed seeds count as progress too
@@ -105,5 +111,5 @@ def _generate(config: GenerateConfig, run: RunFolder, *, on_record: Callable[[di
     summary["corpus"] = {"source": config.corpus, "passages": len(passages),
                          "fingerprint": corpus_fingerprint(passages)}
     with disk_full_as_one_line(config.out_dir / "summary.json"):
-        (config.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+        (config.out_dir / "summary.json").write_text(json.dumps(redact(summary), indent=2), encoding="utf-8")
     return GenerateResult(summary, records_path, dataset_path)

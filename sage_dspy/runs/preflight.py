@@ -1,8 +1,11 @@
-"""Before a run pays for anything: one tiny call per real LM, so a wrong endpoint or key is one clear line."""
+"""Before a run pays for anything: one tiny call per real LM, so a wrong endpoint or key is one clear line.
+The call bypasses DSPy's response cache: a cached reply from an earlier run proves nothing about the endpoint."""
 
 from sage_dspy.errors import SageError
+from sage_dspy.lm.endpoint import lm_fingerprint
 from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.offline.engine import MODEL_NAME
+from sage_dspy.redact import error_text
 
 
 class LMUnreachableError(SageError, RuntimeError):
@@ -14,13 +17,13 @@ def check_lms(lms: RoleLMs) -> None:
     clear line instead of turning every seed into a failure."""
     checked = set()
     for role, lm in lms.lms.items():
-        if lm.model == MODEL_NAME or lm.model in checked:
+        reached = (lm.model, lm_fingerprint(lm))  # one model at two endpoints is two checks
+        if lm.model == MODEL_NAME or reached in checked:
             continue
-        checked.add(lm.model)
+        checked.add(reached)
         try:
-            lm("Reply with the word ok.")
+            lm("Reply with the word ok.", cache=False)
         except Exception as error:
-            reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
             raise LMUnreachableError(
-                f"the {role} LM {lm.model!r} did not answer ({type(error).__name__}: {reason}); check the model "
-                "name, --api-base, and the provider's API key variable") from None
+                f"the {role} LM {lm.model!r} did not answer ({error_text(error, 240, first_line=True)}); check "
+                "the model name, --api-base, and the provider's API key variable") from None

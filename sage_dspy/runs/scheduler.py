@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from sage_dspy.lm.inflight import call_slots, in_lane
 from sage_dspy.lm.usage import counting_usage
+from sage_dspy.redact import error_text
 from sage_dspy.runs.budget import CallBudget
 from sage_dspy.runs.records import record_for
 from sage_dspy.runs.seeds import SeedTask
@@ -49,7 +50,7 @@ def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
         try:
             prediction = program(seed=task.passage, target_searches=task.target, answer_type=task.answer_type)
         except Exception as failure:
-            error = f"{type(failure).__name__}: {failure}"[:500]
+            error = error_text(failure, 500)
     record = record_for(task, prediction, lm_ids, error=error)
     record.update(spent, seconds=round(time.perf_counter() - started, 3))
     return record

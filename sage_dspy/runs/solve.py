@@ -19,6 +19,7 @@ from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.search.index import SearchIndex
 from sage_dspy.search.tool import SearchTool
 from sage_dspy.method.solver import Solver
+from sage_dspy.redact import redact
 
 
 @dataclass(frozen=True)
@@ -113,10 +114,10 @@ def solve(config: SolveConfig, passages, on_row=None) -> tuple[list[dict], dict]
         for item in questions:
             row = solve_one(solver, judge, lms, item, config.k)
             rows.append(row)
-            sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+            sink.write(json.dumps(redact(row), ensure_ascii=False) + "\n")
             if on_row:
                 on_row(row)
     summary = summarize_by_hops(rows)
-    (config.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    (config.out_dir / "summary.json").write_text(json.dumps(redact(summary), indent=2), encoding="utf-8")
     return rows, summary
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sage_dspy.tracking.store import TrackingError, one_line, warn_failed
-from sage_dspy.tracking.secrets import env_secrets, is_secret_key
+from sage_dspy.redact import env_secrets, is_secret_key
 
 
 def _blank_settings() -> dict[str, Any]:

@@ -13,6 +13,7 @@ from sage_dspy.tracking.prompts import register_prompts
 from sage_dspy.tracking.runs import tracked_run
 from sage_dspy.tracking.store import TrackingWarning
 from sage_dspy.runs.folder import TRACKING_FILE
+from sage_dspy.tracking.secrets import scrub_secrets
 
 
 def table_metrics(summary: dict) -> dict[str, float]:
@@ -89,7 +90,7 @@ def _note_run_id(path: Path, run_id: str) -> None:
     try:
         path.write_text(json.dumps({"run_id": run_id}), encoding="utf-8")
     except OSError as error:
-        warnings.warn(f"sage-dspy tracking: could not note the MLflow run id in {path}: {error}",
+        warnings.warn(scrub_secrets(f"sage-dspy tracking: could not note the MLflow run id in {path}: {error}"),
                       TrackingWarning, stacklevel=2)
 
 

@@ -35,14 +35,14 @@ class TrackingWarning(UserWarning):
 
 
 def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())[:300]
-    return scrub_secrets(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+    text = " ".join(scrub_secrets(str(exc)).split())[:300]  # scrubbed before the cut, which could halve a secret
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def warn_failed(action: str, exc: BaseException | None = None) -> None:
     detail = f": {one_line(exc)}" if exc is not None else ""
     # stacklevel 3: past this function and the helper that failed, at the line that called the helper
-    warnings.warn(f"sage-dspy tracking: could not {action}{detail}", TrackingWarning, stacklevel=3)
+    warnings.warn(scrub_secrets(f"sage-dspy tracking: could not {action}{detail}"), TrackingWarning, stacklevel=3)
 
 
 def configure_tracking(root: Path = ARTIFACTS, experiment: str = "sage-dspy") -> str:
