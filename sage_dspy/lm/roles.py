@@ -30,6 +30,14 @@ CONNECTIONS_PER_LM = 100
 DEFAULT_TEMPERATURES = {"generator": 1.0, "solver": 1.0, "judge": 0.0, "reviser": 1.0, "reflection": 1.0}
 
 
+FAILED_ROLE = "sage_failed_role"  # set on an exception that leaves RoleLMs.use: which role's call raised it
+
+
+def failed_role(error: BaseException) -> str:
+    """The role whose call raised `error` (the innermost `RoleLMs.use` it left), or "" outside any role."""
+    return getattr(error, FAILED_ROLE, "")
+
+
 class LMConfigError(SageError, ValueError):
     """A model string that cannot name an LM; the message says what to pass instead."""
 
@@ -113,8 +121,13 @@ class RoleLMs:
         lm = self.lms.get(role)
         if role in self.lanes:
             lm = self.lanes[role][current_lane() % len(self.lanes[role])]
-        with acting_as(role), dspy.context(**({"lm": lm} if lm is not None else {}), **adapter_settings()):
-            yield
+        try:
+            with acting_as(role), dspy.context(**({"lm": lm} if lm is not None else {}), **adapter_settings()):
+                yield
+        except Exception as error:
+            if not hasattr(error, FAILED_ROLE):  # the innermost role whose call failed
+                setattr(error, FAILED_ROLE, role)
+            raise
 
     def ids(self) -> dict[str, str]:
         """Model name per role, for records and MLflow (never the key or the endpoint)."""

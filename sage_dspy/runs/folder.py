@@ -12,8 +12,7 @@ import os
 from pathlib import Path
 
 from sage_dspy.errors import SageError
-from sage_dspy.method.feedback import is_service_error
-from sage_dspy.method.loop import ServiceUnavailable
+from sage_dspy.method.failures import JUDGE, is_service_kind, kind_of_entry
 from sage_dspy.runs.records import dataset_row
 
 SETTINGS_FILE = "config.json"
@@ -81,15 +80,25 @@ class RunFolder:
 
 
 def failed_at_service(record: dict) -> bool:
-    """The seed failed because the LM service did (rate limits, 5xx, timeouts after DSPy's retries), not
-    because of anything in the seed."""
-    error = record.get("error") or ""
-    return is_service_error(error) or error.startswith(ServiceUnavailable.__name__)
+    """The seed, or one of its attempts, failed because the LM service did (rate limits, 5xx, timeouts,
+    malformed replies, after the retries) or the judge could not rule, not because of anything in the seed. An
+    attempt lost that way leaves its round's Avg@K counted over fewer than K attempts, so the seed is redone."""
+    if record.get("error"):
+        return is_service_kind(kind_of_entry(record)[0])
+    return any(_attempt_failed_at_service(attempt)
+               for past in record.get("rounds", []) for attempt in past.get("attempts", []))
+
+
+def _attempt_failed_at_service(attempt: dict) -> bool:
+    if not attempt.get("error"):
+        return False
+    kind, failed_in = kind_of_entry(attempt)
+    return failed_in == JUDGE or is_service_kind(kind)
 
 
 def done_records(finished: list[dict]) -> dict[str, dict]:
-    """The finished records a resumed run keeps, by record_key. A seed the LM service failed (after DSPy's
-    retries) is tried again; the cache serves its finished calls."""
+    """The finished records a resumed run keeps, by record_key. A seed the LM service failed, wholly or in some
+    attempts, is tried again; the cache serves its finished calls."""
     return {record_key(r): r for r in finished if not failed_at_service(r)}
 
 
