@@ -50,11 +50,14 @@ def offline_lm() -> dspy.LM:
 
 def build_lm(spec: str, role: str, *, api_base: str | None = None, max_tokens: int | None = None,
              seed: int | None = None, timeout: float | None = None, num_retries: int | None = None,
-             temperature: float | None = None) -> dspy.LM:
+             temperature: float | None = None, parse_retries: int | None = None,
+             reply_retries: int | None = None) -> dspy.LM:
     """A role's LM. `temperature` defaults to the role's (DEFAULT_TEMPERATURES); `max_tokens` bounds one reply;
     `seed` makes each solver rollout send seed + k (distinct, reproducible samples, where the provider honours
     seeds); `timeout` bounds one request; DSPy retries 429/5xx/timeouts `num_retries` times with exponential
-    backoff (its default is 3). The offline LM ignores every setting."""
+    backoff (its default is 3); a malformed 2xx reply is retried `reply_retries` times and a reply the adapter
+    cannot parse `parse_retries` times as a fresh rollout (SageLM; both default to 2). The offline LM ignores
+    every setting."""
     spec = spec.strip()
     if spec == OFFLINE or spec == MODEL_NAME:
         return offline_lm()
@@ -65,7 +68,8 @@ def build_lm(spec: str, role: str, *, api_base: str | None = None, max_tokens: i
     if temperature is None:
         temperature = DEFAULT_TEMPERATURES.get(role, 0.0)
     settings = {"temperature": temperature, "api_base": api_base, "max_tokens": max_tokens,
-                "seed": seed, "timeout": timeout, "num_retries": num_retries}
+                "seed": seed, "timeout": timeout, "num_retries": num_retries, "parse_retries": parse_retries,
+                "reply_retries": reply_retries}
     try:
         return SageLM(spec, **{name: value for name, value in settings.items() if value is not None})
     except (ValueError, LMConfigurationError) as error:  # e.g. reasoning models refuse temperature 0
