@@ -26,7 +26,8 @@ The file (`--config sage.toml`, or SAGE_CONFIG):
     "openai/my-model" = { input = 0.15, output = 0.60 }
 
 The environment: SAGE_LM, SAGE_API_BASE, SAGE_MAX_TOKENS, SAGE_LM_SEED, SAGE_LM_TIMEOUT, SAGE_LM_RETRIES,
-SAGE_LM_PARSE_RETRIES, SAGE_LM_REPLY_RETRIES for every role, and SAGE_<ROLE>_LM, SAGE_<ROLE>_API_BASE, SAGE_<ROLE>_TEMPERATURE, SAGE_<ROLE>_MAX_TOKENS for one.
+SAGE_LM_PARSE_RETRIES, SAGE_LM_REPLY_RETRIES for every role, and SAGE_<ROLE>_LM, SAGE_<ROLE>_API_BASE,
+SAGE_<ROLE>_TEMPERATURE, SAGE_<ROLE>_MAX_TOKENS for one.
 """
 
 import math
