@@ -142,10 +142,12 @@ class ScriptedEngine:
     ["nothing", "still nothing"],  # both fail: AdapterParseError
 ])
 def test_a_whole_call_matches_dspy_including_the_json_fallback(replies):
+    """With no parse retries (ours ask again as a fresh rollout: tests/test_reply_faults.py), DSPy's call."""
     results = []
     for adapter in (ChatAdapter(), dspy.ChatAdapter()):
         engine = ScriptedEngine(replies)
         lm = dspy.LM("local/scripted", engine=engine, cache=False)
+        lm.parse_retries = 0
         with dspy.context(lm=lm, adapter=adapter):
             results.append((outcome(lambda q, _: dict(dspy.Predict(AnswerWithSearch)(question=q)), "Who?", None),
                             [(r.system, [m.text for m in r.messages]) for r in engine.requests]))

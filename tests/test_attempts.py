@@ -14,6 +14,8 @@ from sage_dspy.method.feedback import Attempt, settles_too_easy, verdict_for
 from sage_dspy.lm.inflight import AttemptStopped, SageLM, call_slots, in_lane, stoppable
 from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.method.failures import error_kind, legacy_kind_from_message
+from sage_dspy.method.loop import ServiceUnavailable
 from sage_dspy.runs.folder import failed_at_service
 from sage_dspy.runs.generate import generate
 
@@ -128,20 +130,65 @@ def test_call_slots_bound_the_calls_in_flight_across_threads():
 # ------------------------------------------------------------------------------------------ service faults
 
 def test_a_service_fault_counts_for_neither_side_of_the_verdict():
-    faulted = Attempt("", 0, False, error="LMRateLimitError: slow down")
-    judge_down = Attempt("x", 2, False, error="judge failed: LMServerError: 500")
+    faulted = Attempt("", 0, False, error="LMRateLimitError: slow down", error_kind="LMRateLimitError",
+                      failed_in="solver")
+    judge_down = Attempt("x", 2, False, error="judge failed: LMServerError: 500", error_kind="LMServerError",
+                         failed_in="judge")
     verdict = verdict_for([correct(3), WRONG, faulted, judge_down], target=3)
     assert verdict.avg_at_k == 0.5 and verdict.attempts == 2 and verdict.accepted
     # an agent failure (unparseable output) is the agent's: it counts against the pair
-    unparsed = Attempt("", 0, False, error="AdapterParseError: no fields")
+    unparsed = Attempt("", 0, False, error="AdapterParseError: no fields", error_kind="AdapterParseError",
+                       failed_in="solver")
     assert verdict_for([correct(3), unparsed], target=3).avg_at_k == 0.5
+    # the kind decides, not the message: a message that merely looks like a service fault is the agent's
+    lookalike = Attempt("", 0, False, error="LMServerError: in the answer text", error_kind="ValueError",
+                        failed_in="solver")
+    assert verdict_for([correct(3), lookalike], target=3).attempts == 2
+
+
+def test_the_kind_is_the_dspy_class_where_the_failure_is_caught():
+    from dspy.utils.exceptions import AdapterParseError, LMProviderError, LMServerError
+
+    class ProviderOwn503(LMServerError):
+        pass
+
+    assert error_kind(ProviderOwn503("503")) == "LMServerError"
+    assert error_kind(LMProviderError("not JSON")) == "LMProviderError"
+    assert error_kind(AdapterParseError("ChatAdapter", dspy.Signature("a -> b"), "junk")) == "AdapterParseError"
+    assert error_kind(ServiceUnavailable("all down")) == "ServiceUnavailable"
+    assert error_kind(KeyError("x")) == "KeyError"
 
 
 def test_only_service_failures_are_retried_on_resume():
+    assert failed_at_service({"error": "LMServerError: 503", "error_kind": "LMServerError"})
+    assert failed_at_service({"error": "every attempt failed at the LM service", "error_kind": "ServiceUnavailable"})
+    assert not failed_at_service({"error": "AdapterParseError: no fields", "error_kind": "AdapterParseError"})
+    assert not failed_at_service({"error": "", "error_kind": ""})
+    assert not failed_at_service({"error": "LMServerError: quoted", "error_kind": "ValueError"})
+
+
+def test_a_seed_whose_attempts_partly_failed_at_the_service_is_redone_on_resume():
+    """Its Avg@K was counted over fewer than K attempts: a re-run redoes it, so every seed ends over K."""
+    def seed(*attempts):
+        return {"error": "", "error_kind": "", "rounds": [{"attempts": list(attempts)}]}
+    ok = {"error": "", "error_kind": "", "failed_in": ""}
+    assert failed_at_service(seed(ok, {"error": "LMProviderError: not JSON", "error_kind": "LMProviderError",
+                                       "failed_in": "solver"}))
+    assert failed_at_service(seed(ok, {"error": "judge failed: AdapterParseError: x", "error_kind": "AdapterParseError",
+                                       "failed_in": "judge"}))
+    assert not failed_at_service(seed(ok, {"error": "AdapterParseError: x", "error_kind": "AdapterParseError",
+                                           "failed_in": "solver"}))
+    assert not failed_at_service(seed(ok, ok))
+
+
+def test_records_written_before_error_kind_still_resume_by_their_message():
+    """An old folder's records have no error_kind: the one legacy reader decides from the message."""
     assert failed_at_service({"error": "LMServerError: 503"})
     assert failed_at_service({"error": "ServiceUnavailable: every attempt failed at the LM service (...)"})
     assert not failed_at_service({"error": "AdapterParseError: no fields"})
     assert not failed_at_service({"error": ""})
+    assert failed_at_service({"error": "", "rounds": [{"attempts": [{"error": "judge failed: KeyError: x"}]}]})
+    assert legacy_kind_from_message("judge failed: LMServerError: 500") == ("LMServerError", "judge")
 
 
 def test_a_seed_the_service_failed_is_run_again_when_the_run_resumes(tmp_path, tiny_corpus_file):

@@ -111,7 +111,8 @@ def test_a_key_in_the_file_is_refused_in_one_line(tmp_path, text, where):
 @pytest.mark.parametrize("text, expected", [
     ('[lms]\nmodel = "x/y"\n', "unknown key 'lms' in the top level; allowed: lm, prices"),
     ('[lm]\ntemperature = 0.5\n', "unknown key 'temperature' in [lm]; allowed: model, api_base, max_tokens, seed, "
-                                  "timeout, retries, generator, solver, judge, reviser, reflection"),
+                                  "timeout, retries, parse_retries, reply_retries, generator, solver, judge, "
+                                  "reviser, reflection"),
     ('[lm.planner]\nmodel = "x/y"\n', "unknown key 'planner' in [lm]"),
     ('[lm.judge]\ntemprature = 0\n', "unknown key 'temprature' in [lm.judge]; allowed: model, api_base, "
                                      "temperature, max_tokens"),

@@ -203,6 +203,24 @@ def test_failures_are_counted_by_kind_for_seeds_and_attempts():
     noisy["rounds"] = [{"attempts": [{"error": "LMRateLimitError: 429"}, {"error": ""},
                                      {"error": "judge failed: AdapterParseError: no fields"},
                                      {"error": "LMRateLimitError: 429 again"}]}]
-    assert summarize([failed_seed, noisy])["failures"] == {
+    assert summarize([failed_seed, noisy])["failures"] == {  # records from before error_kind: read by message
         "seeds": {"LMServerError": 1},
-        "attempts": {"LMRateLimitError": 2, "judge failed: AdapterParseError": 1}}
+        "attempts": {"LMRateLimitError": 2, "judge failed: AdapterParseError": 1}, "parse_failures": {}}
+
+
+def test_failures_are_counted_by_their_stored_kind_and_parse_failures_by_role():
+    failed_seed = record("x", target=2, error="AdapterParseError: Adapter ChatAdapter failed", correct=False,
+                         accepted=False, searches=-1, avg=0.0)
+    failed_seed.update(error_kind="AdapterParseError", failed_in="generator")
+    failed_seed["lm_usage"] = [{"role": "generator", "model": "m", "lm_calls": 3, "parse_failures": 3}]
+    noisy = record("y", target=2, correct=True, accepted=True, searches=2, avg=0.5)
+    noisy["rounds"] = [{"attempts": [
+        {"error": "a message in no known shape", "error_kind": "LMProviderError", "failed_in": "solver"},
+        {"error": "", "error_kind": "", "failed_in": ""},
+        {"error": "judge failed: anything", "error_kind": "AdapterParseError", "failed_in": "judge"}]}]
+    noisy["lm_usage"] = [{"role": "solver", "model": "m", "lm_calls": 9, "parse_failures": 1},
+                         {"role": "judge", "model": "m", "lm_calls": 2, "parse_failures": 0}]
+    assert summarize([failed_seed, noisy])["failures"] == {
+        "seeds": {"AdapterParseError": 1},
+        "attempts": {"LMProviderError": 1, "judge failed: AdapterParseError": 1},
+        "parse_failures": {"generator": 3, "solver": 1}}

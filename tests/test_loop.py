@@ -378,3 +378,4 @@ def test_a_judge_failure_marks_the_attempt_instead_of_raising():
     with dspy.context(lm=lm):
         graded = AnswerJudge().grade("q?", "gold", Attempt("other", 1, False))
     assert not graded.correct and graded.error.startswith("judge failed:") and "no scripted reply left" in graded.error
+    assert graded.failed_in == "judge" and graded.error_kind  # a judge failure is told apart by its field

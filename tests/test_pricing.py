@@ -127,9 +127,12 @@ def test_calls_and_tokens_are_charged_to_the_role_even_on_threads_that_copy_the_
         with dspy.context(lm=lm):
             call()  # outside any role
     assert spent["lm_usage"] == [
-        {"role": "judge", "model": "test/canned-usage", "lm_calls": 1, "prompt_tokens": 10, "completion_tokens": 3},
-        {"role": "other", "model": "test/canned-usage", "lm_calls": 1, "prompt_tokens": 10, "completion_tokens": 3},
-        {"role": "solver", "model": "test/canned-usage", "lm_calls": 4, "prompt_tokens": 40, "completion_tokens": 12}]
+        {"role": "judge", "model": "test/canned-usage", "lm_calls": 1, "prompt_tokens": 10, "completion_tokens": 3,
+         "parse_failures": 0},
+        {"role": "other", "model": "test/canned-usage", "lm_calls": 1, "prompt_tokens": 10, "completion_tokens": 3,
+         "parse_failures": 0},
+        {"role": "solver", "model": "test/canned-usage", "lm_calls": 4, "prompt_tokens": 40, "completion_tokens": 12,
+         "parse_failures": 0}]
     assert (spent["lm_calls"], spent["prompt_tokens"], spent["completion_tokens"]) == (6, 60, 18)
 
 

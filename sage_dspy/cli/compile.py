@@ -6,6 +6,7 @@ import typer
 
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
+from sage_dspy.cli.options import LmParseRetries
 from sage_dspy.cli.options import (ApiBase, ConfigFile, LmRetries, LmSeed, LmTimeout, MaxTokens, Recipe,
                                    check_choice, lm_settings, parse_targets)
 from sage_dspy.lm.roles import ALL_ROLES, ROLES
@@ -41,6 +42,7 @@ def compile_command(
     lm_seed: LmSeed = None,
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
+    lm_parse_retries: LmParseRetries = None,
 ) -> None:
     """Compile the generator's prompts with a DSPy optimizer; print validation scores before and after."""
     low, high = parse_targets(targets)
@@ -48,7 +50,8 @@ def compile_command(
     check_choice("program recipe", recipe, RECIPES)
     settings = lm_settings(config_file, {"generator": lm, "reviser": lm, "solver": solver_lm, "judge": solver_lm,
                                          "reflection": reflection_lm}, api_base=api_base, max_tokens=max_tokens,
-                           seed=lm_seed, timeout=lm_timeout, retries=lm_retries)
+                           seed=lm_seed, timeout=lm_timeout, retries=lm_retries,
+                           parse_retries=lm_parse_retries)
     shared_options, role_options = settings.split(ALL_ROLES)
     config = CompileConfig(
         corpus=corpus, recipe=recipe, optimizer=optimizer, reflection_lm=settings.models["reflection"],

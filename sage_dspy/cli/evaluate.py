@@ -7,6 +7,7 @@ import typer
 
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
+from sage_dspy.cli.options import LmParseRetries
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
                                    LmSeed, LmTimeout, MaxTokens, check_protocol, fail, lm_settings, parse_targets)
 from sage_dspy.lm.roles import ROLES
@@ -39,12 +40,14 @@ def evaluate_command(
     lm_seed: LmSeed = None,
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
+    lm_parse_retries: LmParseRetries = None,
 ) -> None:
     """Run several recipes on the same seeds and print the paper's intrinsic table by round count."""
     low, high = parse_targets(targets)
     chosen = _recipes(recipes)
     settings = lm_settings(config_file, {}, lm=lm, api_base=api_base, max_tokens=max_tokens, seed=lm_seed,
-                           timeout=lm_timeout, retries=lm_retries)
+                           timeout=lm_timeout, retries=lm_retries,
+                           parse_retries=lm_parse_retries)
     shared_options, role_options = settings.split(ROLES)
     base = GenerateConfig(corpus=corpus, seeds=seeds, min_target=low, max_target=high, rounds=rounds, k=k,
                           random_seed=random_seed, lms=settings.lms(ROLES), lm_options=shared_options,

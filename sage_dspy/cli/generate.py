@@ -11,6 +11,7 @@ from rich.progress import TextColumn
 import sage_dspy
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
+from sage_dspy.cli.options import LmParseRetries
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
                                    LmSeed, LmTimeout, MaxTokens, Recipe, check_choice, check_protocol,
                                    lm_settings, parse_targets)
@@ -71,6 +72,7 @@ def generate_command(
     lm_seed: LmSeed = None,
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
+    lm_parse_retries: LmParseRetries = None,
 ) -> None:
     """Generate verified QA pairs that need at least S searches, and print the paper's table for the run."""
     low, high = parse_targets(targets)
@@ -79,7 +81,8 @@ def generate_command(
               (("text_field", text_field), ("title_field", title_field), ("id_field", id_field)) if value}
     settings = lm_settings(config_file, {"generator": generator_lm, "solver": solver_lm, "judge": judge_lm,
                                          "reviser": reviser_lm}, lm=lm, api_base=api_base, max_tokens=max_tokens,
-                           seed=lm_seed, timeout=lm_timeout, retries=lm_retries)
+                           seed=lm_seed, timeout=lm_timeout, retries=lm_retries,
+                           parse_retries=lm_parse_retries)
     shared_options, role_options = settings.split(ROLES)
     config = GenerateConfig(
         corpus=corpus, corpus_fields=fields, seeds=seeds, min_target=low, max_target=high, recipe=recipe,

@@ -74,6 +74,8 @@ LmSeed = Annotated[Optional[int], typer.Option("--lm-seed", help="sampling seed;
 LmTimeout = Annotated[Optional[float], typer.Option("--lm-timeout", min=1, help="seconds one LM request may take")]
 LmRetries = Annotated[Optional[int], typer.Option("--lm-retries", min=0, help="DSPy's retries on 429/5xx/timeouts "
                                                                                "(exponential backoff; default 3)")]
+LmParseRetries = Annotated[Optional[int], typer.Option("--lm-parse-retries", min=0, help="fresh rollouts after a "
+                                                       "reply the adapter cannot parse (default 2)")]
 
 # Options several commands take with the same meaning and help.
 EveryRoleLm = Annotated[Optional[str], typer.Option("--lm", help="LM for every role: 'offline' (the default) or a "
@@ -87,12 +89,13 @@ PROTOCOL_HELP = ("how each pair is checked: 'lean' stops its attempts once one m
 
 def lm_settings(config_file: Optional[Path], models: dict[str, Optional[str]], *, lm: Optional[str] = None,
                 api_base: Optional[str] = None, max_tokens: Optional[int] = None, seed: Optional[int] = None,
-                timeout: Optional[float] = None, retries: Optional[int] = None) -> LMSettings:
+                timeout: Optional[float] = None, retries: Optional[int] = None,
+                parse_retries: Optional[int] = None) -> LMSettings:
     """The options given (`lm` for every role, `models` per role) over the environment, the file, the defaults."""
     if config_file is not None and config_file.is_dir():
         fail(f"--config {config_file} is a directory; pass the TOML file of LM settings itself")
     shared = {"model": lm, "api_base": api_base, "max_tokens": max_tokens, "seed": seed, "timeout": timeout,
-              "retries": retries}
+              "retries": retries, "parse_retries": parse_retries}
     options = Layer({key: value for key, value in shared.items() if value is not None},
                     {role: {"model": model} for role, model in models.items() if model})
     return load_settings(config_file, os.environ, options)

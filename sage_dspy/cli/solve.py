@@ -7,6 +7,7 @@ import typer
 
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
+from sage_dspy.cli.options import LmParseRetries
 from sage_dspy.cli.options import ApiBase, ConfigFile, LmRetries, LmSeed, LmTimeout, MaxTokens, lm_settings
 from sage_dspy.runs.solve import SolveConfig, solve
 from sage_dspy.search.corpus import load_corpus
@@ -29,11 +30,13 @@ def solve_command(
     lm_seed: LmSeed = None,
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
+    lm_parse_retries: LmParseRetries = None,
 ) -> None:
     """Run the search agent alone on real questions: pass@K, Avg@K and searches by hop count."""
     roles = ("solver", "judge")
     settings = lm_settings(config_file, {"solver": lm, "judge": judge_lm or lm}, api_base=api_base,
-                           max_tokens=max_tokens, seed=lm_seed, timeout=lm_timeout, retries=lm_retries)
+                           max_tokens=max_tokens, seed=lm_seed, timeout=lm_timeout, retries=lm_retries,
+                           parse_retries=lm_parse_retries)
     shared_options, role_options = settings.split(roles)
     lm = settings.models["solver"]
     passages = load_corpus(corpus)

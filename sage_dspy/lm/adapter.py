@@ -13,7 +13,11 @@ next to about 2 ms for the whole bare HTTP call. This adapter keeps DSPy's text 
   annotation; enums, Literals, unions and DSPy types go to DSPy's own function.
 
 Parse failures raise what DSPy raises (AdapterParseError from `parse`), so the JSONAdapter fallback is DSPy's,
-unchanged. `RoleLMs.use` installs it where no adapter is configured (`adapter_settings`).
+unchanged. When that fallback fails too, the call is asked again as a fresh rollout (a new `rollout_id`, so
+DSPy's cache cannot return the same reply) up to the LM's `parse_retries` times (`inflight.PARSE_RETRIES`
+for an LM that has no such setting); every failed try is counted for the role (`usage.count_parse_failure`).
+Small self-hosted models often answer outside the format once in a while: one such reply must not cost a seed.
+`RoleLMs.use` installs it where no adapter is configured (`adapter_settings`).
 """
 
 import ast
@@ -30,6 +34,9 @@ from dspy.adapters.utils import apply_output_field_defaults, format_field_value 
 from dspy.adapters.utils import parse_value as dspy_parse_value
 from dspy.utils.exceptions import AdapterParseError
 from pydantic import TypeAdapter
+
+from sage_dspy.lm.inflight import PARSE_RETRIES
+from sage_dspy.lm.usage import count_parse_failure
 
 CACHE_LIMIT = 512  # entries per cache; optimizers make a new signature per candidate instruction
 
@@ -119,6 +126,24 @@ class ChatAdapter(dspy.ChatAdapter):
     # is wrapped once, exactly as dspy.ChatAdapter's is.
     format = Adapter.format
 
+    def __call__(self, lm, lm_kwargs, signature, demos, inputs):
+        for retry in range(_parse_retries(lm) + 1):
+            try:
+                return super().__call__(_fresh_rollout(lm, retry), lm_kwargs, signature, demos, inputs)
+            except AdapterParseError:
+                count_parse_failure(lm.model)
+                if retry == _parse_retries(lm):
+                    raise
+
+    async def acall(self, lm, lm_kwargs, signature, demos, inputs):
+        for retry in range(_parse_retries(lm) + 1):
+            try:
+                return await super().acall(_fresh_rollout(lm, retry), lm_kwargs, signature, demos, inputs)
+            except AdapterParseError:
+                count_parse_failure(lm.model)
+                if retry == _parse_retries(lm):
+                    raise
+
     def format_system_message(self, signature) -> str:
         key = _signature_key(signature)
         if key is None:
@@ -171,6 +196,18 @@ class ChatAdapter(dspy.ChatAdapter):
             raise AdapterParseError(adapter_name="ChatAdapter", signature=signature, lm_response=completion,
                                     parsed_result=fields)
         return fields
+
+
+def _parse_retries(lm) -> int:
+    return max(int(getattr(lm, "parse_retries", PARSE_RETRIES)), 0)
+
+
+def _fresh_rollout(lm, retry: int):
+    """`lm` for the first try; for retry n, a copy whose rollout_id differs from every other call's, so the
+    request is a new cache entry (and, at temperature > 0, a new sample)."""
+    if retry == 0 or not hasattr(lm, "copy"):
+        return lm
+    return lm.copy(rollout_id=f"{lm.kwargs.get('rollout_id', '')}/parse-retry-{retry}")
 
 
 _ADAPTER = ChatAdapter()

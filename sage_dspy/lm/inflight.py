@@ -1,4 +1,5 @@
-"""Two controls over LM calls that DSPy does not have: a bound on calls in flight, and stopping an attempt.
+"""Controls over LM calls that DSPy does not have: a bound on calls in flight, stopping an attempt, and
+retrying a malformed reply.
 
 Both live in context variables, so they follow the work into worker threads that copy the context
 (`contextvars.copy_context().run`), and `SageLM` checks them at every call:
@@ -8,6 +9,10 @@ Both live in context variables, so they follow the work into worker threads that
 - `stoppable(event)`: once `event` is set, the attempt's next call raises `AttemptStopped` instead of paying
   for a result that can no longer change the verdict.
 - `in_lane(n)`: which of a role's connection lanes the work uses (see `sage_dspy.lm.roles.RoleLMs`).
+
+A 2xx reply that is not a valid completion (a proxy's HTML page, a cut-off body) is an `LMProviderError` that
+DSPy never retries, unlike a 5xx: one such reply would cost a whole seed. `SageLM` retries it `reply_retries`
+times (the reply came back at once, so without a backoff), as DSPy retries a 5xx.
 """
 
 import contextlib
@@ -15,6 +20,7 @@ import threading
 from contextvars import ContextVar
 
 import dspy
+from dspy.utils.exceptions import LMProviderError
 
 from sage_dspy.lm.cache_key import key_cache_by_endpoint
 from sage_dspy.lm.usage import count_call
@@ -22,6 +28,8 @@ from sage_dspy.lm.usage import count_call
 _slots: ContextVar[threading.BoundedSemaphore | None] = ContextVar("sage_call_slots", default=None)
 _stop: ContextVar[threading.Event | None] = ContextVar("sage_attempt_stop", default=None)
 _lane: ContextVar[int] = ContextVar("sage_lane", default=0)
+REPLY_RETRIES = 2  # malformed 2xx replies retried per call (SageLM's `reply_retries`)
+PARSE_RETRIES = 2  # fresh rollouts after a reply the adapter cannot parse (`parse_retries`, read by lm.adapter)
 
 
 class AttemptStopped(Exception):
@@ -67,26 +75,50 @@ def _check_stop() -> None:
         raise AttemptStopped("stopped: an earlier attempt already settled the verdict")
 
 
+def is_malformed_reply(error: BaseException) -> bool:
+    """A 2xx reply that is not a completion: DSPy's bare LMProviderError (its subclasses are the provider's
+    refusals: auth, billing, bad request, rate limit...) with a success status."""
+    return type(error) is LMProviderError and 200 <= (getattr(error, "status", None) or 0) < 300
+
+
 key_cache_by_endpoint()
 
 
 class SageLM(dspy.LM):
-    """dspy.LM that takes a slot before each call, honours a stop request and counts the calls it makes
-    (`usage.count_call`); its cached responses are keyed by endpoint too (`cache_key`); otherwise exactly
-    dspy.LM. A stopped call is never counted as made."""
+    """dspy.LM that takes a slot before each call, honours a stop request, counts the calls it makes
+    (`usage.count_call`) and retries a malformed reply (`reply_retries`); its cached responses are keyed by
+    endpoint too (`cache_key`); otherwise exactly dspy.LM. A stopped call is never counted as made.
+    `parse_retries` is read by the adapter (lm.adapter.ChatAdapter)."""
 
     keys_cache_by_endpoint = True
+
+    reply_retries, parse_retries = REPLY_RETRIES, PARSE_RETRIES  # also for an LM unpickled from before them
+
+    def __init__(self, *args, reply_retries: int = REPLY_RETRIES, parse_retries: int = PARSE_RETRIES, **kwargs):
+        super().__init__(*args, **kwargs)  # not in kwargs: they are ours, never sent to the provider
+        self.reply_retries, self.parse_retries = int(reply_retries), int(parse_retries)
 
     def __call__(self, *args, **kwargs):
         slots = _slots.get()
         with slots if slots is not None else contextlib.nullcontext():
             _check_stop()  # checked once a slot is free: the verdict may have settled while the call waited
             count_call(self.model)
-            return super().__call__(*args, **kwargs)
+            for retry in range(self.reply_retries + 1):
+                try:
+                    return super().__call__(*args, **kwargs)
+                except LMProviderError as error:
+                    if retry == self.reply_retries or not is_malformed_reply(error):
+                        raise
+                    _check_stop()
 
     async def acall(self, *args, **kwargs):
         # The pipeline calls LMs from threads; async callers get the stop check, and no slot (a blocking
         # semaphore would stall their event loop).
         _check_stop()
         count_call(self.model)
-        return await super().acall(*args, **kwargs)
+        for retry in range(self.reply_retries + 1):
+            try:
+                return await super().acall(*args, **kwargs)
+            except LMProviderError as error:
+                if retry == self.reply_retries or not is_malformed_reply(error):
+                    raise

@@ -32,6 +32,14 @@ CONNECTIONS_PER_LM = 100
 DEFAULT_TEMPERATURES = {"generator": 1.0, "solver": 1.0, "judge": 0.0, "reviser": 1.0, "reflection": 1.0}
 
 
+FAILED_ROLE = "sage_failed_role"  # set on an exception that leaves RoleLMs.use: which role's call raised it
+
+
+def failed_role(error: BaseException) -> str:
+    """The role whose call raised `error` (the innermost `RoleLMs.use` it left), or "" outside any role."""
+    return getattr(error, FAILED_ROLE, "")
+
+
 class LMConfigError(SageError, ValueError):
     """A model string that cannot name an LM; the message says what to pass instead."""
 
@@ -44,11 +52,14 @@ def offline_lm() -> dspy.LM:
 
 def build_lm(spec: str, role: str, *, api_base: str | None = None, max_tokens: int | None = None,
              seed: int | None = None, timeout: float | None = None, num_retries: int | None = None,
-             temperature: float | None = None) -> dspy.LM:
+             temperature: float | None = None, parse_retries: int | None = None,
+             reply_retries: int | None = None) -> dspy.LM:
     """A role's LM. `temperature` defaults to the role's (DEFAULT_TEMPERATURES); `max_tokens` bounds one reply;
     `seed` makes each solver rollout send seed + k (distinct, reproducible samples, where the provider honours
     seeds); `timeout` bounds one request; DSPy retries 429/5xx/timeouts `num_retries` times with exponential
-    backoff (its default is 3). The offline LM ignores every setting."""
+    backoff (its default is 3); a malformed 2xx reply is retried `reply_retries` times and a reply the adapter
+    cannot parse `parse_retries` times as a fresh rollout (SageLM; both default to 2). The offline LM ignores
+    every setting."""
     spec = spec.strip()
     if spec == OFFLINE or spec == MODEL_NAME:
         return offline_lm()
@@ -61,7 +72,8 @@ def build_lm(spec: str, role: str, *, api_base: str | None = None, max_tokens: i
     if temperature is None:
         temperature = DEFAULT_TEMPERATURES.get(role, 0.0)
     settings = {"temperature": temperature, "api_base": api_base, "max_tokens": max_tokens,
-                "seed": seed, "timeout": timeout, "num_retries": num_retries}
+                "seed": seed, "timeout": timeout, "num_retries": num_retries, "parse_retries": parse_retries,
+                "reply_retries": reply_retries}
     try:
         return SageLM(spec, **{name: value for name, value in settings.items() if value is not None})
     except (ValueError, LMConfigurationError) as error:  # e.g. reasoning models refuse temperature 0
@@ -117,8 +129,13 @@ class RoleLMs:
         lm = self.lms.get(role)
         if role in self.lanes:
             lm = self.lanes[role][current_lane() % len(self.lanes[role])]
-        with acting_as(role), dspy.context(**({"lm": lm} if lm is not None else {}), **adapter_settings()):
-            yield
+        try:
+            with acting_as(role), dspy.context(**({"lm": lm} if lm is not None else {}), **adapter_settings()):
+                yield
+        except Exception as error:
+            if not hasattr(error, FAILED_ROLE):  # the innermost role whose call failed
+                setattr(error, FAILED_ROLE, role)
+            raise
 
     def endpoints(self) -> dict[str, str]:
         """Per role with a real LM, the fingerprint of the endpoint its requests reach (never the URL)."""

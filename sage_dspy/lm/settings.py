@@ -14,6 +14,8 @@ The file (`--config sage.toml`, or SAGE_CONFIG):
     seed = 0
     timeout = 60
     retries = 3
+    parse_retries = 2         # fresh rollouts after a reply the adapter cannot parse
+    reply_retries = 2         # retries of a 2xx reply that is not a completion (malformed JSON)
 
     [lm.judge]                # one role: generator, solver, judge, reviser, reflection
     model = "openai/gpt-4o"
@@ -23,8 +25,9 @@ The file (`--config sage.toml`, or SAGE_CONFIG):
     [prices]                  # USD per million tokens; overrides the bundled price map
     "openai/my-model" = { input = 0.15, output = 0.60 }
 
-The environment: SAGE_LM, SAGE_API_BASE, SAGE_MAX_TOKENS, SAGE_LM_SEED, SAGE_LM_TIMEOUT, SAGE_LM_RETRIES for
-every role, and SAGE_<ROLE>_LM, SAGE_<ROLE>_API_BASE, SAGE_<ROLE>_TEMPERATURE, SAGE_<ROLE>_MAX_TOKENS for one.
+The environment: SAGE_LM, SAGE_API_BASE, SAGE_MAX_TOKENS, SAGE_LM_SEED, SAGE_LM_TIMEOUT, SAGE_LM_RETRIES,
+SAGE_LM_PARSE_RETRIES, SAGE_LM_REPLY_RETRIES for every role, and SAGE_<ROLE>_LM, SAGE_<ROLE>_API_BASE,
+SAGE_<ROLE>_TEMPERATURE, SAGE_<ROLE>_MAX_TOKENS for one.
 """
 
 import math
@@ -37,14 +40,16 @@ from sage_dspy.lm.endpoint import check_api_base
 from sage_dspy.lm.roles import ALL_ROLES, OFFLINE, LMConfigError
 from sage_dspy.lm.pricing import Price
 
-SHARED_KEYS = ("model", "api_base", "max_tokens", "seed", "timeout", "retries")
+RUN_KEYS = ("seed", "timeout", "retries", "parse_retries", "reply_retries")  # one value for every role
+SHARED_KEYS = ("model", "api_base", "max_tokens", *RUN_KEYS)
 ROLE_KEYS = ("model", "api_base", "temperature", "max_tokens")
 PRICE_KEYS = ("input", "output")
 TABLES = ("lm", "prices")
 SECRET_NAMES = ("key", "apikey", "token", "secret", "password")
 # build_lm's names for the settings users write as below
 OPTION_NAMES = {"api_base": "api_base", "max_tokens": "max_tokens", "temperature": "temperature",
-                "seed": "seed", "timeout": "timeout", "retries": "num_retries"}
+                "seed": "seed", "timeout": "timeout", "retries": "num_retries", "parse_retries": "parse_retries",
+                "reply_retries": "reply_retries"}
 
 
 class ConfigError(LMConfigError):
@@ -66,7 +71,7 @@ class LMSettings:
 
     models: dict[str, str]
     options: dict[str, dict]  # role -> {api_base, temperature, max_tokens}, only those set
-    run_options: dict  # seed, timeout, num_retries, only those set
+    run_options: dict  # seed, timeout, num_retries, parse_retries, reply_retries, only those set
     prices: dict[str, Price] = field(default_factory=dict)
 
     def lms(self, roles=ALL_ROLES) -> dict[str, str]:
@@ -104,7 +109,7 @@ def resolve(options: Layer, env: Layer, file: Layer) -> LMSettings:
         models[role] = chosen.pop("model", OFFLINE)
         per_role[role] = {OPTION_NAMES[key]: value for key, value in chosen.items()}
     run_options = {}
-    for key in ("seed", "timeout", "retries"):
+    for key in RUN_KEYS:
         value = next((layer.shared[key] for layer in layers if layer.shared.get(key) is not None), None)
         if value is not None:
             run_options[OPTION_NAMES[key]] = value
@@ -181,7 +186,8 @@ def _price(path: Path, model: str, entry) -> Price:
 def from_environment(environ: Mapping[str, str]) -> Layer:
     """SAGE_* variables; an empty value counts as unset. Other SAGE_* names are not ours to refuse."""
     shared_names = {"model": "SAGE_LM", "api_base": "SAGE_API_BASE", "max_tokens": "SAGE_MAX_TOKENS",
-                    "seed": "SAGE_LM_SEED", "timeout": "SAGE_LM_TIMEOUT", "retries": "SAGE_LM_RETRIES"}
+                    "seed": "SAGE_LM_SEED", "timeout": "SAGE_LM_TIMEOUT", "retries": "SAGE_LM_RETRIES",
+                    "parse_retries": "SAGE_LM_PARSE_RETRIES", "reply_retries": "SAGE_LM_REPLY_RETRIES"}
     role_names = {"model": "LM", "api_base": "API_BASE", "temperature": "TEMPERATURE", "max_tokens": "MAX_TOKENS"}
     shared = {key: _from_text(name, key, environ[name]) for key, name in shared_names.items()
               if environ.get(name, "").strip()}
@@ -220,7 +226,7 @@ def _value(where: str, key: str, value):
         return _number(where, value, low=0.0, high=2.0)
     if key == "timeout":
         return _number(where, value, low=1.0)
-    low = {"max_tokens": 1, "seed": 0, "retries": 0}[key]
+    low = {"max_tokens": 1, "seed": 0, "retries": 0, "parse_retries": 0, "reply_retries": 0}[key]
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
         raise ConfigError(f"{where} must be a whole number of at least {low}, not {value!r}")
     return value

@@ -39,12 +39,14 @@ class LMCallCounter:
 
     def __init__(self):
         self.calls: dict[tuple[str, str], int] = {}
+        self.parse_failures: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
-    def count(self, model: str) -> None:
+    def count(self, model: str, counts: dict | None = None) -> None:
+        counts = self.calls if counts is None else counts
         key = (current_role(), model)
         with self._lock:
-            self.calls[key] = self.calls.get(key, 0) + 1
+            counts[key] = counts.get(key, 0) + 1
 
 
 _counter: contextvars.ContextVar[LMCallCounter | None] = contextvars.ContextVar("sage_call_counter", default=None)
@@ -55,6 +57,13 @@ def count_call(model: str) -> None:
     counter = _counter.get()
     if counter is not None:
         counter.count(model)
+
+
+def count_parse_failure(model: str) -> None:
+    """One reply by `model` the adapter could not parse (retried or not), charged like a call."""
+    counter = _counter.get()
+    if counter is not None:
+        counter.count(model, counter.parse_failures)
 
 
 class RoleUsageTracker(UsageTracker):
@@ -78,13 +87,15 @@ class RoleUsageTracker(UsageTracker):
         return self  # dspy.Parallel deep-copies the tracker per thread; sharing this one loses nothing
 
 
-def usage_rows(calls: dict[tuple[str, str], int], tokens: dict[tuple[str, str], list[int]]) -> list[dict]:
+def usage_rows(calls: dict[tuple[str, str], int], tokens: dict[tuple[str, str], list[int]],
+               parse_failures: dict[tuple[str, str], int] | None = None) -> list[dict]:
     """One row per (role, model) that made a call, sorted: a fixed schema, so records load alike as a dataset."""
-    rows = []
-    for role, model in sorted(set(calls) | set(tokens)):
+    rows, parse_failures = [], parse_failures or {}
+    for role, model in sorted(set(calls) | set(tokens) | set(parse_failures)):
         prompt, completion = tokens.get((role, model), (0, 0))
         rows.append({"role": role, "model": model, "lm_calls": calls.get((role, model), 0),
-                     "prompt_tokens": prompt, "completion_tokens": completion})
+                     "prompt_tokens": prompt, "completion_tokens": completion,
+                     "parse_failures": parse_failures.get((role, model), 0)})
     return rows
 
 
@@ -100,7 +111,7 @@ def counting_usage():
             yield spent
     finally:
         _counter.reset(token)
-        rows = usage_rows(dict(counter.calls), dict(tracker.tokens))
+        rows = usage_rows(dict(counter.calls), dict(tracker.tokens), dict(counter.parse_failures))
         spent.update(lm_calls=sum(r["lm_calls"] for r in rows), lm_usage=rows,
                      prompt_tokens=sum(r["prompt_tokens"] for r in rows),
                      completion_tokens=sum(r["completion_tokens"] for r in rows))

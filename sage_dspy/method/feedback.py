@@ -7,13 +7,10 @@ generation and training agree on what a good pair is.
 from dataclasses import dataclass, field
 
 from sage_dspy.answers import normalize_answer
+from sage_dspy.method.failures import JUDGE, is_service_kind
 from sage_dspy.method.trajectory import Step
 
 MIN_KEPT_SEARCHES = 2  # the paper drops pairs a search agent answers with fewer searches
-# Failures of the LM service rather than of the agent (DSPy's error types, after its own retries). An attempt
-# that met one says nothing about the pair, so it stays out of the verdict's counts.
-SERVICE_FAULTS = ("LMRateLimitError", "LMServerError", "LMTimeoutError", "LMTransportError", "LMLockTimeoutError",
-                  "LMProviderError", "LMAuthError", "LMBillingError")
 
 
 @dataclass(frozen=True)
@@ -26,6 +23,9 @@ class Attempt:
     steps: list[Step] = field(default_factory=list)
     judged_by: str = "none"  # "exact": normalised match; "lm": the LM judge; "none": not judged
     error: str | None = None
+    error_kind: str = ""  # the failure's kind (method.failures.error_kind), "" when it did not fail
+    failed_in: str = ""  # "solver" or "judge": whose call failed
+    raw_reply: str = ""  # a reply the adapter could not parse, truncated and scrubbed
 
 
 @dataclass(frozen=True)
@@ -47,13 +47,10 @@ class Verdict:
         return "too_easy" if self.correct else "incorrect"
 
 
-def is_service_error(error: str) -> bool:
-    """'LMRateLimitError: ...' or 'judge failed: ...': the LM service or the judge failed, not the agent."""
-    return error.startswith("judge failed") or error.split(":", 1)[0] in SERVICE_FAULTS
-
-
 def is_service_fault(attempt: Attempt) -> bool:
-    return is_service_error(attempt.error or "")
+    """The LM service or the judge failed, not the agent: the attempt says nothing about the pair, so it stays
+    out of the verdict's counts."""
+    return attempt.failed_in == JUDGE or is_service_kind(attempt.error_kind)
 
 
 def settles_too_easy(attempt: Attempt, target: int) -> bool:

@@ -8,9 +8,9 @@ from dataclasses import replace
 import dspy
 
 from sage_dspy.answers import normalize_answer
+from sage_dspy.method.failures import JUDGE, error_kind, error_message, raw_reply
 from sage_dspy.method.feedback import Attempt
 from sage_dspy.method.signatures import JudgeAnswer
-from sage_dspy.redact import error_text
 
 
 class AnswerJudge(dspy.Module):
@@ -35,5 +35,6 @@ class AnswerJudge(dspy.Module):
             result = self(question=question, gold=gold, predicted=attempt.answer, aliases=aliases,
                           always_lm=always_lm)
         except Exception as error:  # a judge failure marks this attempt unjudged, it does not stop the loop
-            return replace(attempt, error=f"judge failed: {error_text(error)}"[:300])
+            return replace(attempt, error=f"judge failed: {error_message(error)}", error_kind=error_kind(error),
+                           failed_in=JUDGE, raw_reply=raw_reply(error))
         return replace(attempt, correct=result.correct, judged_by=result.method)

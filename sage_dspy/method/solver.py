@@ -2,8 +2,8 @@
 
 import dspy
 
+from sage_dspy.method.failures import SOLVER, error_kind, error_message, raw_reply
 from sage_dspy.method.feedback import Attempt
-from sage_dspy.redact import error_text
 from sage_dspy.lm.react import ReAct
 from sage_dspy.search.tool import SearchTool
 from sage_dspy.method.signatures import AnswerWithSearch
@@ -40,11 +40,12 @@ class Solver(dspy.Module):
     def attempt_one(self, question: str, index: int) -> Attempt:
         """Rollout `index` at the question (its own LM sample); a failure is recorded with its reason."""
         if not question.strip():
-            return Attempt("", 0, False, error="empty question")
+            return Attempt("", 0, False, error="empty question", error_kind="EmptyQuestion", failed_in=SOLVER)
         try:
             with dspy.context(lm=rollout_lm(dspy.settings.lm, index)):
                 result = self(question=question)
         except Exception as error:  # an LM or parse failure costs this attempt, not the run
-            return Attempt("", 0, False, error=error_text(error, 300))
+            return Attempt("", 0, False, error=error_message(error), error_kind=error_kind(error), failed_in=SOLVER,
+                           raw_reply=raw_reply(error))
         steps = steps_of(result.trajectory)
         return Attempt(str(result.answer).strip(), search_count(steps), False, steps)

@@ -22,8 +22,7 @@ from pathlib import Path
 from sage_dspy.errors import SageError
 from sage_dspy.jsonl import iter_jsonl, torn_tail
 from sage_dspy.redact import redact
-from sage_dspy.method.feedback import is_service_error
-from sage_dspy.method.loop import ServiceUnavailable
+from sage_dspy.method.failures import JUDGE, is_service_kind, kind_of_entry
 from sage_dspy.runs.records import dataset_row
 
 SETTINGS_FILE = "config.json"
@@ -185,10 +184,20 @@ class RunFolder:
 
 
 def failed_at_service(record: dict) -> bool:
-    """The seed failed because the LM service did (rate limits, 5xx, timeouts after DSPy's retries), not
-    because of anything in the seed."""
-    error = record.get("error") or ""
-    return is_service_error(error) or error.startswith(ServiceUnavailable.__name__)
+    """The seed, or one of its attempts, failed because the LM service did (rate limits, 5xx, timeouts,
+    malformed replies, after the retries) or the judge could not rule, not because of anything in the seed. An
+    attempt lost that way leaves its round's Avg@K counted over fewer than K attempts, so the seed is redone."""
+    if record.get("error"):
+        return is_service_kind(kind_of_entry(record)[0])
+    return any(_attempt_failed_at_service(attempt)
+               for past in record.get("rounds", []) for attempt in past.get("attempts", []))
+
+
+def _attempt_failed_at_service(attempt: dict) -> bool:
+    if not attempt.get("error"):
+        return False
+    kind, failed_in = kind_of_entry(attempt)
+    return failed_in == JUDGE or is_service_kind(kind)
 
 
 def done_records(finished: list[dict], endpoint_changed: bool = False) -> dict[str, dict]:
@@ -198,11 +207,12 @@ def done_records(finished: list[dict], endpoint_changed: bool = False) -> dict[s
 
 
 def retried_on_resume(record: dict, endpoint_changed: bool) -> bool:
-    """What a re-run tries again: a seed the LM service failed (rate limits, 5xx, timeouts, a malformed reply
-    such as a 200 that is not JSON: DSPy's LMProviderError), after DSPy's retries; and, when an LM's endpoint
-    changed since (`RunFolder.endpoint_changed`: the user fixed --api-base), every seed that failed in any way,
-    a failed attempt included (an HTTP 404 from a wrong path, a reply the adapter could not parse). Other
-    failures are kept: re-sent to the same endpoint, they would be answered alike (from the cache)."""
+    """What a re-run tries again: a seed the LM service failed, wholly or in some attempts (rate limits, 5xx,
+    timeouts, a malformed reply such as a 200 that is not JSON, a judge that could not rule: `failed_at_service`),
+    after the retries; and, when an LM's endpoint changed since (`RunFolder.endpoint_changed`: the user fixed
+    --api-base), every seed that failed in any way, a failed attempt included (an HTTP 404 from a wrong path, a
+    reply the adapter could not parse). Other failures are kept: re-sent to the same endpoint, they would be
+    answered alike (from the cache)."""
     if failed_at_service(record):
         return True
     if not endpoint_changed:

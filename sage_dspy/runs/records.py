@@ -11,6 +11,9 @@ def _attempt_dict(attempt) -> dict:
         "correct": attempt.correct,
         "judged_by": attempt.judged_by,
         "error": attempt.error or "",
+        "error_kind": attempt.error_kind,
+        "failed_in": attempt.failed_in,  # "solver" or "judge" when it failed
+        "raw_reply": attempt.raw_reply,
         "steps": [step.to_dict() for step in attempt.steps],
     }
 
@@ -32,8 +35,11 @@ def _round_dict(past) -> dict:
     }
 
 
-def record_for(task, prediction, lm_ids: dict[str, str], error: str = "") -> dict:
-    """Flat, fixed-schema record (so `datasets.load_dataset("json", ...)` reads every line alike)."""
+def record_for(task, prediction, lm_ids: dict[str, str], error: str = "", error_kind: str = "",
+               failed_in: str = "", raw_reply: str = "") -> dict:
+    """Flat, fixed-schema record (so `datasets.load_dataset("json", ...)` reads every line alike): a seed that
+    failed has its message, its kind, the role whose call failed and, for a reply that could not be parsed,
+    that reply; all "" otherwise."""
     record = {
         "seed_id": task.passage.id,
         "seed_title": task.passage.title,
@@ -52,6 +58,9 @@ def record_for(task, prediction, lm_ids: dict[str, str], error: str = "") -> dic
         "rounds": [],
         "lms": lm_ids,
         "error": error,
+        "error_kind": error_kind,
+        "failed_in": failed_in,
+        "raw_reply": raw_reply,
         "kept": False,
         "drop_reason": "error" if error else "",
     }
@@ -93,7 +102,8 @@ def mark_kept(records: list[dict]) -> None:
 def slim_record(record: dict) -> dict:
     """What the end of a run reads from a record (dedupe, summary, usage, budget): everything but the rounds'
     transcripts, of which the summary reads only the attempts' errors (`failures_by_kind`)."""
-    rounds = [{"attempts": [{"error": a["error"]} for a in past.get("attempts", []) if a.get("error")]}
+    rounds = [{"attempts": [{key: a[key] for key in ("error", "error_kind", "failed_in") if key in a}
+                            for a in past.get("attempts", []) if a.get("error")]}
               for past in record.get("rounds", [])]
     return {**record, "rounds": rounds}
 

@@ -6,8 +6,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from sage_dspy.lm.inflight import call_slots, in_lane
+from sage_dspy.lm.roles import failed_role
+from sage_dspy.method.failures import error_kind, error_message, raw_reply
 from sage_dspy.lm.usage import counting_usage
-from sage_dspy.redact import error_text
 from sage_dspy.runs.budget import CallBudget
 from sage_dspy.runs.records import record_for
 from sage_dspy.runs.seeds import SeedTask
@@ -45,12 +46,13 @@ def _run_in_lane(lane: int, program, task: SeedTask, lm_ids: dict[str, str]) -> 
 
 def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
     """One seed through the loop; a failure becomes the record's `error`, never an exception."""
-    started, prediction, error = time.perf_counter(), None, ""
+    started, prediction, failed = time.perf_counter(), None, {}
     with counting_usage() as spent:
         try:
             prediction = program(seed=task.passage, target_searches=task.target, answer_type=task.answer_type)
         except Exception as failure:
-            error = error_text(failure, 500)
-    record = record_for(task, prediction, lm_ids, error=error)
+            failed = {"error": error_message(failure), "error_kind": error_kind(failure),
+                      "failed_in": failed_role(failure), "raw_reply": raw_reply(failure)}
+    record = record_for(task, prediction, lm_ids, **failed)
     record.update(spent, seconds=round(time.perf_counter() - started, 3))
     return record

@@ -5,6 +5,7 @@ from collections import Counter, defaultdict
 
 from sage_dspy.lm.roles import ALL_ROLES
 from sage_dspy.lm.pricing import Price, usage_cost
+from sage_dspy.method.failures import JUDGE, kind_of_entry
 
 
 def _row(records: list[dict]) -> dict:
@@ -75,20 +76,24 @@ def _usage_row(rows: list[dict], prices: dict[str, Price | None]) -> dict:
             "cost_usd": usage_cost(rows, prices)}
 
 
-def _kind(error: str) -> str:
-    """'LMRateLimitError: ...' -> 'LMRateLimitError'; 'judge failed: X: ...' -> 'judge failed: X'."""
-    parts = error.split(":")
-    return ":".join(parts[:2]).strip() if error.startswith("judge failed") else parts[0].strip()
+def _label(entry: dict) -> str:
+    """A failure's line in the counts: its kind, and for the judge's, whose it was (`failed_in`)."""
+    kind, failed_in = kind_of_entry(entry)
+    return f"judge failed: {kind}" if failed_in == JUDGE else kind
 
 
 def failures_by_kind(records: list[dict]) -> dict[str, dict[str, int]]:
-    """Failed seeds and failed attempts, counted by error kind, so a run's faults are visible at a glance."""
-    seeds, attempts = Counter(), Counter()
+    """Failed seeds and failed attempts, counted by error kind, so a run's faults are visible at a glance, and
+    the replies each role's adapter could not parse (`parse_failures`, retried ones included)."""
+    seeds, attempts, parses = Counter(), Counter(), Counter()
     for record in records:
         if record.get("error"):
-            seeds[_kind(record["error"])] += 1
+            seeds[_label(record)] += 1
         for past in record.get("rounds", []):
             for attempt in past.get("attempts", []):
                 if attempt.get("error"):
-                    attempts[_kind(attempt["error"])] += 1
-    return {"seeds": dict(seeds), "attempts": dict(attempts)}
+                    attempts[_label(attempt)] += 1
+        for row in record.get("lm_usage", []):
+            if row.get("parse_failures"):
+                parses[row["role"]] += row["parse_failures"]
+    return {"seeds": dict(seeds), "attempts": dict(attempts), "parse_failures": dict(parses)}

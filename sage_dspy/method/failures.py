@@ -1,0 +1,67 @@
+"""Failures as kinds: where an exception is caught it becomes a message and a kind (the DSPy exception class it
+is), stored side by side, so nothing downstream parses a message to learn what happened.
+
+A kind is the name of the most specific class of KNOWN_KINDS the exception is an instance of (a provider's own
+subclass of LMServerError is still "LMServerError"), else its own class name. Service kinds are failures of the
+LM service rather than of the agent (after DSPy's own retries): an attempt that met one says nothing about the
+pair, and a seed that met one is run again on resume.
+"""
+
+
+from dspy.utils.exceptions import (AdapterParseError, ContextWindowExceededError, LMAuthError, LMBillingError,
+                                   LMConfigurationError, LMError, LMInvalidRequestError, LMLockTimeoutError,
+                                   LMProviderError, LMRateLimitError, LMServerError, LMTimeoutError,
+                                   LMTransportError, LMUnexpectedError)
+
+from sage_dspy.redact import error_text, redact_text
+
+MESSAGE_LIMIT = 300  # characters of an error message kept in a record
+RAW_REPLY_LIMIT = 2000  # characters of an unparseable reply kept in a record
+# Most specific first: the first match names the kind.
+KNOWN_KINDS = (ContextWindowExceededError, LMInvalidRequestError, LMAuthError, LMBillingError, LMRateLimitError,
+               LMTimeoutError, LMServerError, LMProviderError, LMTransportError, LMLockTimeoutError,
+               LMConfigurationError, LMUnexpectedError, LMError, AdapterParseError)
+SERVICE_UNAVAILABLE = "ServiceUnavailable"  # method.loop.ServiceUnavailable: every attempt of a round met one
+SERVICE_KINDS = frozenset({"LMRateLimitError", "LMServerError", "LMTimeoutError", "LMTransportError",
+                           "LMLockTimeoutError", "LMProviderError", "LMAuthError", "LMBillingError",
+                           SERVICE_UNAVAILABLE})
+PARSE_KIND = AdapterParseError.__name__
+JUDGE = "judge"  # `failed_in` of an attempt whose answer the judge could not rule on
+SOLVER = "solver"
+
+
+def error_kind(error: BaseException) -> str:
+    return next((known.__name__ for known in KNOWN_KINDS if isinstance(error, known)), type(error).__name__)
+
+
+def error_message(error: BaseException) -> str:
+    """'Name: message', redacted then cut to MESSAGE_LIMIT: what a record and a log may show."""
+    return error_text(error, MESSAGE_LIMIT)
+
+
+def raw_reply(error: BaseException) -> str:
+    """The model's reply an adapter could not parse (truncated, scrubbed), or "" for any other failure."""
+    reply = getattr(error, "lm_response", None) if isinstance(error, AdapterParseError) else None
+    return redact_text(str(reply))[:RAW_REPLY_LIMIT] if reply else ""
+
+
+def is_service_kind(kind: str) -> bool:
+    return kind in SERVICE_KINDS
+
+
+def kind_of_entry(entry: dict) -> tuple[str, str]:
+    """(error_kind, failed_in) of a seed record or an attempt dict: the stored fields, or for a record written
+    before they existed (a resumed old folder: an error and no kind), what `legacy_kind_from_message` reads."""
+    if entry.get("error_kind") or not entry.get("error"):
+        return entry.get("error_kind", ""), entry.get("failed_in", "")
+    return legacy_kind_from_message(entry.get("error") or "")
+
+
+def legacy_kind_from_message(error: str) -> tuple[str, str]:
+    """The one place that parses a message, for records from before `error_kind`: 'LMServerError: ...' ->
+    ('LMServerError', ''), 'judge failed: X: ...' -> ('X', 'judge'). Nothing new is written that needs it."""
+    if not error:
+        return "", ""
+    if error.startswith("judge failed"):
+        return error.removeprefix("judge failed:").split(":", 1)[0].strip(), JUDGE
+    return error.split(":", 1)[0].strip(), ""
