@@ -13,6 +13,7 @@ from typing import Callable
 
 from sage_dspy.lm.pricing import Price, price_table, require_prices
 from sage_dspy.lm.roles import RoleLMs
+from sage_dspy.runs.accepted import AcceptedGoal, tasks_until
 from sage_dspy.runs.budget import CallBudget
 from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.runs.folder import RunFolder, done_records, record_key, rewrite_records
@@ -20,7 +21,7 @@ from sage_dspy.runs.preflight import check_lms
 from sage_dspy.runs.program import build_program
 from sage_dspy.runs.records import mark_kept, slim_record
 from sage_dspy.runs.scheduler import run_seeds
-from sage_dspy.runs.seeds import draw_seeds, key_of
+from sage_dspy.runs.seeds import draw_seeds, key_of, seed_stream
 from sage_dspy.runs.summary import models_of, summarize, usage_summary
 from sage_dspy.search.corpus import load_corpus
 from sage_dspy.search.passages import corpus_fingerprint, Passage
@@ -59,24 +60,28 @@ def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None
     passages = passages if passages is not None else load_corpus(config.corpus, **config.corpus_fields)
     index = SearchIndex.open(passages, root=config.index_root)
     program = build_program(config, index, lms, program_folder, parallel_attempts)
-    tasks = draw_seeds(list(index.passages), config.seeds, (config.min_target, config.max_target),
-                       config.random_seed)
-
     run = RunFolder(config.out_dir, config.to_dict(), fresh=fresh)
     finished = run.open()
     done = done_records(finished)
-    for task in tasks:
-        if on_record and key_of(task) in done:
-            on_record(done[key_of(task)])  # resumed seeds count as progress too
-    missing = [t for t in tasks if key_of(t) not in done]
-    if missing:
-        check_lms(lms)  # a resumed run with nothing left to do pays for no call
     budget = CallBudget(max_calls, max_cost=max_cost, prices=in_use)
     for record in finished:
         budget.charge(record)  # what earlier sessions of this run spent, failed seeds included
     del finished
     # The end of the run needs no transcripts: keeping only the slim records keeps memory flat.
     done = {key: slim_record(record) for key, record in done.items()}
+    if config.accepted:
+        records, summary, beyond = _run_until_accepted(config, program, lms, index, run, done, budget, on_record,
+                                                       workers)
+        return _finish(config, run, records, summary, in_use, prices, passages, beyond)
+
+    tasks = draw_seeds(list(index.passages), config.seeds, (config.min_target, config.max_target),
+                       config.random_seed)
+    for task in tasks:
+        if on_record and key_of(task) in done:
+            on_record(done[key_of(task)])  # resumed seeds count as progress too
+    missing = [t for t in tasks if key_of(t) not in done]
+    if missing:
+        check_lms(lms)  # a resumed run with nothing left to do pays for no call
 
     for record in run_seeds(program, missing, lms.ids(), workers, budget):
         run.append(record)  # in finishing order: on disk as soon as it is done
@@ -85,14 +90,37 @@ def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None
             on_record(record)
 
     records = [done[key_of(t)] for t in tasks if key_of(t) in done]  # seed order, however workers finished
-    records_path = run.records_path
     mark_kept(records)
-    dataset_path = config.out_dir / "dataset.jsonl"
-    rewrite_records(records_path, dataset_path, records)
     summary = summarize(records)
     summary["stopped"] = budget.stop_reason(len(records), len(tasks))
+    return _finish(config, run, records, summary, in_use, prices, passages)
+
+
+def _run_until_accepted(config: GenerateConfig, program, lms: RoleLMs, index: SearchIndex, run: RunFolder,
+                        done: dict[str, dict], budget: CallBudget, on_record, workers: int):
+    """`--accepted N`: seeds of the stream until its smallest prefix holding N kept pairs is finished. Returns
+    that prefix (marked), the summary, and the seeds that finished past it (runs/accepted.py)."""
+    goal = AcceptedGoal(config.accepted)
+    stream = seed_stream(list(index.passages), (config.min_target, config.max_target), config.random_seed)
+    report = on_record or (lambda record: None)
+    tasks = tasks_until(goal, stream, done, on_done=report, before_first_run=lambda: check_lms(lms))
+    for record in run_seeds(program, tasks, lms.ids(), workers, budget):
+        run.append(record)  # in finishing order: on disk as soon as it is done
+        goal.add(slim_record(record))
+        report(record)
+    summary = summarize(goal.prefix)
+    summary["accepted"] = goal.outcome(budget.spent_phrase())
+    summary["stopped"] = summary["accepted"]["short"] if budget.spent_budget() else ""
+    return goal.prefix, summary, goal.beyond()
+
+
+def _finish(config: GenerateConfig, run: RunFolder, records: list[dict], summary: dict, in_use: dict,
+            prices: dict[str, Price] | None, passages: list[Passage], beyond: list[dict] = ()) -> GenerateResult:
+    """records.jsonl in seed order (then any seeds past an --accepted prefix), dataset.jsonl, summary.json."""
+    dataset_path = config.out_dir / "dataset.jsonl"
+    rewrite_records(run.records_path, dataset_path, [*records, *beyond])
     summary["usage"] = usage_summary(records, {**in_use, **price_table(models_of(records), prices)})
     summary["corpus"] = {"source": config.corpus, "passages": len(passages),
                          "fingerprint": corpus_fingerprint(passages)}
     (config.out_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    return GenerateResult(summary, records_path, dataset_path)
+    return GenerateResult(summary, run.records_path, dataset_path)
