@@ -131,3 +131,20 @@ def test_seeds_and_accepted_together_are_refused_in_one_line(workdir):
     result = CliRunner().invoke(app, ["generate", "--seeds", "3", "--accepted", "3", *FAST], env=ENV)
     assert_one_line_error(result, "--seeds and --accepted both given")
     assert not (workdir / "artifacts").exists()
+
+
+def test_a_call_budget_stops_short_and_the_same_command_without_it_reaches_the_same_pairs(workdir):
+    runner = CliRunner()
+    whole = runner.invoke(app, ["generate", "--accepted", "5", "--out", "whole", *FAST], env=ENV)
+    assert whole.exit_code == 0, whole.output
+    stopped = runner.invoke(app, ["generate", "--accepted", "5", "--out", "budget", "--max-calls", "30", *FAST],
+                            env=ENV)
+    assert stopped.exit_code == 0, stopped.output
+    outcome = json.loads((workdir / "budget" / "summary.json").read_text())["accepted"]
+    assert outcome["kept"] < 5 and outcome["short"].startswith("LM-call budget of 30 spent after")
+    assert "stopped: LM-call budget of 30 spent" in stopped.stdout
+    finished = runner.invoke(app, ["generate", "--accepted", "5", "--out", "budget", *FAST], env=ENV)
+    assert finished.exit_code == 0, finished.output
+    assert (workdir / "budget" / "dataset.jsonl").read_text() == (workdir / "whole" / "dataset.jsonl").read_text()
+    assert comparable(lines(workdir / "budget" / "records.jsonl")) == comparable(lines(workdir / "whole" /
+                                                                                         "records.jsonl"))
