@@ -29,7 +29,7 @@ from sage_dspy.search.passages import corpus_fingerprint
 from sage_dspy.method.feedback import Attempt, Verdict
 from sage_dspy.method.generator import Generator
 from sage_dspy.lm.roles import RoleLMs, offline_lm
-from sage_dspy.method.metrics import explain_verdict
+from sage_dspy.method.metrics import explain_verdict, sage_metric
 from sage_dspy.offline.generator import CAREFUL_WORDS, COMMON_CUE_WORDS
 from sage_dspy.offline.grammar import parse_question
 from sage_dspy.offline.proposer import ADVICE
@@ -529,3 +529,34 @@ def test_cli_compile_bad_input_touches_no_store(workdir, small_corpus, isolated_
     result = invoke(*args)  # tracking on (the default)
     assert_one_line_error(result, expected)
     assert not (workdir / "artifacts" / "mlflow.db").exists()
+
+
+# ------------------------------------------------------------------------------ GEPA's temporary log_dir
+
+def gepa_folders(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.startswith("sage-gepa-")]
+
+
+def test_gepa_removes_its_log_dir_when_the_compile_ends(bundled, roots, tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    train, val, budget, seed, rounds = SIZES["gepa"]
+    config = CompileConfig(optimizer="gepa", train_size=train, val_size=val, budget=budget, random_seed=seed,
+                           k=K, rounds=rounds, index_root=roots["index_root"], out_root=tmp_path / "programs")
+    assert compile_program(config, bundled).after >= 0
+    assert gepa_folders(tmp_path) == []
+
+
+def test_gepa_removes_its_log_dir_when_the_compile_fails(tmp_path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    seen = []
+
+    def fails_mid_compile(self, student, **kwargs):
+        seen.append(Path(self.log_dir).is_dir())
+        raise RuntimeError("the reflection LM went away")
+
+    monkeypatch.setattr(dspy.GEPA, "compile", fails_mid_compile)
+    from sage_dspy.optimizers import load_optimizer
+    with pytest.raises(RuntimeError, match="went away"):
+        load_optimizer("gepa").compile(dspy.Predict("question -> answer"), trainset=[], valset=[],
+                                       metric=sage_metric, budget=12, reflection_lm=offline_lm())
+    assert seen == [True] and gepa_folders(tmp_path) == []

@@ -79,6 +79,7 @@ def raising(error: Exception):
 def test_any_sage_error_from_any_command_is_one_line_and_exit_2(workdir, monkeypatch, args):
     monkeypatch.setattr(sage_dspy.cli.generate, "load_corpus", raising(NewUserError("no such thing; pass another")))
     monkeypatch.setattr(tracking, "configure_tracking", raising(NewUserError("no such thing; pass another")))
+    (workdir / "pyproject.toml").write_text('[project]\nname = "sage-dspy"\n')  # `sage ui` looks for its project
     assert_one_line_error(invoke(*args), "no such thing; pass another")
 
 

@@ -117,7 +117,8 @@ def test_search_r1_rows_claim_the_chosen_dataset_name(run_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert {r["data_source"] for r in rows(tmp_path / "out" / "search-r1" / "train.parquet")} == {"musique"}
     assert {r["data_source"] for r in rows(tmp_path / "out" / "verl" / "train.parquet")} == {"searchR1_musique"}
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["export.json", "search-r1", "verl"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["export.json", "removed.jsonl", "search-r1",
+                                                                     "verl"]
 
 
 def test_verl_rows_are_what_verls_own_converter_makes_of_the_search_r1_rows(exported):
@@ -213,6 +214,12 @@ def test_several_runs_export_together_and_shared_seeds_stay_in_one_split(run_dir
     again = tmp_path / "again"
     shutil.copytree(run_dir, again)  # the same seeds: every pair shares evidence with its copy
     (again / "mlflow.json").write_text(json.dumps({"run_id": "abc123"}))
+    # Other questions and answers on the same seeds, or the copies would go as near-duplicates of the originals.
+    reworded = [json.loads(line) for line in (again / "records.jsonl").read_text().splitlines()]
+    for number, record in enumerate(reworded):
+        record.update(question=f"Unrelated puzzle {number} {'zebra ' * number}asks which lighthouse?",
+                      answer=f"lighthouse {number}")
+    (again / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in reworded))
     result = invoke("export", run_dir, again, "--format", "search-r1,hf", "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output
     by_split = {split: rows(tmp_path / "out" / "search-r1" / f"{split}.parquet") for split in SPLITS}
@@ -231,7 +238,7 @@ def test_a_new_export_replaces_an_earlier_one_in_the_same_folder(run_dir, tmp_pa
     assert invoke("export", run_dir, "--format", ALL_FORMATS, "--out", out).exit_code == 0
     result = invoke("export", run_dir, "--format", "search-r1", "--out", out)
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["export.json", "search-r1"]
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "removed.jsonl", "search-r1"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
@@ -332,3 +339,63 @@ def test_gold_answers_add_the_wordings_the_judge_accepted_once_each():
     record = {"answer": "3,400", "rounds": [{"attempts": attempts}]}
     assert gold_answers(record) == ["3,400", "3400 students"]
     assert em_check("3400 students", gold_answers(record)) == 1 and em_check("3400 students", ["3,400"]) == 0
+
+
+# ------------------------------------------------------------------------- near-duplicates, contamination
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "benchmarks"
+
+
+def test_a_copied_run_exports_once_and_every_copy_is_recorded_as_a_duplicate(run_dir, kept, tmp_path):
+    again = tmp_path / "again"
+    shutil.copytree(run_dir, again)
+    result = invoke("export", run_dir, again, "--format", "search-r1", "--out", tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    every = [r for split in SPLITS for r in rows(tmp_path / "out" / "search-r1" / f"{split}.parquet")]
+    assert len(every) == len(kept) and {r["extra_info"]["run"] for r in every} == {"run"}
+    removed = [json.loads(line) for line in (tmp_path / "out" / exporting.REMOVED).read_text().splitlines()]
+    assert len(removed) == len(kept)
+    for removal in removed:
+        assert removal["removed"]["source_run"] == "again" and removal["duplicate_of"]["source_run"] == "run"
+        assert removal["removed"]["question"] == removal["duplicate_of"]["question"]
+        assert removal["rule"] in ("same answer, same supporting passages", "near-duplicate question")
+    assert json.loads((tmp_path / "out" / exporting.MANIFEST).read_text())["removed"] == \
+        exporting.removal_counts(removed)
+    assert f"left out {len(kept)} pairs (each in removed.jsonl)" in " ".join(result.stdout.split())
+
+
+def test_decontaminate_leaves_out_pairs_that_match_a_benchmark_and_names_the_item(run_dir, kept, tmp_path):
+    planted = next(iter(kept.values()))
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(json.dumps({"question": "An unrelated benchmark question about tides?", "answer": "x"}) + "\n"
+                     + json.dumps({"question": planted["question"].upper(), "answer": planted["answer"]}) + "\n")
+    hotpot = BENCHMARKS / "hotpotqa_500.jsonl"
+    result = invoke("export", run_dir, "--format", "search-r1", "--out", tmp_path / "out",
+                    "--decontaminate", bench, "--decontaminate", hotpot)
+    assert result.exit_code == 0, result.output
+    every = [r for split in SPLITS for r in rows(tmp_path / "out" / "search-r1" / f"{split}.parquet")]
+    removals = [json.loads(line) for line in (tmp_path / "out" / exporting.REMOVED).read_text().splitlines()]
+    assert len(every) == len(kept) - len(removals) and planted["seed_id"] not in {r["extra_info"]["seed_id"]
+                                                                                 for r in every}
+    (removal,) = [r for r in removals if r["removed"]["seed_id"] == planted["seed_id"]]
+    assert removal["rule"] == "contamination: exact question" and removal["benchmark"] == "bench"
+    assert removal["item"] == 1
+    # the offline LM writes its questions from one template, so others share an 8-gram with the planted one
+    assert {r["rule"] for r in removals if r is not removal} <= {"contamination: word 8-gram overlap"}
+    assert all(r["benchmark"] == "bench" for r in removals)  # none of hotpotqa's 500 questions matches
+    assert "1 contamination: exact question" in " ".join(result.stdout.split())
+
+
+def test_a_benchmark_without_a_question_field_is_refused_before_anything_is_written(run_dir, tmp_path):
+    bench = tmp_path / "bench.jsonl"
+    bench.write_text(json.dumps({"text": "no question here"}) + "\n")
+    result = invoke("export", run_dir, "--out", tmp_path / "out", "--decontaminate", bench)
+    assert_one_line_error(result, "question")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_empty_last_split_is_written_with_the_schema_of_the_others(tmp_path):
+    from sage_dspy.dataset.formats.files import write_parquet
+    assert write_parquet({"train": [{"a": 1}, {"a": 2}], "test": []}, tmp_path) == {"train": 2, "test": 0}
+    empty = pq.read_table(tmp_path / "test.parquet")
+    assert empty.num_rows == 0 and empty.schema.names == ["a"]

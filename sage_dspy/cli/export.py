@@ -8,6 +8,7 @@ import typer
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
 from sage_dspy.dataset import export as exporting
+from sage_dspy.dataset.benchmarks import load_benchmark
 from sage_dspy.dataset.formats.search_r1 import DATA_SOURCES, DEFAULT_DATA_SOURCE
 from sage_dspy.dataset.splits import parse_splits
 
@@ -31,10 +32,16 @@ def export(
     split_seed: Annotated[int, typer.Option(help="seed for assigning groups of pairs to splits")] = 0,
     data_source: Annotated[str, typer.Option(help=DATA_SOURCE_HELP)] = DEFAULT_DATA_SOURCE,
     license_id: Annotated[Optional[str], typer.Option("--license", help=LICENSE_HELP)] = None,
+    decontaminate: Annotated[Optional[list[str]], typer.Option(
+        "--decontaminate", metavar="BENCH", help="leave out pairs matching this benchmark (as `sage "
+                                                 "decontaminate --benchmark` takes it); repeat for several")] = None,
 ) -> None:
-    """Write the kept pairs of finished runs in each training format, split without leaks."""
+    """Write the kept pairs of finished runs in each training format, split without leaks; near-duplicates
+    (and with --decontaminate, benchmark matches) are left out and listed in removed.jsonl."""
     out_dir = out_dir or ARTIFACTS / "exports" / run_dirs[0].resolve().name
-    result = exporting.export(run_dirs, out_dir, exporting.parse_formats(formats), parse_splits(splits),
+    chosen, ratios = exporting.parse_formats(formats), parse_splits(splits)
+    benchmarks = [load_benchmark(source) for source in decontaminate or ()]  # bad files before any work
+    result = exporting.export(run_dirs, out_dir, chosen, ratios,
                               split_seed=split_seed, data_source=exporting.check_data_source(data_source),
-                              license=license_id)
+                              license=license_id, benchmarks=benchmarks)
     printing.exported(result)

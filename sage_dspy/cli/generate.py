@@ -15,6 +15,7 @@ from sage_dspy.cli.options import LmParseRetries
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
                                    LmSeed, LmTimeout, MaxTokens, Recipe, check_choice, check_protocol,
                                    lm_settings, parse_targets)
+from sage_dspy.errors import SageError
 from sage_dspy.lm.pricing import require_prices
 from sage_dspy.lm.roles import ROLES
 from sage_dspy.programs import RECIPES
@@ -33,7 +34,9 @@ def generate_command(
     ctx: typer.Context,
     corpus: Annotated[str, typer.Option(help="'bundled', a .jsonl/.json/.parquet/.csv file, a folder of "
                                              ".txt/.md files, or a Hugging Face dataset name")] = "bundled",
-    seeds: Annotated[int, typer.Option(min=1, help="how many seed passages to draw")] = 40,
+    seeds: Annotated[Optional[int], typer.Option(min=1, help="how many seed passages to draw [default: 40]")] = None,
+    accepted: Annotated[Optional[int], typer.Option(min=1, help="draw seeds until this many pairs are kept "
+                                                                "(duplicates removed), instead of --seeds")] = None,
     targets: Annotated[str, typer.Option(help="target searches S, drawn per seed from this range")] = "2-5",
     recipe: Recipe = "sage",
     lm: EveryRoleLm = None,
@@ -75,6 +78,9 @@ def generate_command(
     lm_parse_retries: LmParseRetries = None,
 ) -> None:
     """Generate verified QA pairs that need at least S searches, and print the paper's table for the run."""
+    if seeds is not None and accepted is not None:
+        raise SageError("--seeds and --accepted both given; pass --seeds N for a count of seeds or "
+                        "--accepted N for a count of kept pairs")
     low, high = parse_targets(targets)
     check_choice("program recipe", recipe, RECIPES)
     fields = {name: value for name, value in
@@ -85,7 +91,8 @@ def generate_command(
                            parse_retries=lm_parse_retries)
     shared_options, role_options = settings.split(ROLES)
     config = GenerateConfig(
-        corpus=corpus, corpus_fields=fields, seeds=seeds, min_target=low, max_target=high, recipe=recipe,
+        corpus=corpus, corpus_fields=fields, seeds=0 if accepted else seeds or 40, accepted=accepted or 0,
+        min_target=low, max_target=high, recipe=recipe,
         lms=settings.lms(ROLES), rounds=rounds, k=k, random_seed=random_seed, out_dir=out_dir,
         lm_options=shared_options, role_options=role_options, program=program or "",
         protocol=check_protocol(protocol),
@@ -149,12 +156,14 @@ def _program_folder(program: Optional[str]) -> Optional[Path]:
 def _generate_with_progress(config: GenerateConfig, **options) -> tuple[GenerateResult, list[str]]:
     """Run `generate` under a progress bar; the UserWarnings our code raised meanwhile, as notes to print after."""
     with printing.progress_bar(TextColumn("accepted {task.fields[accepted]}")) as progress:
-        task = progress.add_task("generating", total=config.seeds, accepted=0)
+        # --accepted: the number of seeds is not known before, so the bar counts accepted pairs instead
+        total = config.accepted or config.seeds
+        task = progress.add_task("accepted pairs" if config.accepted else "generating", total=total, accepted=0)
         accepted = 0
 
         def advance(record: dict) -> None:
             nonlocal accepted
             accepted += record["accepted"]
-            progress.update(task, advance=1, accepted=accepted)
+            progress.update(task, advance=record["accepted"] if config.accepted else 1, accepted=accepted)
 
         return _with_notes(generate, config, on_record=advance, **options)

@@ -88,6 +88,8 @@ def generation(result, title: str, offline: bool) -> None:
     out.print(summary_table(summary, title=title))
     for line in usage_lines(summary["usage"]):
         out.print(line, highlight=False, markup=False)  # "[prices]" is no markup
+    if summary.get("accepted"):
+        out.print(accepted_line(summary["accepted"]), highlight=False)
     if summary["stopped"]:
         out.print(f"stopped: {summary['stopped']}; every finished seed is saved, re-run the same command "
                   "with a larger --max-calls or --max-cost to continue", highlight=False)
@@ -99,6 +101,13 @@ def generation(result, title: str, offline: bool) -> None:
         out.print(OFFLINE_RUN)
     out.print(f"records: {result.records_path}\npairs:   {result.dataset_path} "
               f"({summary['overall']['kept']} kept)")
+
+
+def accepted_line(outcome: dict) -> str:
+    """How many seeds an --accepted run took, or why it fell short."""
+    if not outcome["short"]:
+        return f"accepted: {outcome['kept']} kept pairs took {outcome['seeds']} seeds"
+    return f"accepted: {outcome['kept']} of {outcome['goal']} kept pairs; {outcome['short']}"
 
 
 def tracked_run(run_id: str | None, tracking_uri: str) -> None:
@@ -213,6 +222,9 @@ def runs_table(keys: list[str], rows: list[dict]) -> Table:
 def exported(result) -> None:
     """`sage export`: pairs per split, rows per format and split, and which formats lack some demonstrations."""
     table = Table(title=f"exported {sum(result.splits.values())} pairs to {result.out}")
+    if result.removed:
+        table.caption = (f"left out {sum(result.removed.values())} pairs (each in removed.jsonl): "
+                         + ", ".join(f"{count} {rule}" for rule, count in result.removed.items()))
     table.add_column("format")
     for split in result.splits:
         table.add_column(split, justify="right")

@@ -1,8 +1,8 @@
 """What the MLflow store holds: `sage prompts` (versions and their diffs), `sage runs compare`, `sage ui`."""
 
 import os
-import subprocess
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -11,6 +11,7 @@ from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
 from sage_dspy.tracking import compare
 from sage_dspy.tracking import store as tracking
+from sage_dspy.tracking import ui
 
 prompts_app = typer.Typer(help="Prompt versions registered by `sage compile`.", no_args_is_help=True)
 runs_app = typer.Typer(help="Runs logged by `sage generate` and `sage compile`.", no_args_is_help=True)
@@ -51,12 +52,14 @@ def runs_compare(
 def ui_command(
     port: Annotated[int, typer.Option(min=1, max=65535, help="port on 127.0.0.1")] = 5000,
 ) -> None:
-    """Browse runs, compiled programs and prompt versions in the MLflow UI (127.0.0.1 only)."""
-    uri = _store()
+    """Browse runs, compiled programs and prompt versions in the MLflow UI (127.0.0.1 only): the store of the
+    project folder at or above the current one, or MLFLOW_TRACKING_URI."""
+    root = Path("artifacts") if os.environ.get("MLFLOW_TRACKING_URI") else ui.project_artifacts(Path.cwd())
+    uri = tracking.configure_tracking(root=root)
     # Plain `mlflow ui` deadlocks at start-up offline unless litellm uses its local cost map (set on import
     # of sage_dspy); the job runner is not needed to browse.
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     printing.ui_started(uri, port)
     command = [sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(port),
                "--backend-store-uri", uri, "--workers", "1"]
-    raise typer.Exit(subprocess.call(command, env=env))
+    raise typer.Exit(ui.serve(command, env))

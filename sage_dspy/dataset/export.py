@@ -8,17 +8,21 @@ holds an earlier export (its MANIFEST); any other non-empty folder is refused.
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sage_dspy.errors import SageError
+from sage_dspy.dataset.benchmarks import Benchmark
 from sage_dspy.dataset.context import ExportContext
+from sage_dspy.dataset.decontaminate import find_contamination
+from sage_dspy.dataset.dedup import remove_near_duplicates
 from sage_dspy.dataset.formats import hf, search_r1, sft_openai, sft_trl, verl
 from sage_dspy.dataset.pairs import read_runs
 from sage_dspy.dataset.splits import assign
 
 FORMATS = {module.NAME: module for module in (search_r1, verl, sft_openai, sft_trl, hf)}
 MANIFEST = "export.json"
+REMOVED = "removed.jsonl"  # one line per pair left out: near-duplicates, then benchmark matches
 BUNDLED_LICENSE = "cc0-1.0"  # sage_dspy/data/README.md: the bundled corpus is CC0-1.0
 UNKNOWN_LICENSE = "unknown"
 
@@ -32,6 +36,7 @@ class ExportResult:
     out: Path
     splits: dict[str, int]  # pairs per split
     rows: dict[str, dict[str, int]]  # per format, rows per split (SFT formats skip pairs without a demonstration)
+    removed: dict[str, int] = field(default_factory=dict)  # pairs left out per rule (removed.jsonl has each)
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
@@ -50,20 +55,53 @@ def check_data_source(name: str) -> str:
     return name
 
 
-def select_pairs(pairs: list[dict]) -> list[dict]:
-    """The pairs that go into the training set. Every kept pair for now; near-duplicate removal and
-    decontamination filter this list (and record what they removed) before anything is split or written."""
-    return pairs
+def select_pairs(pairs: list[dict], benchmarks: list[Benchmark] = ()) -> tuple[list[dict], list[dict]]:
+    """The pairs that go into the training set, and one removal per pair left out: near-duplicates first
+    (within and across runs; the first pair of each group stays), then pairs that match an item of
+    `benchmarks`. Each removal names the pair, the rule, and the pair it duplicates or the benchmark item."""
+    unique, duplicates = remove_near_duplicates(pairs)
+    removals = [{**duplicate.to_dict(), "removed": _identity(duplicate.removed),
+                 "duplicate_of": _identity(duplicate.kept)} for duplicate in duplicates]
+    if not benchmarks:
+        return unique, removals
+    report = find_contamination(unique, list(benchmarks))
+    flags: dict[int, list] = {}
+    for flag in report.flags:
+        flags.setdefault(flag.record_index, []).append(flag)
+    for index in sorted(flags):
+        first = flags[index][0]  # the first benchmark given, and its strongest check (CHECKS order)
+        removals.append({"rule": f"contamination: {first.check}", "similarity": round(first.similarity, 4),
+                         "removed": _identity(unique[index]), "benchmark": first.benchmark,
+                         "item": first.item_index, "item_question": first.item_question,
+                         "matches": [{"benchmark": f.benchmark, "item": f.item_index, "check": f.check}
+                                     for f in flags[index]]})
+    return [pair for index, pair in enumerate(unique) if index not in flags], removals
+
+
+def _identity(pair: dict) -> dict:
+    return {key: pair.get(key, "") for key in ("source_run", "seed_id", "question", "answer")}
+
+
+def removal_counts(removals: list[dict]) -> dict[str, int]:
+    """Pairs removed per rule, in the order rules first removed one."""
+    counts: dict[str, int] = {}
+    for removal in removals:
+        counts[removal["rule"]] = counts.get(removal["rule"], 0) + 1
+    return counts
 
 
 def export(run_dirs: list[Path], out: Path, formats: tuple[str, ...], ratios: dict[str, float], *,
            split_seed: int = 0, data_source: str = search_r1.DEFAULT_DATA_SOURCE,
-           license: str | None = None) -> ExportResult:
-    """Write each format for the kept pairs of `run_dirs`, split by `ratios` without leaks, into `out`."""
+           license: str | None = None, benchmarks: list[Benchmark] = ()) -> ExportResult:
+    """Write each format for the kept pairs of `run_dirs`, split by `ratios` without leaks, into `out`;
+    near-duplicates and pairs matching `benchmarks` are left out and listed in removed.jsonl."""
     check_data_source(data_source)
     _check_out(Path(out))
     runs, pairs = read_runs([Path(d) for d in run_dirs])
-    pairs = select_pairs(pairs)
+    pairs, removals = select_pairs(pairs, benchmarks)
+    if not pairs:
+        raise ExportError(f"every one of the {len(removals)} kept pairs was removed as a near-duplicate or "
+                          "benchmark match; export other runs, or check the --decontaminate benchmarks")
     splits = assign(pairs, ratios, split_seed)
     context = ExportContext({run.name: run for run in runs}, data_source, license or _default_license(runs), ratios,
                             split_seed)
@@ -73,14 +111,17 @@ def export(run_dirs: list[Path], out: Path, formats: tuple[str, ...], ratios: di
     try:
         rows = {name: FORMATS[name].write(splits, staging / name, context) for name in formats}
         counts = {name: len(split_pairs) for name, split_pairs in splits.items()}
+        with (staging / REMOVED).open("w", encoding="utf-8") as sink:
+            sink.writelines(json.dumps(removal, ensure_ascii=False) + "\n" for removal in removals)
         manifest = {"runs": [str(Path(d)) for d in run_dirs], "formats": rows, "splits": counts,
                     "ratios": ratios, "split_seed": split_seed, "data_source": data_source,
-                    "license": context.license}
+                    "license": context.license, "removed": removal_counts(removals),
+                    "benchmarks": [benchmark.name for benchmark in benchmarks]}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         _publish(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return ExportResult(out, counts, rows)
+    return ExportResult(out, counts, rows, removal_counts(removals))
 
 
 def _default_license(runs) -> str:

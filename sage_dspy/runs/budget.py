@@ -34,9 +34,14 @@ class CallBudget:
             self.cost += usage_cost(record.get("lm_usage", []), self.prices) or 0.0
 
     def stop_reason(self, finished: int, total: int) -> str:
-        kind = self.spent_budget()
-        if finished >= total or not kind:
+        if finished >= total or not self.spent_budget():
             return ""
-        spent = (f"LM-call budget of {self.limit} spent" if kind == "calls"
-                 else f"cost budget of ${self.max_cost:g} spent (${self.cost:.4f})")
-        return f"{spent} after {finished} of {total} seeds"
+        return f"{self.spent_phrase()} after {finished} of {total} seeds"
+
+    def spent_phrase(self) -> str:
+        """Which budget is spent, in words ('' when none is)."""
+        kind = self.spent_budget()
+        if not kind:
+            return ""
+        return (f"LM-call budget of {self.limit} spent" if kind == "calls"
+                else f"cost budget of ${self.max_cost:g} spent (${self.cost:.4f})")

@@ -13,6 +13,7 @@ class GenerateConfig:
     corpus: str = "bundled"
     corpus_fields: dict[str, str] = field(default_factory=dict)  # text_field / title_field / id_field
     seeds: int = 40
+    accepted: int = 0  # when set, seeds are drawn until this many pairs are kept, and `seeds` is not used
     min_target: int = 2
     max_target: int = 5
     recipe: str = "sage"
@@ -35,6 +36,8 @@ class GenerateConfig:
         settings["role_options"] = {role: loggable_options(o) for role, o in self.role_options.items()}
         if not self.role_options:
             del settings["role_options"]  # runs that set nothing per role read as before the setting existed
+        if not self.accepted:
+            del settings["accepted"]  # likewise for runs that ask for a count of seeds
         return settings
 
     def corpus_label(self) -> str:

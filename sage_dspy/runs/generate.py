@@ -16,6 +16,7 @@ from sage_dspy.jsonl import read_jsonl
 from sage_dspy.lm.pricing import Price, price_table, require_prices
 from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.redact import redact
+from sage_dspy.runs.accepted import AcceptedGoal, tasks_until
 from sage_dspy.runs.budget import CallBudget
 from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.runs.folder import (ENDPOINTS_SETTING, RunFolder, disk_full_as_one_line, done_records, record_key,
@@ -24,7 +25,7 @@ from sage_dspy.runs.preflight import check_lms
 from sage_dspy.runs.program import build_program
 from sage_dspy.runs.records import mark_kept, slim_record
 from sage_dspy.runs.scheduler import run_seeds
-from sage_dspy.runs.seeds import draw_seeds, key_of
+from sage_dspy.runs.seeds import draw_seeds, key_of, seed_stream
 from sage_dspy.runs.summary import models_of, summarize, usage_summary
 from sage_dspy.search.corpus import load_corpus
 from sage_dspy.search.passages import corpus_fingerprint, Passage
@@ -71,28 +72,32 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
     passages = passages if passages is not None else load_corpus(config.corpus, **config.corpus_fields)
     index = SearchIndex.open(passages, root=config.index_root)
     program = build_program(config, index, lms, program_folder, parallel_attempts)
-    tasks = draw_seeds(list(index.passages), config.seeds, (config.min_target, config.max_target),
-                       config.random_seed)
-    if len(tasks) < config.seeds:  # one seed per passage: say so rather than quietly run fewer
-        warnings.warn(f"the corpus has {len(index.passages)} passage(s), so this run has {len(tasks)} seed(s), "
-                      f"not the {config.seeds} asked for; give a larger corpus for more")
-
     if lms.endpoints():  # runs on the offline LM read as before
         run.settings[ENDPOINTS_SETTING] = lms.endpoints()
     finished = run.open()
     done = done_records(finished, endpoint_changed=run.endpoint_changed)
-    for task in tasks:
-        if on_record and key_of(task) in done:
-            on_record(done[key_of(task)])  # resumed seeds count as progress too
-    missing = [t for t in tasks if key_of(t) not in done]
-    if missing:
-        check_lms(lms)  # a resumed run with nothing left to do pays for no call
     budget = CallBudget(max_calls, max_cost=max_cost, prices=in_use)
     for record in finished:
         budget.charge(record)  # what earlier sessions of this run spent, failed seeds included
     del finished
     # The end of the run needs no transcripts: keeping only the slim records keeps memory flat.
     done = {key: slim_record(record) for key, record in done.items()}
+    if config.accepted:
+        records, summary, beyond = _run_until_accepted(config, program, lms, index, run, done, budget, on_record,
+                                                       workers)
+        return _finish(config, run, records, summary, in_use, prices, passages, beyond)
+
+    tasks = draw_seeds(list(index.passages), config.seeds, (config.min_target, config.max_target),
+                       config.random_seed)
+    if len(tasks) < config.seeds:  # one seed per passage: say so rather than quietly run fewer
+        warnings.warn(f"the corpus has {len(index.passages)} passage(s), so this run has {len(tasks)} seed(s), "
+                      f"not the {config.seeds} asked for; give a larger corpus for more")
+    for task in tasks:
+        if on_record and key_of(task) in done:
+            on_record(done[key_of(task)])  # resumed seeds count as progress too
+    missing = [t for t in tasks if key_of(t) not in done]
+    if missing:
+        check_lms(lms)  # a resumed run with nothing left to do pays for no call
 
     for record in run_seeds(program, missing, lms.ids(), workers, budget):
         run.append(record)  # in finishing order: on disk as soon as it is done
@@ -101,15 +106,38 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
             on_record(record)
 
     records = [done[key_of(t)] for t in tasks if key_of(t) in done]  # seed order, however workers finished
-    records_path = run.records_path
     mark_kept(records)
-    dataset_path = config.out_dir / "dataset.jsonl"
-    rewrite_records(records_path, dataset_path, records)
     summary = summarize(records)
     summary["stopped"] = budget.stop_reason(len(records), len(tasks))
+    return _finish(config, run, records, summary, in_use, prices, passages)
+
+
+def _run_until_accepted(config: GenerateConfig, program, lms: RoleLMs, index: SearchIndex, run: RunFolder,
+                        done: dict[str, dict], budget: CallBudget, on_record, workers: int):
+    """`--accepted N`: seeds of the stream until its smallest prefix holding N kept pairs is finished. Returns
+    that prefix (marked), the summary, and the seeds that finished past it (runs/accepted.py)."""
+    goal = AcceptedGoal(config.accepted)
+    stream = seed_stream(list(index.passages), (config.min_target, config.max_target), config.random_seed)
+    report = on_record or (lambda record: None)
+    tasks = tasks_until(goal, stream, done, on_done=report, before_first_run=lambda: check_lms(lms))
+    for record in run_seeds(program, tasks, lms.ids(), workers, budget):
+        run.append(record)  # in finishing order: on disk as soon as it is done
+        goal.add(slim_record(record))
+        report(record)
+    summary = summarize(goal.prefix)
+    summary["accepted"] = goal.outcome(budget.spent_phrase())
+    summary["stopped"] = summary["accepted"]["short"] if budget.spent_budget() else ""
+    return goal.prefix, summary, goal.beyond()
+
+
+def _finish(config: GenerateConfig, run: RunFolder, records: list[dict], summary: dict, in_use: dict,
+            prices: dict[str, Price] | None, passages: list[Passage], beyond: list[dict] = ()) -> GenerateResult:
+    """records.jsonl in seed order (then any seeds past an --accepted prefix), dataset.jsonl, summary.json."""
+    dataset_path = config.out_dir / "dataset.jsonl"
+    rewrite_records(run.records_path, dataset_path, [*records, *beyond])
     summary["usage"] = usage_summary(records, {**in_use, **price_table(models_of(records), prices)})
     summary["corpus"] = {"source": config.corpus, "passages": len(passages),
                          "fingerprint": corpus_fingerprint(passages)}
     with disk_full_as_one_line(config.out_dir / "summary.json"):
         (config.out_dir / "summary.json").write_text(json.dumps(redact(summary), indent=2), encoding="utf-8")
-    return GenerateResult(summary, records_path, dataset_path)
+    return GenerateResult(summary, run.records_path, dataset_path)

@@ -84,9 +84,10 @@ def record_for(task, prediction, lm_ids: dict[str, str], error: str = "", error_
     return record
 
 
-def mark_kept(records: list[dict]) -> None:
-    """Keep accepted pairs with at least two searches, first of each duplicate question only."""
-    seen = set()
+def mark_kept(records: list[dict], seen: set[str] | None = None) -> None:
+    """Keep accepted pairs with at least two searches, first of each duplicate question only. `seen` carries
+    the questions already kept from one call to the next (a run decided a record at a time)."""
+    seen = set() if seen is None else seen
     for record in records:
         if record["error"] or record["drop_reason"]:
             record["kept"] = False

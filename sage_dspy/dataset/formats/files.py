@@ -25,7 +25,9 @@ def _write_parquet(rows: RowsBySplit, folder: Path, features, name: str) -> dict
     for split, split_rows in rows.items():
         path = folder / name.format(split=split)
         path.parent.mkdir(parents=True, exist_ok=True)
-        table.select(range(start, start + len(split_rows))).to_parquet(str(path))
+        # An empty range past the last row is refused by `select` (even for zero rows): select no index instead.
+        indices = range(start, start + len(split_rows)) if split_rows else []
+        table.select(indices).to_parquet(str(path))
         start += len(split_rows)
     return {split: len(split_rows) for split, split_rows in rows.items()}
 
