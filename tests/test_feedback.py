@@ -205,4 +205,4 @@ def test_failures_are_counted_by_kind_for_seeds_and_attempts():
                                      {"error": "LMRateLimitError: 429 again"}]}]
     assert summarize([failed_seed, noisy])["failures"] == {
         "seeds": {"LMServerError": 1},
-        "attempts": {"LMRateLimitError": 2, "judge failed: AdapterParseError": 1}}
+        "attempts": {"LMRateLimitError": 2, "judge failed: AdapterParseError": 1}, "searches": {}}

@@ -82,13 +82,15 @@ def _kind(error: str) -> str:
 
 
 def failures_by_kind(records: list[dict]) -> dict[str, dict[str, int]]:
-    """Failed seeds and failed attempts, counted by error kind, so a run's faults are visible at a glance."""
-    seeds, attempts = Counter(), Counter()
+    """Failed seeds, failed attempts and failed searches (the retriever's faults, which the agent read as
+    observations), counted by kind, so a run's faults are visible at a glance."""
+    seeds, attempts, searches = Counter(), Counter(), Counter()
     for record in records:
+        searches.update(record.get("search_failures", {}))
         if record.get("error"):
             seeds[_kind(record["error"])] += 1
         for past in record.get("rounds", []):
             for attempt in past.get("attempts", []):
                 if attempt.get("error"):
                     attempts[_kind(attempt["error"])] += 1
-    return {"seeds": dict(seeds), "attempts": dict(attempts)}
+    return {"seeds": dict(seeds), "attempts": dict(attempts), "searches": dict(searches)}
