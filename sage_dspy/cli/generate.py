@@ -11,7 +11,7 @@ import sage_dspy
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
-                                   LmSeed, LmTimeout, MaxTokens, Recipe, check_choice, check_protocol,
+                                   LmSeed, LmTimeout, MaxTokens, Recipe, Retriever, check_choice, check_protocol,
                                    lm_settings, parse_targets)
 from sage_dspy.lm.pricing import require_prices
 from sage_dspy.lm.roles import ROLES
@@ -19,6 +19,7 @@ from sage_dspy.programs import RECIPES
 from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.runs.generate import generate, GenerateResult
 from sage_dspy.search.corpus import load_corpus
+from sage_dspy.search.remote import check_url
 from sage_dspy.tracking import store as tracking
 from sage_dspy.tracking.run_logging import log_generate
 from sage_dspy.tracking.sources import resolve_program
@@ -68,6 +69,7 @@ def generate_command(
     lm_seed: LmSeed = None,
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
+    retriever: Retriever = None,
 ) -> None:
     """Generate verified QA pairs that need at least S searches, and print the paper's table for the run."""
     low, high = parse_targets(targets)
@@ -82,7 +84,7 @@ def generate_command(
         corpus=corpus, corpus_fields=fields, seeds=seeds, min_target=low, max_target=high, recipe=recipe,
         lms=settings.lms(ROLES), rounds=rounds, k=k, random_seed=random_seed, out_dir=out_dir,
         lm_options=shared_options, role_options=role_options, program=program or "",
-        protocol=check_protocol(protocol),
+        protocol=check_protocol(protocol), retriever=check_url(retriever) if retriever else "",
     )
     if max_cost is not None:
         require_prices(config.lms.values(), settings.prices)  # before the corpus is read or any call made

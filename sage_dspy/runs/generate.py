@@ -24,7 +24,7 @@ from sage_dspy.runs.seeds import draw_seeds, key_of
 from sage_dspy.runs.summary import models_of, summarize, usage_summary
 from sage_dspy.search.corpus import load_corpus
 from sage_dspy.search.passages import corpus_fingerprint, Passage
-from sage_dspy.search.index import SearchIndex
+from sage_dspy.search.tool import open_searcher
 
 
 @dataclass
@@ -57,9 +57,9 @@ def generate(config: GenerateConfig, *, on_record: Callable[[dict], None] | None
     if max_cost is not None:
         require_prices(lms.ids().values(), prices)
     passages = passages if passages is not None else load_corpus(config.corpus, **config.corpus_fields)
-    index = SearchIndex.open(passages, root=config.index_root)
+    index = open_searcher(passages, config.retriever, config.index_root)
     program = build_program(config, index, lms, program_folder, parallel_attempts)
-    tasks = draw_seeds(list(index.passages), config.seeds, (config.min_target, config.max_target),
+    tasks = draw_seeds(list(passages), config.seeds, (config.min_target, config.max_target),
                        config.random_seed)
 
     run = RunFolder(config.out_dir, config.to_dict(), fresh=fresh)
