@@ -240,3 +240,28 @@ def test_search_r1_wiki18_rows_are_read_without_options(tmp_path, tiny_passages)
     passages = load_corpus(path)
     assert [(p.id, p.title, p.text) for p in passages] == [(str(n), p.title, p.text)
                                                             for n, p in enumerate(tiny_passages)]
+
+
+# ------------------------------------------------------------------------------ the other commands
+
+def test_solve_searches_through_the_retriever(tiny_passages, tiny_corpus_file, workdir):
+    questions = workdir / "qa.jsonl"
+    questions.write_text(json.dumps({"question": "Who designed Harbor Bridge?", "answer": "Ada Marlowe"}) + "\n",
+                         encoding="utf-8")
+    stand_in = StandIn(tiny_passages)
+    with stand_in_server(stand_in) as url:
+        result = invoke("solve", "--questions", questions, "--corpus", tiny_corpus_file, "--k", 1,
+                        "--out", workdir / "solve", "--retriever", url)
+    assert result.exit_code == 0, result.output
+    assert stand_in.requests
+    [row] = [json.loads(line) for line in (workdir / "solve" / "answers.jsonl").read_text().splitlines()]
+    assert row["errors"] == [""]
+
+
+def test_compile_settings_record_the_retriever_without_its_url():
+    from sage_dspy.runs.compile import CompileConfig
+
+    url = "http://user:secret@10.0.0.5:8000/retrieve"
+    settings = CompileConfig(retriever=url).to_dict()
+    assert settings["retriever"] == "<set>" and "secret" not in json.dumps(settings)
+    assert GenerateConfig(retriever=url).to_dict()["retriever_fingerprint"] == settings["retriever_fingerprint"]

@@ -3,10 +3,9 @@ and docstring dspy.ReAct shows the LM."""
 
 import inspect
 import threading
-from typing import Protocol
-
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 from sage_dspy.search.index import SearchIndex
 from sage_dspy.search.passages import Hit, Passage, format_failure, format_hits
