@@ -40,7 +40,7 @@ def serve_index(corpus: Path, folder: Path, *extra: str):
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen([sys.executable, "-m", "sage_dspy", "serve-index", "--corpus", str(corpus),
                                     "--port", "0", *extra], stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                   cwd=folder, env={**os.environ, "COLUMNS": "300"})
+                                   cwd=folder, env=dict(os.environ))
     try:
         yield IndexServer(process, _wait_for_url(stdout, stderr, process), stdout, stderr)
     finally:

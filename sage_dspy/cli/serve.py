@@ -25,5 +25,5 @@ def serve_index_command(
     sock = bind(host, port)
     shown = f"[{host}]" if ":" in host else host
     out.print(f"serving {len(index)} passages of {corpus} at http://{shown}:{sock.getsockname()[1]}/retrieve "
-              "(GET /health; Ctrl-C stops)", highlight=False, markup=False)
+              "(GET /health; Ctrl-C stops)", highlight=False, markup=False, soft_wrap=True)
     serve(index, sock, topk)
