@@ -205,7 +205,8 @@ def test_failures_are_counted_by_kind_for_seeds_and_attempts():
                                      {"error": "LMRateLimitError: 429 again"}]}]
     assert summarize([failed_seed, noisy])["failures"] == {  # records from before error_kind: read by message
         "seeds": {"LMServerError": 1},
-        "attempts": {"LMRateLimitError": 2, "judge failed: AdapterParseError": 1}, "parse_failures": {}}
+        "attempts": {"LMRateLimitError": 2, "judge failed: AdapterParseError": 1}, "parse_failures": {},
+        "searches": {}}
 
 
 def test_failures_are_counted_by_their_stored_kind_and_parse_failures_by_role():
@@ -223,4 +224,4 @@ def test_failures_are_counted_by_their_stored_kind_and_parse_failures_by_role():
     assert summarize([failed_seed, noisy])["failures"] == {
         "seeds": {"AdapterParseError": 1},
         "attempts": {"LMProviderError": 1, "judge failed: AdapterParseError": 1},
-        "parse_failures": {"generator": 3, "solver": 1}}
+        "parse_failures": {"generator": 3, "solver": 1}, "searches": {}}

@@ -11,6 +11,7 @@ from sage_dspy.cli.decontaminate import decontaminate_command
 from sage_dspy.cli.evaluate import evaluate_command
 from sage_dspy.cli.generate import generate_command
 from sage_dspy.cli.options import UserErrorsAsOneLine
+from sage_dspy.cli.serve import serve_index_command
 from sage_dspy.cli.solve import solve_command
 
 app = typer.Typer(help="sage-dspy: verified, difficulty-steered deep-search QA pairs (SAGE as a DSPy program).",
@@ -32,6 +33,7 @@ app.add_typer(store.runs_app, name="runs")
 app.command("ui")(store.ui_command)
 app.command("export")(export.export)
 app.command("decontaminate")(decontaminate_command)
+app.command("serve-index")(serve_index_command)
 
 
 def main() -> None:

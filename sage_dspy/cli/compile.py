@@ -8,12 +8,13 @@ from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
 from sage_dspy.cli.options import LmParseRetries
 from sage_dspy.cli.options import (ApiBase, ConfigFile, LmRetries, LmSeed, LmTimeout, MaxTokens, Recipe,
-                                   check_choice, lm_settings, parse_targets)
+                                   Retriever, check_choice, lm_settings, parse_targets)
 from sage_dspy.lm.roles import ALL_ROLES, ROLES
 from sage_dspy.optimizers import OPTIMIZERS
 from sage_dspy.programs import RECIPES
 from sage_dspy.runs.compile import CompileConfig, check_optimizer_budget, check_seed_count, compile_program
 from sage_dspy.search.corpus import load_corpus
+from sage_dspy.search.remote import check_url
 from sage_dspy.tracking import store as tracking
 from sage_dspy.tracking.run_logging import log_compile
 
@@ -43,6 +44,7 @@ def compile_command(
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
     lm_parse_retries: LmParseRetries = None,
+    retriever: Retriever = None,
 ) -> None:
     """Compile the generator's prompts with a DSPy optimizer; print validation scores before and after."""
     low, high = parse_targets(targets)
@@ -57,7 +59,7 @@ def compile_command(
         corpus=corpus, recipe=recipe, optimizer=optimizer, reflection_lm=settings.models["reflection"],
         lms=settings.lms(ROLES), train_size=train_size, val_size=val_size, budget=budget, min_target=low,
         max_target=high, rounds=rounds, random_seed=random_seed, lm_options=shared_options,
-        role_options=role_options)
+        role_options=role_options, retriever=check_url(retriever) if retriever else "")
     # bad input is refused before anything is created
     check_optimizer_budget(optimizer, budget, val_size)
     passages = load_corpus(corpus)

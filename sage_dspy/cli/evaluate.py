@@ -9,13 +9,14 @@ from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
 from sage_dspy.cli.options import LmParseRetries
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
-                                   LmSeed, LmTimeout, MaxTokens, check_protocol, fail, lm_settings, parse_targets)
+                                   LmSeed, LmTimeout, MaxTokens, Retriever, check_protocol, fail, lm_settings, parse_targets)
 from sage_dspy.lm.roles import ROLES
 from sage_dspy.programs import RECIPES
 from sage_dspy.runs.evaluate import DEFAULT_RECIPES, evaluate_recipes
 from sage_dspy.runs.evaluate_report import write_report
 from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.search.corpus import load_corpus
+from sage_dspy.search.remote import check_url
 from sage_dspy.tracking import store as tracking
 from sage_dspy.tracking.run_logging import log_evaluate
 
@@ -41,6 +42,7 @@ def evaluate_command(
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
     lm_parse_retries: LmParseRetries = None,
+    retriever: Retriever = None,
 ) -> None:
     """Run several recipes on the same seeds and print the paper's intrinsic table by round count."""
     low, high = parse_targets(targets)
@@ -51,7 +53,8 @@ def evaluate_command(
     shared_options, role_options = settings.split(ROLES)
     base = GenerateConfig(corpus=corpus, seeds=seeds, min_target=low, max_target=high, rounds=rounds, k=k,
                           random_seed=random_seed, lms=settings.lms(ROLES), lm_options=shared_options,
-                          role_options=role_options, protocol=check_protocol(protocol))
+                          role_options=role_options, protocol=check_protocol(protocol),
+                          retriever=check_url(retriever) if retriever else "")
     lm = ", ".join(sorted(set(base.lms.values())))
     passages = load_corpus(corpus)
     if track:

@@ -13,7 +13,7 @@ from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
 from sage_dspy.cli.options import LmParseRetries
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
-                                   LmSeed, LmTimeout, MaxTokens, Recipe, check_choice, check_protocol,
+                                   LmSeed, LmTimeout, MaxTokens, Recipe, Retriever, check_choice, check_protocol,
                                    lm_settings, parse_targets)
 from sage_dspy.errors import SageError
 from sage_dspy.lm.pricing import require_prices
@@ -23,6 +23,7 @@ from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.runs.folder import check_out_folder, RECORDS_FILE
 from sage_dspy.runs.generate import generate, GenerateResult
 from sage_dspy.search.corpus import load_corpus
+from sage_dspy.search.remote import check_url
 from sage_dspy.tracking import store as tracking
 from sage_dspy.tracking.run_logging import log_generate
 from sage_dspy.tracking.sources import resolve_program
@@ -76,6 +77,7 @@ def generate_command(
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
     lm_parse_retries: LmParseRetries = None,
+    retriever: Retriever = None,
 ) -> None:
     """Generate verified QA pairs that need at least S searches, and print the paper's table for the run."""
     if seeds is not None and accepted is not None:
@@ -95,7 +97,7 @@ def generate_command(
         min_target=low, max_target=high, recipe=recipe,
         lms=settings.lms(ROLES), rounds=rounds, k=k, random_seed=random_seed, out_dir=out_dir,
         lm_options=shared_options, role_options=role_options, program=program or "",
-        protocol=check_protocol(protocol),
+        protocol=check_protocol(protocol), retriever=check_url(retriever) if retriever else "",
     )
     if max_cost is not None:
         require_prices(config.lms.values(), settings.prices)  # before the corpus is read or any call made

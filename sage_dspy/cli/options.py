@@ -83,6 +83,9 @@ EveryRoleLm = Annotated[Optional[str], typer.Option("--lm", help="LM for every r
 Recipe = Annotated[str, typer.Option("--recipe", help=f"program recipe: {', '.join(RECIPES)}")]
 Attempts = Annotated[int, typer.Option("--k", min=1, max=32, help="search-agent attempts per question")]
 DrawSeed = Annotated[int, typer.Option("--seed", help="seed for drawing passages and targets")]
+Retriever = Annotated[Optional[str], typer.Option("--retriever", help="search through a retrieval server with "
+                                                  "Search-R1's API (e.g. http://127.0.0.1:8000/retrieve, or `sage "
+                                                  "serve-index`) instead of the embedded bm25s index")]
 PROTOCOL_HELP = ("how each pair is checked: 'lean' stops its attempts once one makes it too easy and judges "
                  "normalised matches without a call; 'paper' runs all K attempts and has the LM judge every answer")
 

@@ -94,9 +94,9 @@ def generation(result, title: str, offline: bool) -> None:
         out.print(f"stopped: {summary['stopped']}; every finished seed is saved, re-run the same command "
                   "with a larger --max-calls or --max-cost to continue", highlight=False)
     failures = summary["failures"]
-    if failures["seeds"] or failures["attempts"]:
-        out.print(f"failures: seeds {failures['seeds'] or 'none'}; attempts {failures['attempts'] or 'none'}",
-                  highlight=False)
+    if failures["seeds"] or failures["attempts"] or failures.get("searches"):
+        out.print(f"failures: seeds {failures['seeds'] or 'none'}; attempts {failures['attempts'] or 'none'}; "
+                  f"searches {failures.get('searches') or 'none'}", highlight=False)
     if offline:
         out.print(OFFLINE_RUN)
     out.print(f"records: {result.records_path}\npairs:   {result.dataset_path} "

@@ -7,10 +7,11 @@ import typer
 
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
-from sage_dspy.cli.options import LmParseRetries
-from sage_dspy.cli.options import ApiBase, ConfigFile, LmRetries, LmSeed, LmTimeout, MaxTokens, lm_settings
+from sage_dspy.cli.options import (ApiBase, ConfigFile, LmParseRetries, LmRetries, LmSeed, LmTimeout, MaxTokens,
+                                    Retriever, lm_settings)
 from sage_dspy.runs.solve import SolveConfig, solve
 from sage_dspy.search.corpus import load_corpus
+from sage_dspy.search.remote import check_url
 
 
 def solve_command(
@@ -31,6 +32,7 @@ def solve_command(
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
     lm_parse_retries: LmParseRetries = None,
+    retriever: Retriever = None,
 ) -> None:
     """Run the search agent alone on real questions: pass@K, Avg@K and searches by hop count."""
     roles = ("solver", "judge")
@@ -41,7 +43,8 @@ def solve_command(
     lm = settings.models["solver"]
     passages = load_corpus(corpus)
     config = SolveConfig(questions=questions, lms=settings.lms(roles), k=k, limit=limit, out_dir=out_dir,
-                         lm_options=shared_options, role_options=role_options)
+                         lm_options=shared_options, role_options=role_options,
+                         retriever=check_url(retriever) if retriever else "")
     with printing.progress_bar() as progress:
         task = progress.add_task("solving", total=limit)
         _, summary = solve(config, passages, on_row=lambda row: progress.advance(task))

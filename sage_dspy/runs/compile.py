@@ -22,7 +22,8 @@ from sage_dspy.method.metrics import sage_metric
 from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.runs.program import PROGRAM_FILE, build_program
 from sage_dspy.answers import ANSWER_TYPES
-from sage_dspy.search.index import SearchIndex
+from sage_dspy.search.remote import redacted, retriever_fingerprint
+from sage_dspy.search.tool import open_searcher
 
 
 
@@ -47,9 +48,11 @@ class CompileConfig:
     random_seed: int = 0
     out_root: Path = ARTIFACTS / "programs"
     index_root: Path = ARTIFACTS / "indexes"
+    retriever: str = ""  # a retrieval server's URL (search/remote.py); "" searches the embedded index
 
     def to_dict(self) -> dict:
         settings = {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
+        settings.update(retriever=redacted(self.retriever), retriever_fingerprint=retriever_fingerprint(self.retriever))
         settings["lm_options"] = loggable_options(self.lm_options)
         settings["role_options"] = {role: loggable_options(o) for role, o in self.role_options.items()}
         return settings
@@ -106,9 +109,10 @@ def evaluate(program: dspy.Module, devset: list) -> float:
 
 def compile_program(config: CompileConfig, passages: list[Passage] | None = None) -> CompileResult:
     passages = passages if passages is not None else load_corpus(config.corpus)
-    index = SearchIndex.open(passages, root=config.index_root)
+    index = open_searcher(passages, config.retriever, config.index_root)
     lms = RoleLMs.from_specs(config.lms, role_options=config.role_options, **config.lm_options)
-    loop_config = GenerateConfig(corpus=config.corpus, recipe=config.recipe, k=config.k, rounds=config.rounds)
+    loop_config = GenerateConfig(corpus=config.corpus, recipe=config.recipe, k=config.k, rounds=config.rounds,
+                                 retriever=config.retriever)
     student = build_program(loop_config, index, lms).freeze_search_agent()
     trainset, valset = seed_examples(passages, config)
     recipe = load_optimizer(config.optimizer)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.lm.roles import loggable_options
+from sage_dspy.search.remote import redacted, retriever_fingerprint
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class GenerateConfig:
     out_dir: Path = ARTIFACTS / "runs" / "latest"
     index_root: Path = ARTIFACTS / "indexes"
     search_k: int = 3
+    retriever: str = ""  # a retrieval server's URL (search/remote.py); "" searches the embedded bm25s index
 
     def to_dict(self) -> dict:
         settings = {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
@@ -38,6 +40,9 @@ class GenerateConfig:
             del settings["role_options"]  # runs that set nothing per role read as before the setting existed
         if not self.accepted:
             del settings["accepted"]  # likewise for runs that ask for a count of seeds
+        settings.update(retriever=redacted(self.retriever), retriever_fingerprint=retriever_fingerprint(self.retriever))
+        if not self.retriever:
+            del settings["retriever"], settings["retriever_fingerprint"]  # embedded runs read as before, too
         return settings
 
     def corpus_label(self) -> str:

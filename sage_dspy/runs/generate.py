@@ -29,7 +29,7 @@ from sage_dspy.runs.seeds import draw_seeds, key_of, seed_stream
 from sage_dspy.runs.summary import models_of, summarize, usage_summary
 from sage_dspy.search.corpus import load_corpus
 from sage_dspy.search.passages import corpus_fingerprint, Passage
-from sage_dspy.search.index import SearchIndex
+from sage_dspy.search.tool import open_searcher
 
 
 @dataclass
@@ -70,7 +70,7 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
     if max_cost is not None:
         require_prices(lms.ids().values(), prices)
     passages = passages if passages is not None else load_corpus(config.corpus, **config.corpus_fields)
-    index = SearchIndex.open(passages, root=config.index_root)
+    index = open_searcher(passages, config.retriever, config.index_root)
     program = build_program(config, index, lms, program_folder, parallel_attempts)
     if lms.endpoints():  # runs on the offline LM read as before
         run.settings[ENDPOINTS_SETTING] = lms.endpoints()
@@ -83,14 +83,14 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
     # The end of the run needs no transcripts: keeping only the slim records keeps memory flat.
     done = {key: slim_record(record) for key, record in done.items()}
     if config.accepted:
-        records, summary, beyond = _run_until_accepted(config, program, lms, index, run, done, budget, on_record,
+        records, summary, beyond = _run_until_accepted(config, program, lms, passages, run, done, budget, on_record,
                                                        workers)
         return _finish(config, run, records, summary, in_use, prices, passages, beyond)
 
-    tasks = draw_seeds(list(index.passages), config.seeds, (config.min_target, config.max_target),
+    tasks = draw_seeds(list(passages), config.seeds, (config.min_target, config.max_target),
                        config.random_seed)
     if len(tasks) < config.seeds:  # one seed per passage: say so rather than quietly run fewer
-        warnings.warn(f"the corpus has {len(index.passages)} passage(s), so this run has {len(tasks)} seed(s), "
+        warnings.warn(f"the corpus has {len(passages)} passage(s), so this run has {len(tasks)} seed(s), "
                       f"not the {config.seeds} asked for; give a larger corpus for more")
     for task in tasks:
         if on_record and key_of(task) in done:
@@ -112,12 +112,12 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
     return _finish(config, run, records, summary, in_use, prices, passages)
 
 
-def _run_until_accepted(config: GenerateConfig, program, lms: RoleLMs, index: SearchIndex, run: RunFolder,
+def _run_until_accepted(config: GenerateConfig, program, lms: RoleLMs, passages: list[Passage], run: RunFolder,
                         done: dict[str, dict], budget: CallBudget, on_record, workers: int):
     """`--accepted N`: seeds of the stream until its smallest prefix holding N kept pairs is finished. Returns
     that prefix (marked), the summary, and the seeds that finished past it (runs/accepted.py)."""
     goal = AcceptedGoal(config.accepted)
-    stream = seed_stream(list(index.passages), (config.min_target, config.max_target), config.random_seed)
+    stream = seed_stream(list(passages), (config.min_target, config.max_target), config.random_seed)
     report = on_record or (lambda record: None)
     tasks = tasks_until(goal, stream, done, on_done=report, before_first_run=lambda: check_lms(lms))
     for record in run_seeds(program, tasks, lms.ids(), workers, budget):

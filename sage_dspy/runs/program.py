@@ -9,8 +9,7 @@ from sage_dspy.errors import SageError
 from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.programs import load_recipe
 from sage_dspy.runs.config import GenerateConfig
-from sage_dspy.search.index import SearchIndex
-from sage_dspy.search.tool import SearchTool
+from sage_dspy.search.tool import Searcher, SearchTool
 
 PROGRAM_FILE = "program.json"  # a compiled program folder's DSPy state
 
@@ -19,7 +18,7 @@ class ProgramMismatchError(SageError, ValueError):
     pass
 
 
-def build_program(config: GenerateConfig, index: SearchIndex, lms: RoleLMs, program_folder: Path | None = None,
+def build_program(config: GenerateConfig, index: Searcher, lms: RoleLMs, program_folder: Path | None = None,
                   parallel_attempts: bool = False):
     """The recipe's program over this corpus; a compiled folder's prompts replace the defaults."""
     recipe = load_recipe(config.recipe)

@@ -1,7 +1,10 @@
 """One output record per seed: what was asked, what came out, and the evidence for the verdict; and the two
 shorter views of it, the slim one a run keeps in memory and the dataset row of a kept pair."""
 
+from collections import Counter
+
 from sage_dspy.method.feedback import drop_reason, question_key
+from sage_dspy.search.passages import failure_kind
 
 
 def _attempt_dict(attempt) -> dict:
@@ -102,11 +105,21 @@ def mark_kept(records: list[dict], seen: set[str] | None = None) -> None:
 
 def slim_record(record: dict) -> dict:
     """What the end of a run reads from a record (dedupe, summary, usage, budget): everything but the rounds'
-    transcripts, of which the summary reads only the attempts' errors (`failures_by_kind`)."""
+    transcripts, of which the summary reads only the attempts' errors and the failed searches, counted by
+    kind (`failures_by_kind`)."""
     rounds = [{"attempts": [{key: a[key] for key in ("error", "error_kind", "failed_in") if key in a}
                             for a in past.get("attempts", []) if a.get("error")]}
               for past in record.get("rounds", [])]
-    return {**record, "rounds": rounds}
+    return {**record, "rounds": rounds, "search_failures": search_failures(record)}
+
+
+def search_failures(record: dict) -> dict[str, int]:
+    """{kind: searches} the retriever failed, over the generator's and every attempt's steps."""
+    if "search_failures" in record:  # already slim
+        return record["search_failures"]
+    steps = [step for past in record.get("rounds", []) for step in past.get("generator_steps", [])]
+    steps += [step for past in record.get("rounds", []) for a in past.get("attempts", []) for step in a.get("steps", [])]
+    return dict(Counter(kind for step in steps if (kind := failure_kind(step.get("observation", "")))))
 
 
 def dataset_row(record: dict) -> dict:

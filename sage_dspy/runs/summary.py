@@ -83,10 +83,12 @@ def _label(entry: dict) -> str:
 
 
 def failures_by_kind(records: list[dict]) -> dict[str, dict[str, int]]:
-    """Failed seeds and failed attempts, counted by error kind, so a run's faults are visible at a glance, and
-    the replies each role's adapter could not parse (`parse_failures`, retried ones included)."""
-    seeds, attempts, parses = Counter(), Counter(), Counter()
+    """Failed seeds and failed attempts, counted by error kind, so a run's faults are visible at a glance; the
+    replies each role's adapter could not parse (`parse_failures`, retried ones included); and failed searches
+    (the retriever's faults, which the agent read as observations), by kind."""
+    seeds, attempts, parses, searches = Counter(), Counter(), Counter(), Counter()
     for record in records:
+        searches.update(record.get("search_failures", {}))
         if record.get("error"):
             seeds[_label(record)] += 1
         for past in record.get("rounds", []):
@@ -96,4 +98,5 @@ def failures_by_kind(records: list[dict]) -> dict[str, dict[str, int]]:
         for row in record.get("lm_usage", []):
             if row.get("parse_failures"):
                 parses[row["role"]] += row["parse_failures"]
-    return {"seeds": dict(seeds), "attempts": dict(attempts), "parse_failures": dict(parses)}
+    return {"seeds": dict(seeds), "attempts": dict(attempts), "parse_failures": dict(parses),
+            "searches": dict(searches)}

@@ -1,6 +1,7 @@
 """Load any corpus into passages: JSONL/JSON/parquet/CSV files, folders of text, or Hugging Face datasets.
 
-Known real layouts (MuSiQue, HotpotQA, `{title: [sentences]}`, `[{title, text}]`) are recognised without
+Known real layouts (MuSiQue, HotpotQA, Search-R1's wiki-18 `{id, contents: '"Title"\ntext'}`,
+`{title: [sentences]}`, `[{title, text}]`) are recognised without
 options; other records have their text, title and id fields guessed or named. Every problem is a
 `CorpusError` whose message is one line: what is wrong and how to fix it.
 """
@@ -210,9 +211,23 @@ def _records_to_raws(records: Iterable[dict] | dict, fields: _Fields, label: str
 
 
 def _known_layout(record: dict) -> list[_Raw] | None:
-    """The paragraphs of a MuSiQue or HotpotQA record; None for any other record."""
-    musique = _from_musique(record)
-    return musique if musique is not None else _from_hotpot(record)
+    """The paragraphs of a MuSiQue, HotpotQA or Search-R1 corpus record; None for any other record."""
+    for layout in (_from_musique, _from_hotpot, _from_search_r1):
+        raws = layout(record)
+        if raws is not None:
+            return raws
+    return None
+
+
+def _from_search_r1(record: dict) -> list[_Raw] | None:
+    """Search-R1's corpora (wiki-18.jsonl): {"id", "contents": '"Title"\\ntext'}, the title quoted on the first
+    line. Its own BM25 server splits them the same way (retrieval_server.py: split("\\n")[0].strip('"'))."""
+    contents = record.get("contents")
+    if not isinstance(contents, str) or "\n" not in contents or {"title", "text"} & record.keys():
+        return None
+    title, _, text = contents.partition("\n")
+    given_id = record.get("id")
+    return [_Raw(title.strip().strip('"'), text, None if given_id in (None, "") else str(given_id))]
 
 
 def _is_title_map(data: dict) -> bool:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 NO_MATCH = "No passages matched this query. Try other keywords."
+SEARCH_FAILED = "Search failed"  # an observation "Search failed (<kind>): ..." when the retriever did not answer
+_FAILURE = re.compile(r"^Search failed \((?P<kind>[^()\n]+)\):")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,16 @@ def format_hits(hits: Sequence[Hit]) -> str:
     if not hits:
         return NO_MATCH
     return "\n\n".join(f"[{hit.rank}] {format_passage(hit.passage)}" for hit in hits)
+
+
+def format_failure(kind: str, message: str) -> str:
+    return f"{SEARCH_FAILED} ({kind}): {message}. Search again, or try other keywords."
+
+
+def failure_kind(observation: str) -> str | None:
+    """The kind of a failed search's observation ("timeout", "server error", ...); None for any other text."""
+    match = _FAILURE.match(observation)
+    return match["kind"] if match else None
 
 
 _HEADER = re.compile(r"^(?:\[\d+\] )?(?P<title>.*?) \(id: (?P<id>[^()\n]+)\)[ \t]*$", re.MULTILINE)

@@ -1,10 +1,28 @@
-"""The search tool the agents call: a bm25s index behind the name and docstring dspy.ReAct shows the LM."""
+"""The search tool the agents call: a backend (the embedded bm25s index or a retrieval server) behind the name
+and docstring dspy.ReAct shows the LM."""
 
 import inspect
 import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
 
 from sage_dspy.search.index import SearchIndex
-from sage_dspy.search.passages import format_hits
+from sage_dspy.search.passages import Hit, Passage, format_failure, format_hits
+from sage_dspy.search.remote import RemoteIndex, SearchFailed
+
+
+class Searcher(Protocol):
+    """What the tool searches: SearchIndex (search/index.py) or RemoteIndex (search/remote.py)."""
+
+    def search(self, query: str, k: int = 3) -> list[Hit]: ...
+
+
+def open_searcher(passages: Sequence[Passage], retriever: str = "", index_root: Path | None = None) -> Searcher:
+    """The retrieval server at `retriever`, or (for "") the embedded index of these passages, cached on disk."""
+    if retriever:
+        return RemoteIndex(retriever)
+    return SearchIndex.open(passages) if index_root is None else SearchIndex.open(passages, root=index_root)
 
 
 class SearchTool:
@@ -17,7 +35,7 @@ class SearchTool:
 
     name = "search"
 
-    def __init__(self, index: SearchIndex, k: int = 3):
+    def __init__(self, index: Searcher, k: int = 3):
         self.index = index
         self.k = k
         self.calls = 0
@@ -50,7 +68,10 @@ class SearchTool:
                                "corpus with sage_dspy.runs.program.build_program")
         with self._lock:
             self.calls += 1
-        return format_hits(self.index.search(query, self.k))
+        try:
+            return format_hits(self.index.search(query, self.k))
+        except SearchFailed as failure:  # the agent reads it and goes on, as with any tool error
+            return format_failure(failure.kind, str(failure))
 
     def as_tool(self):
         """This tool as a `dspy.Tool` (name "search", args {"query": string})."""
