@@ -4,6 +4,7 @@ checked against the consumer's own code (vendored in tests/vendor/ with its comm
 import json
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import datasets
@@ -399,3 +400,41 @@ def test_an_empty_last_split_is_written_with_the_schema_of_the_others(tmp_path):
     assert write_parquet({"train": [{"a": 1}, {"a": 2}], "test": []}, tmp_path) == {"train": 2, "test": 0}
     empty = pq.read_table(tmp_path / "test.parquet")
     assert empty.num_rows == 0 and empty.schema.names == ["a"]
+
+
+# --- --push-to-hub ----------------------------------------------------------------------------------------
+HUB_TOKEN = "hf_canaryTokenThatMustNeverBePrinted0"
+
+
+@pytest.mark.parametrize("env, args, expected", [
+    ({}, ["--push-to-hub", "me/sage-demo"], "HF_HUB_OFFLINE is set"),  # sage's default: offline
+    ({"HF_HUB_OFFLINE": "0"}, ["--push-to-hub", "me/sage-demo"], "needs a write token in HF_TOKEN"),
+    ({"HF_HUB_OFFLINE": "0", "HF_TOKEN": HUB_TOKEN}, ["--push-to-hub", "not a repo"], "is not a repository id"),
+    ({"HF_HUB_OFFLINE": "0", "HF_TOKEN": HUB_TOKEN}, ["--push-to-hub", "me/x", "--format", "search-r1"],
+     "add hf to --format"),
+])
+def test_a_push_that_cannot_work_is_refused_before_anything_is_written(run_dir, tmp_path, monkeypatch, env, args,
+                                                                        expected):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = invoke("export", run_dir, "--out", tmp_path / "out", *args)
+    assert_one_line_error(result, expected)
+    assert not (tmp_path / "out").exists() and HUB_TOKEN not in result.output
+
+
+def test_a_push_the_hub_refuses_is_one_line_and_the_export_stays(run_dir, tmp_path, monkeypatch):
+    import huggingface_hub.constants as hub_constants
+
+    with socket.socket() as probe:  # a closed port on 127.0.0.1 stands in for an unreachable Hub
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_TOKEN", HUB_TOKEN)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hub_constants, "ENDPOINT", f"http://127.0.0.1:{closed}")
+    result = invoke("export", run_dir, "--out", tmp_path / "out", "--push-to-hub", "me/sage-demo")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: the Hub refused the push to me/sage-demo"), errors
+    assert "exported" in result.stdout and HUB_TOKEN not in result.output  # the table of what was written
+    assert datasets.load_dataset(str(tmp_path / "out" / "hf"))["train"].num_rows > 0  # the export is whole

@@ -31,6 +31,7 @@ from sage_dspy.lm.roles import DEFAULT_TEMPERATURES, ROLES, build_lm, offline_lm
 from sage_dspy.offline import http as offline_http
 from sage_dspy.offline import server as offline_server
 from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.folder import failed_at_service
 from sage_dspy.runs.generate import generate
 from sage_dspy.search.index import SearchIndex
 from sage_dspy.search.tool import SearchTool
@@ -490,6 +491,28 @@ def test_pipeline_completes_under_a_20_percent_fault_rate(servers, engine, offli
           f"backoffs {len(backoffs)}, surfaced {sorted(e[:40] for e in errors)}, "
           f"clean seeds {sum(not surfaced_errors(r) for r in result.records)}/{SEEDS}, "
           f"failed seeds {sum(bool(r['error']) for r in result.records)}/{SEEDS}")
+
+
+MAX_PASSES = 6
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_re_runs_under_20_percent_faults_converge_to_the_fault_free_records(servers, engine, offline_records,
+                                                                          index_root, tmp_path, monkeypatch,
+                                                                          backoffs):
+    """Every fault kind at 20%: the same command again (a resume) until no seed or attempt is left failed at the
+    service, within MAX_PASSES; then every record is the fault-free (offline) one."""
+    use_http_lms(monkeypatch, lambda role: http_lm(servers["faulty"].api_base, engine, role, timeout=5.0))
+    config = GenerateConfig(seeds=SEEDS, lms={role: MODEL for role in ROLES}, out_dir=tmp_path, index_root=index_root)
+    for passes in range(1, MAX_PASSES + 1):
+        result = generate(config)
+        left = [record["seed_id"] for record in result.records if failed_at_service(record)]
+        if not left:
+            break
+    assert not left, f"seeds {left} still failed at the service after {MAX_PASSES} passes"
+    assert [comparable(r) | {"lm_calls": 0} for r in result.records] == \
+        [comparable(r) | {"lm_calls": 0} for r in offline_records]
+    print(f"\n[{engine}] converged in {passes} pass(es), {len(backoffs)} backoffs")
 
 
 def test_k_attempts_are_k_distinct_samples_even_with_the_cache_on(clean, offline_records, index_root, monkeypatch):

@@ -8,6 +8,7 @@ import typer
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
 from sage_dspy.dataset import export as exporting
+from sage_dspy.dataset import hub
 from sage_dspy.dataset.benchmarks import load_benchmark
 from sage_dspy.dataset.formats.search_r1 import DATA_SOURCES, DEFAULT_DATA_SOURCE
 from sage_dspy.dataset.splits import parse_splits
@@ -35,13 +36,20 @@ def export(
     decontaminate: Annotated[Optional[list[str]], typer.Option(
         "--decontaminate", metavar="BENCH", help="leave out pairs matching this benchmark (as `sage "
                                                  "decontaminate --benchmark` takes it); repeat for several")] = None,
+    push_to_hub: Annotated[Optional[str], typer.Option(
+        "--push-to-hub", metavar="REPO", help="upload the hf folder as the dataset repository <user>/<name>; the "
+                                              "token comes from HF_TOKEN, and HF_HUB_OFFLINE must be 0")] = None,
 ) -> None:
     """Write the kept pairs of finished runs in each training format, split without leaks; near-duplicates
     (and with --decontaminate, benchmark matches) are left out and listed in removed.jsonl."""
     out_dir = out_dir or ARTIFACTS / "exports" / run_dirs[0].resolve().name
     chosen, ratios = exporting.parse_formats(formats), parse_splits(splits)
     benchmarks = [load_benchmark(source) for source in decontaminate or ()]  # bad files before any work
+    if push_to_hub:
+        hub.check_push(push_to_hub, chosen)  # offline or tokenless: said before anything is written
     result = exporting.export(run_dirs, out_dir, chosen, ratios,
                               split_seed=split_seed, data_source=exporting.check_data_source(data_source),
                               license=license_id, benchmarks=benchmarks)
     printing.exported(result)
+    if push_to_hub:
+        printing.out.print(f"pushed: {hub.push(result.out / 'hf', push_to_hub)}", highlight=False)
