@@ -219,11 +219,23 @@ class OfflineHandler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
+        self._done_counting()  # before the reply leaves: its client may send the next request at once
         self.wfile.write(data)
+
+    def _done_counting(self) -> None:
+        """This request is no longer in flight (once, whichever comes first: its reply, or the handler's end)."""
+        if getattr(self, "counted", False):
+            self.counted = False
+            if getattr(self, "number", None) is not None:
+                with self.server.lock:
+                    self.server.stats.end(self.number)
+                self.number = None
+            self.server.leave()
 
     def do_GET(self):  # noqa: N802
         started = time.perf_counter()
         self.server.enter()
+        self.counted = True
         try:
             path = self.path.split("?")[0].rstrip("/")
             if path == "/health":
@@ -239,20 +251,18 @@ class OfflineHandler(BaseHTTPRequestHandler):
             self._send(status, payload)
             self._log(status, None, started)
         finally:
-            self.server.leave()
+            self._done_counting()
 
     def do_POST(self):  # noqa: N802
         started = time.perf_counter()
         self.server.enter()
+        self.counted = True
         self.number = None  # the completion's request number, once admitted (one handler serves a connection)
         try:
             status, fault = self._complete()
             self._log(status, fault, started)
         finally:
-            if self.number is not None:
-                with self.server.lock:
-                    self.server.stats.end(self.number)
-            self.server.leave()
+            self._done_counting()
 
     def _complete(self) -> tuple[int, str | None]:
         path = self.path.split("?")[0].rstrip("/")
