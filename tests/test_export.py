@@ -370,9 +370,10 @@ def test_decontaminate_leaves_out_pairs_that_match_a_benchmark_and_names_the_ite
     bench = tmp_path / "bench.jsonl"
     bench.write_text(json.dumps({"question": "An unrelated benchmark question about tides?", "answer": "x"}) + "\n"
                      + json.dumps({"question": planted["question"].upper(), "answer": planted["answer"]}) + "\n")
-    hotpot = BENCHMARKS / "hotpotqa_500.jsonl"
+    hotpot = BENCHMARKS / "hotpotqa_500.jsonl"  # a real benchmark beside it, where ../shared/data is present
+    real = ["--decontaminate", hotpot] if hotpot.is_file() else []
     result = invoke("export", run_dir, "--format", "search-r1", "--out", tmp_path / "out",
-                    "--decontaminate", bench, "--decontaminate", hotpot)
+                    "--decontaminate", bench, *real)
     assert result.exit_code == 0, result.output
     every = [r for split in SPLITS for r in rows(tmp_path / "out" / "search-r1" / f"{split}.parquet")]
     removals = [json.loads(line) for line in (tmp_path / "out" / exporting.REMOVED).read_text().splitlines()]
