@@ -13,7 +13,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import sage_dspy  # noqa: F401  (first: offline environment defaults)
@@ -37,7 +37,7 @@ from sage_dspy.search.index import SearchIndex
 from sage_dspy.search.tool import SearchTool
 from sage_dspy.method.signatures import JudgeAnswer, ReviseTooEasy
 from sage_dspy.method.solver import Solver
-from server_fixture import offline_servers
+from server_fixture import in_process_server, offline_servers
 
 MODEL = "openai/sage-offline"
 TEST_KEY = "sk-test-not-a-secret"
@@ -52,22 +52,6 @@ HANG_S = "1.0"
 
 
 # ------------------------------------------------------------------------------------------- fixtures
-
-@contextmanager
-def in_process_server(config: offline_http.ServerConfig):
-    """The same server in a thread of this process (a real socket, no process start): for the one-fault-kind
-    servers, whose tests need no process boundary."""
-    ready, holder = threading.Event(), {}
-    thread = threading.Thread(target=lambda: holder.update(done=offline_http.serve(
-        config, lambda server: (holder.update(server=server), ready.set()))), daemon=True)
-    thread.start()
-    assert ready.wait(10), "the in-process server did not start"
-    try:
-        yield holder["server"]
-    finally:
-        holder["server"].stop("test over")
-        thread.join(10)
-
 
 def api_base_of(server: offline_http.OfflineServer) -> str:
     return f"http://127.0.0.1:{server.server_address[1]}/v1"

@@ -6,6 +6,7 @@ records to notice, on resume, that the endpoint changed. An LM with no `api_base
 environment sends it (LiteLLM and DSPy read <PROVIDER>_API_BASE / <PROVIDER>_BASE_URL), else to the provider.
 """
 
+import functools
 import hashlib
 import os
 from urllib.parse import urlsplit
@@ -66,4 +67,9 @@ def fingerprint(endpoint: str) -> str:
 
 
 def lm_fingerprint(lm) -> str:
-    return fingerprint(endpoint_of(lm.model, lm.kwargs))
+    return _fingerprint_of(endpoint_of(lm.model, lm.kwargs))
+
+
+@functools.lru_cache(maxsize=256)  # asked on every cached call's key: an LM's endpoint never changes
+def _fingerprint_of(endpoint: str) -> str:
+    return fingerprint(endpoint)
