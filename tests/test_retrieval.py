@@ -113,13 +113,13 @@ def test_load_without_an_index(tmp_path):
 @pytest.fixture
 def build_calls(monkeypatch) -> list[int]:
     calls: list[int] = []
-    original = SearchIndex.build.__func__
+    original = SearchIndex.write.__func__
 
-    def counting_build(cls, passages):
+    def counting_write(cls, passages, directory, **sizes):
         calls.append(len(passages))
-        return original(cls, passages)
+        return original(cls, passages, directory, **sizes)
 
-    monkeypatch.setattr(SearchIndex, "build", classmethod(counting_build))
+    monkeypatch.setattr(SearchIndex, "write", classmethod(counting_write))
     return calls
 
 

@@ -5,16 +5,20 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import bm25s
+import numpy as np
 import Stemmer
 
 from sage_dspy.environment import ARTIFACTS
+from sage_dspy.search.build import write_index
 from sage_dspy.search.passages import Hit, Passage, corpus_fingerprint
+from sage_dspy.search.store import has_store, PassageStore, write_passages
 
-INDEX_FORMAT = 2  # bump when tokenisation or the saved layout changes: cached indexes are then rebuilt
+INDEX_FORMAT = 3  # bump when tokenisation or the saved layout changes: cached indexes are then rebuilt
+# 3: passages in an on-disk store (search/store.py) instead of bm25s's corpus.jsonl read whole at load
 META_FILE = "sage_index.json"  # written last by save(); marks a complete index
 
 
@@ -55,17 +59,37 @@ def _indexed_text(passage: Passage) -> str:
 
 
 class SearchIndex:
-    """BM25 over title (boosted) + text of each passage. Build it, or `open` a cached one for a corpus."""
+    """BM25 over title (boosted) + text of each passage. Build it, or `open` a cached one for a corpus.
 
-    def __init__(self, retriever: bm25s.BM25, passages: Sequence[Passage]):
+    A loaded index keeps its passages on disk (search/store.py) and its score arrays memory-mapped, so
+    opening one costs about the same at 10k and at 5M passages; a built one holds them in memory.
+    """
+
+    def __init__(self, retriever: bm25s.BM25, passages: Sequence[Passage], fingerprint: str | None = None):
         self._retriever = retriever
-        self.passages: Sequence[Passage] = tuple(passages)
-        self._positions = {passage.id: i for i, passage in enumerate(self.passages)}
-        if len(self._positions) != len(self.passages):
-            raise ValueError("passage ids must be unique; load passages with sage_dspy.search.corpus.load_corpus")
+        if isinstance(passages, PassageStore):
+            self.passages: Sequence[Passage] = passages
+            self._position = passages.position
+        else:
+            self.passages = tuple(passages)
+            positions = {passage.id: i for i, passage in enumerate(self.passages)}
+            if len(positions) != len(self.passages):
+                raise ValueError("passage ids must be unique; load passages with "
+                                 "sage_dspy.search.corpus.load_corpus")
+            self._position = positions.__getitem__
+        self._fingerprint = fingerprint
+
+    @property
+    def fingerprint(self) -> str:
+        """corpus_fingerprint of the passages (stored with a saved index, so never recomputed on load)."""
+        if self._fingerprint is None:
+            self._fingerprint = corpus_fingerprint(self.passages)
+        return self._fingerprint
 
     @classmethod
     def build(cls, passages: Sequence[Passage]) -> "SearchIndex":
+        """An index in memory, through `bm25s.BM25.index` (every passage's tokens at once: for small corpora;
+        `write` builds large ones in bounded memory, with the same scores)."""
         tokens = _tokenize([_indexed_text(p) for p in passages])
         if not any(tokens.ids):
             raise ValueError(f"none of the {len(passages)} passages has a searchable word; index real text")
@@ -74,15 +98,28 @@ class SearchIndex:
         return cls(retriever, passages)
 
     @classmethod
-    def open(cls, passages: Sequence[Passage], root: Path = ARTIFACTS / "indexes") -> "SearchIndex":
-        """Load the index of these passages from root/<fingerprint>/, building it there first if needed."""
-        fingerprint = corpus_fingerprint(passages)
+    def write(cls, passages: Iterable[Passage], directory: Path, **sizes) -> dict:
+        """Build the index of a stream of passages straight into `directory`, in bounded memory (search/build.py;
+        `sizes`: chunk_passages, block_postings); returns what `load` reads from its metadata."""
+        built = write_index(passages, directory, _tokenize, _indexed_text, **sizes)
+        meta = {"format": INDEX_FORMAT, "fingerprint": built["fingerprint"], "passages": built["passages"]}
+        (Path(directory) / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+        return meta
+
+    @classmethod
+    def open(cls, passages: Iterable[Passage], root: Path = ARTIFACTS / "indexes", *,
+             fingerprint: str | None = None) -> "SearchIndex":
+        """Load the index of these passages from root/<fingerprint>/, building it there first if needed.
+
+        `fingerprint` (their corpus_fingerprint, when the caller knows it) lets `passages` be a one-pass
+        iterator: it is then read only when the index has to be built."""
+        fingerprint = fingerprint or corpus_fingerprint(passages)
         directory = Path(root) / fingerprint
         if not _is_complete(directory, fingerprint):
             Path(root).mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{fingerprint}-", dir=root))
             try:
-                cls.build(passages).save(staging)
+                cls.write(passages, staging)
                 _publish(staging, directory, fingerprint)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
@@ -91,26 +128,25 @@ class SearchIndex:
     def save(self, directory: Path) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        records = [{"id": p.id, "title": p.title, "text": p.text} for p in self.passages]
-        self._retriever.save(str(directory), corpus=records, show_progress=False)
-        meta = {"format": INDEX_FORMAT, "fingerprint": corpus_fingerprint(self.passages),
-                "passages": len(self.passages)}
+        self._retriever.save(str(directory), show_progress=False)
+        fingerprint, n_passages = write_passages(self.passages, directory)
+        meta = {"format": INDEX_FORMAT, "fingerprint": fingerprint, "passages": n_passages}
         (directory / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
 
     @classmethod
     def load(cls, directory: Path, *, mmap: bool = True) -> "SearchIndex":
+        """The index saved in `directory`: score arrays memory-mapped (or read, mmap=False), passages on disk."""
         meta = _read_meta(Path(directory))
         if meta is None:
             raise FileNotFoundError(f"{directory} holds no sage-dspy search index; build one with "
                                     "SearchIndex.build(passages).save(directory) or use SearchIndex.open")
-        retriever = bm25s.BM25.load(str(directory), mmap=mmap, load_corpus=True, show_progress=False,
+        if meta.get("format") != INDEX_FORMAT or not has_store(Path(directory)):
+            raise FileNotFoundError(f"{directory} holds a search index of an older format ({meta.get('format')}, "
+                                    f"this version reads {INDEX_FORMAT}); SearchIndex.open rebuilds it, or delete "
+                                    "the folder")
+        retriever = bm25s.BM25.load(str(directory), mmap=mmap, load_corpus=False, show_progress=False,
                                     backend=choose_backend(meta["passages"]))
-        stored = retriever.corpus
-        passages = [Passage(d["id"], d["title"], d["text"]) for d in stored[0:len(stored)]]
-        if hasattr(stored, "close"):
-            stored.close()
-        retriever.corpus = None  # retrieve() then returns row numbers, which index self.passages
-        return cls(retriever, passages)
+        return cls(retriever, PassageStore(directory), meta["fingerprint"])
 
     def search(self, query: str, k: int = 3) -> list[Hit]:
         """The top-k passages for `query`, best first; [] when no query word is in the corpus."""
@@ -121,16 +157,44 @@ class SearchIndex:
         terms = [t for t in _query_terms(query or "") if t and t in self._retriever.vocab_dict]
         if k < 1 or not terms:
             return []
-        rows, scores = self._retriever.retrieve([terms], k=k, show_progress=False, n_threads=0)
+        if self._retriever.backend == "numba":
+            rows, scores = _numba_retrieve(self._retriever, terms, k)
+        else:
+            rows, scores = self._retriever.retrieve([terms], k=k, show_progress=False, n_threads=0)
         hits = [Hit(self.passages[int(row)], float(score), rank)
                 for rank, (row, score) in enumerate(zip(rows[0], scores[0]), start=1)]
         return [hit for hit in hits if hit.score > 0]
 
     def get(self, passage_id: str) -> Passage:
-        return self.passages[self._positions[passage_id]]
+        return self.passages[self._position(passage_id)]
 
     def __len__(self) -> int:
         return len(self.passages)
+
+
+_numba_scorer = None
+
+
+def _numba_retrieve(retriever: bm25s.BM25, terms: list[str], k: int):
+    """bm25s's own numba scorer (`_retrieve_internal_jitted`, what `retrieve` runs with n_threads=0), compiled
+    with cache=True: bm25s compiles it afresh in every process (5.5-6.5 s on 2 cores, most of a 5M index's
+    first query), numba's cache (NUMBA_CACHE_DIR, or __pycache__ beside bm25s) then loads it in about 0.3 s.
+    Same function and arguments, so the same rows and scores as `retriever.retrieve`."""
+    global _numba_scorer
+    if _numba_scorer is None:
+        from bm25s.numba import retrieve_utils
+        from numba import njit
+
+        _numba_scorer = njit(nogil=True, cache=True)(retrieve_utils._retrieve_internal_jitted)
+    scores = retriever.scores
+    int_dtype = np.dtype(retriever.int_dtype)
+    token_ids = np.asarray(retriever.get_tokens_ids(terms), dtype=int_dtype)
+    top_scores, top_rows = _numba_scorer(
+        query_tokens_ids_flat=token_ids, query_pointers=np.array([0, len(token_ids)], dtype=int_dtype), k=k,
+        sorted=True, dtype=np.dtype(retriever.dtype), int_dtype=int_dtype, data=scores["data"],
+        indptr=scores["indptr"], indices=scores["indices"], num_docs=scores["num_docs"],
+        nonoccurrence_array=retriever.nonoccurrence_array, weight_mask=None)
+    return top_rows, top_scores
 
 
 def _read_meta(directory: Path) -> dict | None:

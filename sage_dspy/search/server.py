@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from sage_dspy.errors import SageError
 from sage_dspy.search.index import SearchIndex
-from sage_dspy.search.passages import Passage, corpus_fingerprint
+from sage_dspy.search.passages import Passage
 
 DEFAULT_TOPK = 3  # Search-R1's retrieval_server.py --topk default, and the agents' search k
 
@@ -53,7 +53,7 @@ def create_app(index: SearchIndex, default_topk: int = DEFAULT_TOPK):
     from fastapi import FastAPI
 
     app = FastAPI(title="sage-dspy retrieval server")
-    fingerprint = corpus_fingerprint(index.passages)
+    fingerprint = index.fingerprint  # stored with the index: never a pass over millions of passages
 
     @app.post("/retrieve")
     def retrieve_endpoint(request: QueryRequest) -> dict:
