@@ -2,7 +2,7 @@
 
     python -m bench.run_all [--quick] [--out artifacts/bench]
 
-Runs bench.retrieval, bench.client_overhead, bench.calls, bench.throughput and bench.memory in turn, each
+Runs bench.retrieval, bench.scale, bench.client_overhead, bench.calls, bench.throughput and bench.memory in turn, each
 with the same --quick and --out; each writes its own JSON and its own section of <out>/report.md. Exit status: the first non-zero status of the benchmarks (a
 benchmark that raises counts as 1 and does not stop the next one).
 """
@@ -12,9 +12,9 @@ import sys
 import time
 import traceback
 
-from bench import calls, client_overhead, memory, retrieval, throughput
+from bench import calls, client_overhead, memory, retrieval, scale, throughput
 
-BENCHMARKS = (("retrieval", retrieval.main), ("client_overhead", client_overhead.main), ("calls", calls.main),
+BENCHMARKS = (("retrieval", retrieval.main), ("scale", scale.main), ("client_overhead", client_overhead.main), ("calls", calls.main),
               ("throughput", throughput.main), ("memory", memory.main))
 
 
