@@ -30,8 +30,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-# Benchmarks (retrieval, client overhead, calls, throughput, memory): `make bench` is the quick mode (about 4.5 min);
-# FULL=1 adds 1M passages, the full throughput curve and 2,000 seeds of memory.
+# Benchmarks (retrieval, scale, client overhead, calls, throughput, memory): `make bench` is the quick mode (about 8 min);
+# FULL=1 adds 1M passages, 1M and 5M for scale, the full throughput curve and 2,000 seeds of memory.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run_all $(if $(FULL),,--quick)
 
