@@ -294,7 +294,8 @@ def test_compile_returns_scores_and_writes_a_versioned_folder(compiled, bundled,
     assert 0.0 <= result.before <= 100.0 and 0.0 <= result.after <= 100.0
     assert result.after >= result.before
     assert result.folder.parent == roots["out_root"] and result.folder.name.startswith(f"sage-{optimizer}-")
-    assert {p.name for p in result.folder.iterdir()} == {PROGRAM_FILE, "config.json", "scores.json"}
+    assert {p.name for p in result.folder.iterdir()} == {PROGRAM_FILE, "config.json", "scores.json", "compile.log"}
+    assert result.log_file == result.folder / "compile.log"  # what the optimizer printed, not the terminal
     saved = json.loads((result.folder / "config.json").read_text())
     train, val, budget, seed, _ = SIZES[optimizer]
     assert saved == config.to_dict()
@@ -493,26 +494,45 @@ def test_tracked_compiles_register_prompt_versions_and_keep_keys_out(workdir, is
     folders = {json.loads((f / "config.json").read_text())["random_seed"]: f
                for f in (workdir / "artifacts" / "programs").iterdir()}
     assert sorted(folders) == [0, 1]
-    for version, run in enumerate(runs, start=1):
+    registered_by = {}  # (name, version) -> the run that registered it
+    for number, run in enumerate(runs, start=1):
         folder = folders[int(run.data.params["random_seed"])]
         scores = json.loads((folder / "scores.json").read_text())
-        assert run.data.metrics["val.before"] == pytest.approx(scores["before"])
-        assert run.data.metrics["val.after"] == pytest.approx(scores["after"])
+        assert run.data.metrics["val.before"] == pytest.approx(scores["before"], abs=0.01)  # rounded to 2 places
+        assert run.data.metrics["val.after"] == pytest.approx(scores["after"], abs=0.01)
+        assert run.data.metrics["val.gain"] == pytest.approx(scores["after"] - scores["before"], abs=0.02)
         assert run.data.tags["command"] == "compile" and run.data.params["optimizer"] == "bootstrap"
+        assert run.info.run_name == f"compile-sage-bootstrap-bundled-r{2 - number}-b2-seed{number - 1}"
         listed = {a.path for a in client.list_artifacts(run.info.run_id, "program")}
         assert listed == {f"program/{name}" for name in (PROGRAM_FILE, "config.json", "scores.json")}
+        assert [a.path for a in client.list_artifacts(run.info.run_id, "logs")] == ["logs/compile.log"]
         versions = json.loads(Path(mlflow.artifacts.download_artifacts(
-            run_id=run.info.run_id, artifact_path="prompt_versions.json", dst_path=str(workdir / f"dl{version}")))
+            run_id=run.info.run_id, artifact_path="prompt_versions.json", dst_path=str(workdir / f"dl{number}")))
             .read_text())
-        # one version per compiled predictor, named sage.<predictor>, and none for the frozen search agent
-        assert versions == {f"sage.{key}": version for key in COMPILED_KEYS}
+        # one version per compiled predictor, named sage.<predictor>, and none for the frozen search agent;
+        # the first compile registers version 1 of each, the second a version 2 only of the prompts it changed
+        assert set(versions) == {f"sage.{key}" for key in COMPILED_KEYS}
+        assert set(versions.values()) <= ({1} if number == 1 else {1, 2})
+        linked = json.loads(run.data.tags["mlflow.linkedPrompts"])
+        assert sorted((p["name"], int(p["version"])) for p in linked) == sorted(versions.items())
         state = json.loads((folder / PROGRAM_FILE).read_text())
-        for name in versions:
+        for name, version in versions.items():
             prompt = mlflow.genai.load_prompt(f"prompts:/{name}/{version}")
-            assert prompt.tags["run_id"] == run.info.run_id
+            registered_by.setdefault((name, version), run.info.run_id)
+            assert prompt.tags["run_id"] == registered_by[(name, version)] and prompt.tags["optimizer"] == "bootstrap"
             assert prompt.template.startswith(state[name.removeprefix("sage.")]["signature"]["instructions"].strip())
     registered = {p.name for p in mlflow.genai.search_prompts(filter_string="name LIKE 'sage.%'")}
     assert registered == {f"sage.{key}" for key in COMPILED_KEYS}
+
+    # the first compile again changes no prompt: no new version, its run linked to the versions of the first
+    count = {name: len(client.search_prompt_versions(name)) for name in registered}
+    third = invoke(*compile_args("bootstrap", 2, 3, 2, "--rounds", 1))
+    assert third.exit_code == 0, third.output
+    assert {name: len(client.search_prompt_versions(name)) for name in registered} == count
+    again = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])[0]
+    assert again.data.tags["prompts.changed"] == "none"
+    assert sorted(json.loads(again.data.tags["mlflow.linkedPrompts"]), key=str) == \
+        sorted(json.loads(runs[0].data.tags["mlflow.linkedPrompts"]), key=str)
 
     # the canary key is in no byte of the store: sqlite db (and WAL), every artifact, every program folder
     files = [p for p in (workdir / "artifacts").rglob("*") if p.is_file()]
