@@ -23,7 +23,8 @@ from dspy.teleprompt.gepa.instruction_proposal import ProposeInstruction
 from mlflow import MlflowClient
 
 from sage_dspy.optimizers import OPTIMIZERS, UnknownOptimizerError
-from sage_dspy.runs.compile import CompileConfig, check_optimizer_budget, compile_program, save_compiled, seed_examples
+from sage_dspy.runs.compile import (CompileConfig, check_optimizer_budget, compile_program, heldout_examples,
+                                    save_compiled, seed_examples)
 from sage_dspy.search.corpus import load_corpus
 from sage_dspy.search.passages import corpus_fingerprint
 from sage_dspy.method.feedback import Attempt, Verdict
@@ -269,6 +270,22 @@ def test_seed_examples_are_disjoint_sized_and_reproducible(bundled):
         [(e.seed.id, e.target_searches, e.answer_type) for e in train + val]
     other = seed_examples(bundled, CompileConfig(train_size=4, val_size=3, random_seed=6))
     assert [e.seed.id for e in other[0]] != [e.seed.id for e in train]
+
+
+def test_held_out_seeds_are_the_same_for_every_compile_and_apart_from_train_and_validation(bundled):
+    ids = lambda examples: [(e.seed.id, e.target_searches, e.answer_type) for e in examples]  # noqa: E731
+    configs = [CompileConfig(train_size=4, val_size=3, random_seed=seed, rounds=rounds, eval_seeds=5)
+               for seed, rounds in ((0, 2), (7, 0))]
+    held = [ids(heldout_examples(list(bundled), config)) for config in configs]
+    assert held[0] == held[1] and len(held[0]) == 5  # --seed and --rounds do not change them
+    assert ids(heldout_examples(list(reversed(bundled)), configs[0])) == held[0]  # nor the corpus order
+    for config in configs:
+        train, val = seed_examples(bundled, config)
+        assert not {e.seed.id for e in train + val} & {seed_id for seed_id, _, _ in held[0]}
+    plain = CompileConfig(train_size=4, val_size=3)
+    assert heldout_examples(list(bundled), plain) == []  # without --eval-seeds the draw is as before
+    with pytest.raises(ValueError, match="--eval-seeds"):
+        seed_examples(bundled, CompileConfig(train_size=4, val_size=3, eval_seeds=len(bundled)))
 
 
 def test_a_corpus_too_small_for_the_seeds_is_refused_or_still_validates(tiny_passages, tmp_path):

@@ -45,10 +45,13 @@ def _stream_handlers(streams: tuple) -> list[logging.StreamHandler]:
 OURS = str(Path(__file__).parents[1])  # warnings raised by sage_dspy itself (a failed MLflow log) stay in sight
 
 
-def _show_ours(show, terminal: TextIO):
+def _show_ours(sink: TextIO, terminal: TextIO):
+    """warnings.showwarning for the block: a warning sage_dspy raised (or of its classes, as a failed MLflow
+    log's TrackingWarning) to the terminal, any other to the log."""
     def showwarning(message, category, filename, lineno, file=None, line=None):
-        ours = str(filename).startswith(OURS)
-        show(message, category, filename, lineno, terminal if ours else file, line)
+        ours = str(filename).startswith(OURS) or category.__module__.startswith("sage_dspy")
+        target = terminal if ours else sink
+        target.write(warnings.formatwarning(message, category, filename, lineno, line))
     return showwarning
 
 
@@ -65,7 +68,7 @@ def library_output(path: Path, verbose: bool = False) -> Iterator[Path]:
         previous = [handler.setStream(sink) for handler in handlers]
         try:
             with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), warnings.catch_warnings():
-                warnings.showwarning = _show_ours(warnings.showwarning, terminal[1])
+                warnings.showwarning = _show_ours(sink, terminal[1])
                 yield path
         finally:
             for handler, stream in zip(handlers, previous):
