@@ -10,6 +10,7 @@ import sage_dspy  # noqa: F401  (offline env defaults first)
 import dspy
 import mlflow
 import pytest
+from mlflow_store import reset_mlflow_globals
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
@@ -26,21 +27,12 @@ def sage(*args, columns=200):
     return result
 
 
-def _reset_mlflow_globals(mp):
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID"):
-        mp.setenv(name, "")
-        mp.delenv(name)
-    mp.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
-    mp.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
-    mp.setattr(tracking, "_our_uri", None)
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """The commands a new user runs, in a fresh folder; {name: CliRunner result} and the experiment."""
     folder = tmp_path_factory.mktemp("views")
     with pytest.MonkeyPatch.context() as mp:
-        _reset_mlflow_globals(mp)
+        reset_mlflow_globals(mp)
         mp.chdir(folder)
         callbacks = list(dspy.settings.config.get("callbacks") or [])
         try:

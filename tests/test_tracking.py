@@ -14,6 +14,7 @@ import dspy
 import mlflow
 import mlflow.dspy
 import pytest
+from mlflow_store import reset_mlflow_globals
 from dspy.utils import DummyLM
 from mlflow import MlflowClient
 
@@ -51,22 +52,11 @@ def two_step_program():
     return program
 
 
-def _reset_mlflow_globals(mp):
-    """configure_tracking sets mlflow globals and exports MLFLOW_TRACKING_URI/EXPERIMENT_ID;
-    registering them with monkeypatch restores them for the rest of the session."""
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID"):
-        mp.setenv(name, "")  # records the original (maybe unset) value, so undo restores it
-        mp.delenv(name)
-    mp.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
-    mp.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
-    mp.setattr(tracking, "_our_uri", None)
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("tracking") / "artifacts"
     with pytest.MonkeyPatch.context() as mp:
-        _reset_mlflow_globals(mp)
+        reset_mlflow_globals(mp)
         uri = configure_tracking(root, experiment="tracking-tests")
         yield root, uri
         while mlflow.active_run():
