@@ -224,7 +224,7 @@ def prompt_versions_tables(versions: list[dict]) -> list[Table]:
             table = tables[row["name"]] = Table(title=row["name"], box=box.SIMPLE_HEAD, title_justify="left")
             for column in ("ver", "date", "optimizer", "changed", "before", "after", "run"):
                 table.add_column(column, justify="right" if column in ("ver", "before", "after") else "left",
-                                 no_wrap=column in ("date", "optimizer", "run"))
+                                 no_wrap=column in ("date", "optimizer", "run"), min_width=13 if column == "changed" else None)
         tables[row["name"]].add_row(str(row["version"]), row.get("date", ""), row.get("optimizer") or "-",
                                     row.get("changed") or "-", _score(row["val.before"]), _score(row["val.after"]),
                                     row["run_id"][:8])
