@@ -29,10 +29,10 @@ def verdict_of(record: dict) -> str:
 
 def pairs_rows(records: list[dict]) -> list[dict]:
     """Every seed's final pair: kept ones first, in seed order within each group."""
-    rows = [{"kept": bool(r.get("kept")), "target": r["target"], "searches": r["searches"],
-             "verdict": verdict_of(r), "question": r.get("question", ""), "answer": r.get("answer", ""),
+    rows = [{"question": r.get("question", ""), "answer": r.get("answer", ""), "target": r["target"],
+             "searches": r["searches"], "verdict": verdict_of(r), "kept": bool(r.get("kept")),
              "answer_type": r.get("answer_type", ""), "rounds_used": r.get("rounds_used", 0),
-             "seed_id": r.get("seed_id", "")} for r in records]
+             "seed_id": r.get("seed_id", "")} for r in records]  # the UI shows the first columns first
     return sorted(rows, key=lambda row: not row["kept"])
 
 
