@@ -25,7 +25,7 @@ from sage_dspy.runs.generate import generate, GenerateResult
 from sage_dspy.search.corpus import load_corpus
 from sage_dspy.search.remote import check_url
 from sage_dspy.tracking import store as tracking
-from sage_dspy.tracking.run_logging import log_generate
+from sage_dspy.tracking.run_logging import generate_run, log_generate
 from sage_dspy.tracking.sources import resolve_program
 
 PACKAGE = str(Path(sage_dspy.__file__).parent)  # warnings raised by our code become notes; others stay quiet
@@ -109,16 +109,19 @@ def generate_command(
     if track and traces:
         tracking.autolog_dspy()  # before any dspy.context is entered, or the callback is invisible
     try:
-        result, notes = _generate_with_progress(config, passages=passages, program_folder=program_folder,
-                                                fresh=fresh, workers=workers, max_calls=max_calls,
-                                                max_cost=max_cost, prices=settings.prices,
-                                                parallel_attempts=parallel_attempts)
+        # the MLflow run is open while the seeds run, so their traces land in it (an interrupt ends it KILLED)
+        with generate_run(config, dict(config.lms), track=track) as run:
+            result, notes = _generate_with_progress(config, passages=passages, program_folder=program_folder,
+                                                    fresh=fresh, workers=workers, max_calls=max_calls,
+                                                    max_cost=max_cost, prices=settings.prices,
+                                                    parallel_attempts=parallel_attempts)
+            run_id = log_generate(run, config, result) if run else None
     except KeyboardInterrupt:
         printing.interrupted(_seeds_saved(out_dir), config.seeds, out_dir, _resume_command(ctx))
         raise typer.Exit(code=130) from None  # the shell's code for SIGINT
     printing.notes(notes)
     if track:
-        printing.tracked_run(log_generate(config, result, dict(config.lms)), tracking_uri)
+        printing.tracked_run(run_id, tracking_uri)
     lm_ids = sorted(set(config.lms.values()))
     printing.generation(result, title=f"{recipe} on {corpus} (LM: {', '.join(lm_ids)})", offline="offline" in lm_ids)
     overall = result.summary["overall"]
