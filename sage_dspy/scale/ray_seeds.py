@@ -1,0 +1,250 @@
+"""`generate --ray [ADDRESS]`: the run's seeds on a pool of Ray actors, each holding its share of the calls in
+flight; the driver (runs/generate.py) still writes every record, so resume, the lock, budgets, the summary,
+MLflow and the progress bar are those of a local run.
+
+`RayEngine.seed_runner` yields a drop-in for `scheduler.run_seeds`: records come back as seeds finish, each
+charged to the budget before it is yielded, and no seed starts once the budget is spent. An actor that dies
+loses only the seeds in flight on it: Ray restarts it (it builds its program again) and those seeds run again
+(casualties.py finds a seed that keeps killing its worker and records it as failed instead).
+"""
+
+import contextlib
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from sage_dspy.errors import SageError
+from sage_dspy.redact import redact_text
+from sage_dspy.runs.budget import CallBudget
+from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.program import PROGRAM_FILE
+from sage_dspy.runs.records import record_for
+from sage_dspy.runs.seeds import SeedTask, key_of
+from sage_dspy.scale.casualties import WORKER_DIED, Casualties
+from sage_dspy.scale.worker import SeedWorker
+from sage_dspy.search.index import pack_index
+from sage_dspy.search.passages import Passage, corpus_fingerprint
+
+LOCAL_CPUS = 2  # a cluster `--ray` starts on this machine when given no address
+# Ray's own defaults that would reach outside this machine or open ports beyond the loopback.
+RAY_ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0"}
+
+
+class RayUnavailableError(SageError, RuntimeError):
+    """--ray without Ray installed, a cluster that cannot be reached, or actors that cannot start."""
+
+
+def import_ray():
+    for name, value in RAY_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+    try:
+        import ray
+    except ImportError:
+        raise RayUnavailableError("--ray needs Ray: pip install 'sage-dspy[ray]'") from None
+    return ray
+
+
+@dataclass
+class Slot:
+    """One actor: its handle, its share of the calls in flight, and the seeds it runs now."""
+    actor: object
+    share: int
+    running: int = 0
+    alone: bool = False  # it runs one seed under suspicion, and nothing beside it
+    draining: bool = False  # reserved for such a seed: it gets no new seed until it is idle
+
+    def free(self) -> bool:
+        return not self.alone and not self.draining and self.running < self.share
+
+
+@dataclass
+class RayEngine:
+    """Where seeds run: `address` "" starts a local cluster of LOCAL_CPUS CPUs on 127.0.0.1 (stopped after the
+    run), "auto" or "ray://host:port" joins one; a Ray already initialised in this process is used as it is.
+    `actors`: how many (default: one per CPU of the cluster, at most one per call in flight)."""
+
+    address: str = ""
+    actors: int | None = None
+    pids: list[int] = field(default_factory=list)  # the actors' process ids, once started (tests kill one)
+    startup: dict = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def seed_runner(self, config: GenerateConfig, passages: list[Passage], program_folder: Path | None,
+                    parallel_attempts: bool) -> Iterator:
+        """A `run_seeds` for this run; the cluster is started (or joined) at its first seed, and what was
+        started is stopped when the block ends."""
+        runner = _Runner(self, config, passages, program_folder, parallel_attempts)
+        try:
+            yield runner.run
+        finally:
+            runner.close()
+
+    def connect(self):
+        ray = import_ray()
+        if ray.is_initialized():
+            return ray, False
+        try:
+            if self.address:
+                ray.init(address=self.address, log_to_driver=False, logging_level="WARNING")
+            else:
+                ray.init(num_cpus=LOCAL_CPUS, include_dashboard=False, _node_ip_address="127.0.0.1",
+                         log_to_driver=False, logging_level="WARNING")
+        except Exception as error:  # ConnectionError, RuntimeError, ValueError: Ray's own
+            where = f"the Ray cluster at {self.address}" if self.address else "a local Ray cluster"
+            raise RayUnavailableError(f"could not start or join {where} ({redact_text(str(error)).splitlines()[0]}"
+                                      "); check --ray ADDRESS (auto, ray://host:10001) or run without --ray") from None
+        return ray, True
+
+
+def shares(total: int, actors: int) -> list[int]:
+    """`total` calls in flight split across `actors` as evenly as whole numbers allow (none gets 0)."""
+    actors = max(1, min(actors, total))
+    return [total // actors + (i < total % actors) for i in range(actors)]
+
+
+class _Runner:
+    def __init__(self, engine: RayEngine, config: GenerateConfig, passages: list[Passage], program_folder,
+                 parallel_attempts: bool):
+        self.engine, self.config, self.passages = engine, config, passages
+        self.program_folder, self.parallel_attempts = program_folder, parallel_attempts
+        self.ray, self.started, self.slots = None, False, []
+
+    def close(self) -> None:
+        if self.ray is None:
+            return
+        for slot in self.slots:
+            self.ray.kill(slot.actor, no_restart=True)
+        if self.started:
+            self.ray.shutdown()
+
+    def _start(self, workers: int) -> None:
+        ray, self.started = self.engine.connect()
+        self.ray = ray
+        cpus = int(ray.cluster_resources().get("CPU", 1)) or 1
+        program = ((Path(self.program_folder) / PROGRAM_FILE).read_bytes() if self.program_folder is not None
+                   else None)
+        # Restarted by Ray when its process dies (its seeds in flight are ours to re-run: no task retries).
+        remote = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(SeedWorker)
+        for share in shares(workers, self.engine.actors or cpus):
+            # threads for `share` seeds at once, and one more for pid/open_index while they run
+            actor = remote.options(max_concurrency=share + 1).remote(self.config, share, program,
+                                                                      self.parallel_attempts)
+            self.slots.append(Slot(actor, share))
+        self._open_index()
+        self.engine.pids[:] = ray.get([slot.actor.pid.remote() for slot in self.slots])
+
+    def _open_index(self) -> None:
+        """Every actor opens the driver's index folder where its node can read it; the others get it once
+        through the object store (`put` once, fetched once per node)."""
+        fingerprint = corpus_fingerprint(self.passages) if not self.config.retriever else ""
+        folder = str(Path(self.config.index_root).resolve() / fingerprint)
+        try:
+            found = self.ray.get([slot.actor.open_index.remote(folder, fingerprint) for slot in self.slots])
+            missing = [slot for slot, ok in zip(self.slots, found) if not ok]
+            if missing:
+                files = self.ray.put(pack_index(Path(folder)))
+                self.ray.get([slot.actor.install_index.remote(files, fingerprint) for slot in missing])
+        except self.ray.exceptions.RayError as error:
+            raise RayUnavailableError(f"the Ray workers could not start: {_first_line(error)}") from None
+
+    def run(self, program, tasks: Iterable[SeedTask], lm_ids: dict[str, str], workers: int,
+            budget: CallBudget) -> Iterator[dict]:
+        """`scheduler.run_seeds` on the actors (`program` is the driver's copy, unused: each actor built its own).
+        `tasks` may be lazy (`--accepted`): the next seed is drawn only when an actor has room for it."""
+        tasks = iter(tasks)
+        first = next(tasks, None)
+        if first is None:
+            return
+        if self.ray is None:
+            self._start(max(workers, 1))
+        yield from _Pool(self.ray, self.slots, lm_ids).run(first, tasks, budget)
+
+
+class _Pool:
+    """The driver's loop: seeds to actors with room, records back as they finish, the seeds of a dead actor
+    run again (a suspect one alone)."""
+
+    def __init__(self, ray, slots: list[Slot], lm_ids: dict[str, str]):
+        self.ray, self.slots, self.lm_ids = ray, slots, lm_ids
+        self.casualties, self.retry = Casualties(), deque()
+        self.running: dict = {}  # object ref -> (number, task, slot)
+        self.number = 0
+
+    def run(self, first: SeedTask, tasks: Iterator[SeedTask], budget: CallBudget) -> Iterator[dict]:
+        fresh = _chain(first, tasks)
+        while True:
+            self._submit(fresh, budget)
+            if not self.running:
+                return
+            [ref], _ = self.ray.wait(list(self.running), num_returns=1)
+            number, task, slot = self.running.pop(ref)
+            slot.running -= 1
+            ran_alone, slot.alone = slot.alone, False
+            try:
+                record = self.ray.get(ref)
+            except self.ray.exceptions.RayActorError as error:
+                record = self._lost(number, task, ran_alone, error)
+                if record is None:
+                    continue
+            budget.charge(record)
+            yield record
+
+    def _submit(self, fresh: Iterator, budget: CallBudget) -> None:
+        """Seeds lost to a dead actor first (they had started before any budget ran out), then new ones while
+        the budget allows. A suspect seed waits for an actor to be idle, and runs there alone."""
+        while self.retry:
+            number, task = self.retry[0]
+            slot = self._slot_for(alone=self.casualties.must_run_alone(key_of(task)))
+            if slot is None:
+                return  # new seeds wait too: the retry keeps its place at the front
+            self.retry.popleft()
+            self._send(slot, number, task)
+        while budget.allows_more():
+            slot = self._slot_for(alone=False)
+            if slot is None:
+                return
+            task = next(fresh, None)
+            if task is None:
+                return
+            self._send(slot, self.number, task)
+            self.number += 1
+
+    def _slot_for(self, alone: bool) -> Slot | None:
+        if not alone:
+            free = [slot for slot in self.slots if slot.free()]
+            return min(free, key=lambda slot: slot.running / slot.share) if free else None
+        idle = next((slot for slot in self.slots if slot.running == 0 and not slot.alone), None)
+        if idle is not None:
+            for slot in self.slots:
+                slot.draining = False
+            idle.alone = True
+            return idle
+        if not any(slot.draining for slot in self.slots):
+            min((s for s in self.slots if not s.alone), key=lambda s: s.running, default=self.slots[0]).draining = True
+        return None
+
+    def _send(self, slot: Slot, number: int, task: SeedTask) -> None:
+        self.running[slot.actor.run.remote(number, task, self.lm_ids)] = (number, task, slot)
+        slot.running += 1
+
+    def _lost(self, number: int, task: SeedTask, ran_alone: bool, error: Exception) -> dict | None:
+        """A seed whose actor died under it: run it again (None), or its failed record once it is the culprit."""
+        key = key_of(task)
+        if not self.casualties.died(key, ran_alone):
+            self.retry.append((number, task))
+            return None
+        reason = self.casualties.reason(key, _first_line(error))
+        return record_for(task, None, self.lm_ids, error=reason, error_kind=WORKER_DIED) | {
+            "lm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "lm_usage": [], "seconds": 0.0}
+
+
+def _chain(first: SeedTask, rest: Iterator[SeedTask]) -> Iterator[SeedTask]:
+    yield first
+    yield from rest
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in redact_text(str(error)).splitlines() if line.strip()]
+    return (lines[0] if lines else type(error).__name__)[:240]
