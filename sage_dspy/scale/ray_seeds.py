@@ -10,10 +10,13 @@ loses only the seeds in flight on it: Ray restarts it (it builds its program aga
 
 import contextlib
 import os
+import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
+
+import dspy
 
 from sage_dspy.errors import SageError
 from sage_dspy.redact import redact_text
@@ -68,7 +71,7 @@ class RayEngine:
     address: str = ""
     actors: int | None = None
     pids: list[int] = field(default_factory=list)  # the actors' process ids, once started (tests kill one)
-    startup: dict = field(default_factory=dict)
+    reruns: int = 0  # seeds run again because their actor died under them
 
     @contextlib.contextmanager
     def seed_runner(self, config: GenerateConfig, passages: list[Passage], program_folder: Path | None,
@@ -125,29 +128,32 @@ class _Runner:
         cpus = int(ray.cluster_resources().get("CPU", 1)) or 1
         program = ((Path(self.program_folder) / PROGRAM_FILE).read_bytes() if self.program_folder is not None
                    else None)
+        index = self._index_arguments()
+        cache = {"enable_disk_cache": dspy.cache.enable_disk_cache, "enable_memory_cache": dspy.cache.enable_memory_cache}
         # Restarted by Ray when its process dies (its seeds in flight are ours to re-run: no task retries).
         remote = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=0)(SeedWorker)
         for share in shares(workers, self.engine.actors or cpus):
-            # threads for `share` seeds at once, and one more for pid/open_index while they run
+            # threads for `share` seeds at once, and one more for pid() while they run
             actor = remote.options(max_concurrency=share + 1).remote(self.config, share, program,
-                                                                      self.parallel_attempts)
+                                                                      self.parallel_attempts, *index, cache)
             self.slots.append(Slot(actor, share))
-        self._open_index()
-        self.engine.pids[:] = ray.get([slot.actor.pid.remote() for slot in self.slots])
-
-    def _open_index(self) -> None:
-        """Every actor opens the driver's index folder where its node can read it; the others get it once
-        through the object store (`put` once, fetched once per node)."""
-        fingerprint = corpus_fingerprint(self.passages) if not self.config.retriever else ""
-        folder = str(Path(self.config.index_root).resolve() / fingerprint)
         try:
-            found = self.ray.get([slot.actor.open_index.remote(folder, fingerprint) for slot in self.slots])
-            missing = [slot for slot, ok in zip(self.slots, found) if not ok]
-            if missing:
-                files = self.ray.put(pack_index(Path(folder)))
-                self.ray.get([slot.actor.install_index.remote(files, fingerprint) for slot in missing])
-        except self.ray.exceptions.RayError as error:
-            raise RayUnavailableError(f"the Ray workers could not start: {_first_line(error)}") from None
+            self.engine.pids[:] = ray.get([slot.actor.pid.remote() for slot in self.slots])
+        except ray.exceptions.RayError as error:
+            raise RayUnavailableError(f"the Ray actors could not start: {_first_line(error)}") from None
+
+    def _index_arguments(self) -> tuple[str, str, list]:
+        """The index folder as this machine names it, the corpus fingerprint, and the index's files in the object
+        store (`put` once; a node fetches them only if its actors cannot read the folder) when some node of the
+        cluster is not this one. A retrieval server needs none of it."""
+        if self.config.retriever:
+            return "", "", []
+        fingerprint = corpus_fingerprint(self.passages)
+        folder = Path(self.config.index_root).resolve() / fingerprint
+        here = self.ray.get_runtime_context().get_node_id()
+        nodes = {node["NodeID"] for node in self.ray.nodes() if node.get("Alive")}
+        shipped = [] if nodes <= {here} else [self.ray.put(pack_index(folder))]
+        return str(folder), fingerprint, shipped
 
     def run(self, program, tasks: Iterable[SeedTask], lm_ids: dict[str, str], workers: int,
             budget: CallBudget) -> Iterator[dict]:
@@ -159,7 +165,14 @@ class _Runner:
             return
         if self.ray is None:
             self._start(max(workers, 1))
-        yield from _Pool(self.ray, self.slots, lm_ids).run(first, tasks, budget)
+        pool = _Pool(self.ray, self.slots, lm_ids)
+        try:
+            yield from pool.run(first, tasks, budget)
+        finally:
+            self.engine.reruns += pool.reruns
+        if pool.reruns:
+            warnings.warn(f"{pool.reruns} seed(s) ran again after the Ray actor running them died; no record was "
+                          "lost or written twice")
 
 
 class _Pool:
@@ -170,7 +183,7 @@ class _Pool:
         self.ray, self.slots, self.lm_ids = ray, slots, lm_ids
         self.casualties, self.retry = Casualties(), deque()
         self.running: dict = {}  # object ref -> (number, task, slot)
-        self.number = 0
+        self.number, self.reruns = 0, 0
 
     def run(self, first: SeedTask, tasks: Iterator[SeedTask], budget: CallBudget) -> Iterator[dict]:
         fresh = _chain(first, tasks)
@@ -234,6 +247,7 @@ class _Pool:
         key = key_of(task)
         if not self.casualties.died(key, ran_alone):
             self.retry.append((number, task))
+            self.reruns += 1
             return None
         reason = self.casualties.reason(key, _first_line(error))
         return record_for(task, None, self.lm_ids, error=reason, error_kind=WORKER_DIED) | {
