@@ -103,3 +103,14 @@ def test_an_actor_without_the_index_folder_gets_it_shipped_and_runs_a_seed_as_a_
     local = run_seed(build_program(config, index, actor.lms), task, actor.lms.ids())
     assert json.dumps({**record, "seconds": 0}) == json.dumps({**local, "seconds": 0})
     assert record["lm_calls"] > 0
+
+
+def test_ray_asked_for_but_not_installed_is_one_line_before_anything_runs(workdir, monkeypatch):
+    from cli_helpers import assert_one_line_error, invoke
+    from sage_dspy.scale import ray_seeds
+
+    real = ray_seeds.importlib.util.find_spec
+    monkeypatch.setattr(ray_seeds.importlib.util, "find_spec", lambda name: None if name == "ray" else real(name))
+    assert_one_line_error(invoke("generate", "--seeds", 2, "--no-track", "--out", workdir / "run", "--ray"),
+                          "pip install 'sage-dspy[ray]'")
+    assert not (workdir / "run").exists()

@@ -103,6 +103,7 @@ def generate_command(
     )
     if max_cost is not None:
         require_prices(config.lms.values(), settings.prices)  # before the corpus is read or any call made
+    engine = ray_engine(ray)  # no Ray installed: said before the corpus is read
     program_folder = _program_folder(program)
     check_out_folder(out_dir)  # a file, read-only or someone else's folder: said before the corpus is indexed
     passages, corpus_notes = _with_notes(load_corpus, corpus, **fields)  # bad input: before anything is created
@@ -114,7 +115,7 @@ def generate_command(
         result, notes = _generate_with_progress(config, passages=passages, program_folder=program_folder,
                                                 fresh=fresh, workers=workers, max_calls=max_calls,
                                                 max_cost=max_cost, prices=settings.prices,
-                                                parallel_attempts=parallel_attempts, engine=ray_engine(ray))
+                                                parallel_attempts=parallel_attempts, engine=engine)
     except KeyboardInterrupt:
         printing.interrupted(_seeds_saved(out_dir), config.seeds, out_dir, _resume_command(ctx))
         raise typer.Exit(code=130) from None  # the shell's code for SIGINT

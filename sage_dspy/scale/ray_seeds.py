@@ -9,6 +9,7 @@ loses only the seeds in flight on it: Ray restarts it (it builds its program aga
 """
 
 import contextlib
+import importlib.util
 import os
 import warnings
 from collections import deque
@@ -35,6 +36,9 @@ LOCAL_CPUS = 2  # a cluster `--ray` starts on this machine when given no address
 RAY_ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0"}
 
 
+NO_RAY = "--ray needs Ray, which is not installed: pip install 'sage-dspy[ray]'"
+
+
 class RayUnavailableError(SageError, RuntimeError):
     """--ray without Ray installed, a cluster that cannot be reached, or actors that cannot start."""
 
@@ -45,7 +49,7 @@ def import_ray():
     try:
         import ray
     except ImportError:
-        raise RayUnavailableError("--ray needs Ray: pip install 'sage-dspy[ray]'") from None
+        raise RayUnavailableError(NO_RAY) from None
     return ray
 
 
@@ -72,6 +76,10 @@ class RayEngine:
     actors: int | None = None
     pids: list[int] = field(default_factory=list)  # the actors' process ids, once started (tests kill one)
     reruns: int = 0  # seeds run again because their actor died under them
+
+    def __post_init__(self):
+        if importlib.util.find_spec("ray") is None:  # said before the corpus is read or the folder locked
+            raise RayUnavailableError(NO_RAY)
 
     @contextlib.contextmanager
     def seed_runner(self, config: GenerateConfig, passages: list[Passage], program_folder: Path | None,
