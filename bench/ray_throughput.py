@@ -36,8 +36,8 @@ import time
 from pathlib import Path
 
 from bench.report import loadavg, machine, markdown_table, write_report_section
-from bench.throughput import (API_KEY, LATENCY_S, MODEL, POLL_S, _seed_records, _tail, child_env, drain,
-                              loopback_server, measure_window, process_cpu_seconds, seeds_for, server_stats,
+from bench.throughput import (API_KEY, LATENCY_S, MODEL, POLL_S, _cell, _note, _seed_records, _tail, child_env,
+                              drain, loopback_server, measure_window, process_cpu_seconds, seeds_for, server_stats,
                               wait_for_ramp, write_corpus)
 from sage_dspy.offline.process import stop_process
 
@@ -214,11 +214,6 @@ def _summary(row: dict) -> str:
 
 # ---------------------------------------------------------------- rendering
 
-def _cell(row: dict, key: str):
-    value = row.get(key)
-    return "-" if value is None else value
-
-
 COLUMNS = ["N in flight", "mode", "calls/s", "ideal N/2", "ratio", "mean in flight", "client CPU (cores)",
            "client CPU ms/call", "cores for ideal", "client processes", "first call s", "first seed call s", "note"]
 
@@ -245,17 +240,6 @@ def render_markdown(results: dict) -> str:
         "", "Client CPU counts the generate process and every process under it (Ray's GCS, raylet and actors). "
             "Cores for ideal = client CPU per call x N / 2: where it exceeds the machine's cores (less what the "
             "server takes), no scheduler on this machine can reach the ideal at that N."])
-
-
-def _note(row: dict) -> str:
-    notes = []
-    if not row.get("reached_in_flight", True) and "ratio" in row:
-        notes.append(f"in flight never reached N (peak {row.get('ramp_peak')})")
-    if row.get("seed_errors"):
-        notes.append(f"{row['seed_errors']} of {row['seeds_finished']} finished seeds failed")
-    if row.get("error"):
-        notes.append(row["error"])
-    return "; ".join(notes)
 
 
 def _points(text: str) -> tuple[int, ...]:
