@@ -134,6 +134,56 @@ def wait_for_first_calls(base: str, started: float, alive) -> dict:
     return at
 
 
+# ---------------------------------------------------------------- dispatch: our loop vs ray.util.ActorPool
+
+DISPATCH_SEEDS, DISPATCH_IN_FLIGHT, DISPATCH_SEED_S = 2000, 256, 0.25
+
+
+class _SleepyWorker:
+    """A stand-in for scale.worker.SeedWorker: `run` takes DISPATCH_SEED_S and returns a record-sized dict."""
+
+    def run(self, lane, task, lm_ids):
+        time.sleep(DISPATCH_SEED_S)
+        return {"seed_id": str(task), "lm_calls": 0, "rounds": [], "question": "x" * 400}
+
+
+def measure_dispatch() -> list[dict]:
+    """Seeds per second and driver CPU per seed through scale.ray_seeds' loop (`ray.wait` over threaded actors
+    holding their share each) and through `ray.util.ActorPool` (each actor listed once per seed it may hold),
+    2 actors, DISPATCH_IN_FLIGHT seeds in flight, DISPATCH_SEED_S per seed: the ideal is in flight / seed time."""
+    import ray
+    from ray.util import ActorPool
+
+    from sage_dspy.runs.budget import CallBudget
+    from sage_dspy.scale.ray_seeds import Slot, _Pool, shares
+
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+             logging_level="WARNING")
+    rows = []
+    try:
+        split = shares(DISPATCH_IN_FLIGHT, 2)
+        actors = [ray.remote(num_cpus=1)(_SleepyWorker).options(max_concurrency=share + 1).remote() for share in split]
+        ray.get([actor.run.remote(0, "warm", {}) for actor in actors])
+        for name in ("ray.wait loop (scale.ray_seeds)", "ray.util.ActorPool"):
+            cpu, started = time.process_time(), time.perf_counter()
+            if name.startswith("ray.wait"):
+                pool = _Pool(ray, [Slot(actor, share) for actor, share in zip(actors, split)], {})
+                tasks = iter(range(1, DISPATCH_SEEDS))
+                done = sum(1 for _ in pool.run(0, tasks, CallBudget(None)))
+            else:
+                listed = [actor for actor, share in zip(actors, split) for _ in range(share)]
+                done = sum(1 for _ in ActorPool(listed).map_unordered(
+                    lambda actor, seed: actor.run.remote(seed, seed, {}), range(DISPATCH_SEEDS)))
+            seconds = time.perf_counter() - started
+            ideal = DISPATCH_IN_FLIGHT / DISPATCH_SEED_S
+            rows.append({"loop": name, "seeds": done, "seeds_per_s": round(done / seconds, 1),
+                         "ideal_seeds_per_s": ideal, "ratio": round(done / seconds / ideal, 3),
+                         "driver_cpu_ms_per_seed": round(1000 * (time.process_time() - cpu) / done, 3)})
+    finally:
+        ray.shutdown()
+    return rows
+
+
 # ---------------------------------------------------------------- one measurement
 
 def measure(base: str, server_pid: int, mode: str, in_flight: int, corpus: Path, work: Path, seconds: float) -> dict:
@@ -194,6 +244,9 @@ def run_benchmark(points: tuple[int, ...], out: Path, *, window_s: float, mode: 
                     log(f"  {_summary(results['rows'][-1])}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    log(f"dispatch: {DISPATCH_SEEDS} seeds of {DISPATCH_SEED_S:g} s, {DISPATCH_IN_FLIGHT} in flight on 2 actors, "
+        "our loop vs ray.util.ActorPool ...")
+    results["dispatch"] = measure_dispatch()
     results["versus"] = versus(results["rows"])
     results["target"] = target_row(results["rows"])
     results["runtime_s"] = round(time.perf_counter() - started, 1)
@@ -234,6 +287,11 @@ def render_markdown(results: dict) -> str:
         markdown_table(COLUMNS, rows), "",
         markdown_table(["N in flight", "plain ratio", "Ray ratio", "Ray / plain"],
                        [[v["in_flight"], v["plain"], v["ray"], v["ray_over_plain"]] for v in results["versus"]]),
+        "", f"Dispatch alone ({DISPATCH_SEEDS} stand-in seeds of {DISPATCH_SEED_S:g} s, {DISPATCH_IN_FLIGHT} in "
+            "flight on 2 threaded actors; how the actors are fed, not the LM calls):", "",
+        markdown_table(["loop", "seeds/s", "ideal", "ratio", "driver CPU ms/seed"],
+                       [[d["loop"], d["seeds_per_s"], d["ideal_seeds_per_s"], d["ratio"], d["driver_cpu_ms_per_seed"]]
+                        for d in results.get("dispatch", [])]),
         "", markdown_table(["target", "rule", "value", "status"],
                            [[t["name"], f"Ray calls/s >= {t['limit']:.0%} of N/2 at N = {TARGET_N}", _cell(t, "value"),
                              f"**{t['status']}**"]]),
