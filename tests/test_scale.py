@@ -114,3 +114,73 @@ def test_ray_asked_for_but_not_installed_is_one_line_before_anything_runs(workdi
     assert_one_line_error(invoke("generate", "--seeds", 2, "--no-track", "--out", workdir / "run", "--ray"),
                           "pip install 'sage-dspy[ray]'")
     assert not (workdir / "run").exists()
+
+
+class _ActorDied(Exception):
+    pass
+
+
+class _Cluster:
+    """A deterministic stand-in for the few Ray calls scale.ray_seeds' loop makes (`wait`, `get`,
+    `exceptions.RayActorError`): seeds finish oldest first, and a seed named "poison" kills its actor as it
+    runs, taking every seed in flight there with it (a native crash, an OOM: what no test can stage for real)."""
+
+    class exceptions:
+        RayActorError = _ActorDied
+
+    def __init__(self):
+        self.order, self.lost, self.ran = [], set(), []
+
+    def actor(self, name: str):
+        cluster = self
+
+        class Method:
+            @staticmethod
+            def remote(number, task, lm_ids):
+                ref = (name, number, task, len(cluster.order))
+                cluster.order.append(ref)
+                return ref
+
+        return type("Actor", (), {"run": Method})()
+
+    def wait(self, refs, num_returns=1):
+        ref = min(refs, key=lambda r: r[3])
+        if ref[2] == "poison" and ref not in self.lost:  # its actor dies with all it was running
+            self.lost |= {other for other in refs if other[0] == ref[0]}
+        return [ref], []
+
+    def get(self, ref):
+        if ref in self.lost:
+            raise _ActorDied(f"ActorDiedError: the actor {ref[0]} died (SIGKILL)")
+        self.ran.append(ref[2])
+        return {"seed_id": ref[2], "lm_calls": 1}
+
+
+def test_a_seed_that_keeps_killing_its_actor_is_failed_alone_and_every_other_seed_is_recorded(monkeypatch):
+    from sage_dspy.runs.budget import CallBudget
+    from sage_dspy.scale import ray_seeds
+
+    monkeypatch.setattr(ray_seeds, "key_of", str)
+    monkeypatch.setattr(ray_seeds, "record_for", lambda task, prediction, lm_ids, **failed: {"seed_id": task,
+                                                                                              **failed})
+    cluster = _Cluster()
+    slots = [ray_seeds.Slot(cluster.actor("a"), 3), ray_seeds.Slot(cluster.actor("b"), 3)]
+    pool = ray_seeds._Pool(cluster, slots, {})
+    seeds = ["s0", "s1", "poison", "s3", "s4", "s5", "s6", "s7"]
+    records = list(pool.run(seeds[0], iter(seeds[1:]), CallBudget(None)))
+    assert sorted(record["seed_id"] for record in records) == sorted(seeds)  # each seed once, none lost
+    [failed] = [record for record in records if record.get("error")]
+    assert failed["seed_id"] == "poison" and failed["error_kind"] == "WorkerDied"
+    assert "running it alone" in failed["error"] and "SIGKILL" in failed["error"]
+    assert all(not record.get("error") for record in records if record["seed_id"] != "poison")
+    assert pool.reruns >= 2 and "poison" not in cluster.ran
+
+
+def test_no_new_seed_starts_once_the_budget_is_spent_and_those_started_finish():
+    from sage_dspy.runs.budget import CallBudget
+    from sage_dspy.scale import ray_seeds
+
+    cluster = _Cluster()
+    pool = ray_seeds._Pool(cluster, [ray_seeds.Slot(cluster.actor("a"), 2)], {})
+    records = list(pool.run("s0", iter(["s1", "s2", "s3"]), CallBudget(1)))
+    assert [record["seed_id"] for record in records] == ["s0", "s1"]  # both had started before it was spent
