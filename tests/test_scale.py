@@ -184,3 +184,20 @@ def test_no_new_seed_starts_once_the_budget_is_spent_and_those_started_finish():
     pool = ray_seeds._Pool(cluster, [ray_seeds.Slot(cluster.actor("a"), 2)], {})
     records = list(pool.run("s0", iter(["s1", "s2", "s3"]), CallBudget(1)))
     assert [record["seed_id"] for record in records] == ["s0", "s1"]  # both had started before it was spent
+
+
+@pytest.mark.parametrize("address", ["nonsense", "ray://", "http://head:8265", "head"])
+def test_a_ray_address_of_no_known_form_is_one_line_before_anything_runs(workdir, address):
+    from cli_helpers import assert_one_line_error, invoke
+
+    assert_one_line_error(invoke("generate", "--seeds", 2, "--no-track", "--out", workdir / "run", "--ray", address),
+                          "is no Ray address")
+    assert not (workdir / "run").exists()
+
+
+@pytest.mark.parametrize("address, expected", [("local", ""), ("auto", "auto"), ("10.0.0.5:6379", "10.0.0.5:6379"),
+                                               ("ray://head.example:10001", "ray://head.example:10001")])
+def test_ray_addresses_of_the_known_forms_are_taken(address, expected):
+    from sage_dspy.cli.options import ray_engine
+
+    assert ray_engine(address).address == expected

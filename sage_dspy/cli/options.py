@@ -1,6 +1,7 @@
 """What the commands share: options, the parsing and checks of what was typed, and the one error handler."""
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, NoReturn, Optional
 
@@ -114,6 +115,9 @@ def ray_engine(address: Optional[str]):
     """The `engine` a run's seeds go to for --ray (None: this process's threads). Ray is imported only by the run."""
     if address is None:
         return None
+    if address not in (LOCAL_RAY, "auto") and not re.fullmatch(r"(ray://)?[\w.\-\[\]:]+:\d+", address):
+        fail(f"--ray {address!r} is no Ray address: give none (a local cluster), auto, host:6379 or "
+             "ray://host:10001")
     from sage_dspy.scale.ray_seeds import RayEngine  # pulls in no Ray: that waits for the first seed
 
     return RayEngine("" if address == LOCAL_RAY else address)
