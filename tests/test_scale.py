@@ -134,24 +134,26 @@ class _Cluster:
     def actor(self, name: str):
         cluster = self
 
-        class Method:
-            @staticmethod
-            def remote(number, task, lm_ids):
-                ref = (name, number, task, len(cluster.order))
+        def method(*task):
+            def remote(*args):
+                ref = (name, args[0] if args else None, args[1] if args else "pid", len(cluster.order))
                 cluster.order.append(ref)
                 return ref
+            return type("Method", (), {"remote": staticmethod(remote)})
 
-        return type("Actor", (), {"run": Method})()
+        return type("Actor", (), {"run": method(), "pid": method()})()
 
     def wait(self, refs, num_returns=1):
         ref = min(refs, key=lambda r: r[3])
-        if ref[2] == "poison" and ref not in self.lost:  # its actor dies with all it was running
+        if ref[2] == "poison" and ref not in self.lost:  # its actor dies with all it was running (not its restart)
             self.lost |= {other for other in refs if other[0] == ref[0]}
         return [ref], []
 
     def get(self, ref):
         if ref in self.lost:
             raise _ActorDied(f"ActorDiedError: the actor {ref[0]} died (SIGKILL)")
+        if ref[2] == "pid":
+            return 1
         self.ran.append(ref[2])
         return {"seed_id": ref[2], "lm_calls": 1}
 

@@ -11,6 +11,7 @@ loses only the seeds in flight on it: Ray restarts it (it builds its program aga
 import contextlib
 import importlib.util
 import os
+import time
 import warnings
 from collections import deque
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from sage_dspy.search.index import pack_index
 from sage_dspy.search.passages import Passage, corpus_fingerprint
 
 LOCAL_CPUS = 2  # a cluster `--ray` starts on this machine when given no address
+PROBE_PAUSE_S = 0.2  # between asks whether a restarting actor answers again
 # Ray's own defaults that would reach outside this machine or open ports beyond the loopback.
 RAY_ENVIRONMENT = {"RAY_USAGE_STATS_ENABLED": "0"}
 
@@ -61,9 +63,11 @@ class Slot:
     running: int = 0
     alone: bool = False  # it runs one seed under suspicion, and nothing beside it
     draining: bool = False  # reserved for such a seed: it gets no new seed until it is idle
+    epoch: int = 0  # deaths seen so far: a seed lost in an earlier epoch was lost to a death already counted
+    down: bool = False  # died and not yet answering again (Ray is restarting it): it gets nothing meanwhile
 
     def free(self) -> bool:
-        return not self.alone and not self.draining and self.running < self.share
+        return not self.down and not self.alone and not self.draining and self.running < self.share
 
 
 @dataclass
@@ -190,27 +194,47 @@ class _Pool:
     def __init__(self, ray, slots: list[Slot], lm_ids: dict[str, str]):
         self.ray, self.slots, self.lm_ids = ray, slots, lm_ids
         self.casualties, self.retry = Casualties(), deque()
-        self.running: dict = {}  # object ref -> (number, task, slot)
+        self.running: dict = {}  # object ref -> (number, task, slot, the slot's epoch when it was sent)
+        self.probes: dict = {}  # object ref of a pid() call -> the slot that died, until it answers
         self.number, self.reruns = 0, 0
 
     def run(self, first: SeedTask, tasks: Iterator[SeedTask], budget: CallBudget) -> Iterator[dict]:
         fresh = _chain(first, tasks)
         while True:
             self._submit(fresh, budget)
-            if not self.running:
+            if not self.running and not self.probes:
                 return
-            [ref], _ = self.ray.wait(list(self.running), num_returns=1)
-            number, task, slot = self.running.pop(ref)
+            [ref], _ = self.ray.wait([*self.running, *self.probes], num_returns=1)
+            if ref in self.probes:
+                self._probed(ref)
+                continue
+            number, task, slot, epoch = self.running.pop(ref)
             slot.running -= 1
             ran_alone, slot.alone = slot.alone, False
             try:
                 record = self.ray.get(ref)
             except self.ray.exceptions.RayActorError as error:
+                if epoch == slot.epoch:  # the first news of this death: the slot waits until Ray restarted it
+                    slot.epoch, slot.down = slot.epoch + 1, True
+                    self._probe(slot)
                 record = self._lost(number, task, ran_alone, error)
                 if record is None:
                     continue
             budget.charge(record)
             yield record
+
+    def _probe(self, slot: Slot) -> None:
+        self.probes[slot.actor.pid.remote()] = slot
+
+    def _probed(self, ref) -> None:
+        """A dead slot's pid() came back: it is up again, or not yet (asked again shortly)."""
+        slot = self.probes.pop(ref)
+        try:
+            self.ray.get(ref)
+            slot.down = False
+        except self.ray.exceptions.RayActorError:
+            time.sleep(PROBE_PAUSE_S)
+            self._probe(slot)
 
     def _submit(self, fresh: Iterator, budget: CallBudget) -> None:
         """Seeds lost to a dead actor first (they had started before any budget ran out), then new ones while
@@ -236,7 +260,7 @@ class _Pool:
         if not alone:
             free = [slot for slot in self.slots if slot.free()]
             return min(free, key=lambda slot: slot.running / slot.share) if free else None
-        idle = next((slot for slot in self.slots if slot.running == 0 and not slot.alone), None)
+        idle = next((slot for slot in self.slots if slot.running == 0 and not slot.alone and not slot.down), None)
         if idle is not None:
             for slot in self.slots:
                 slot.draining = False
@@ -247,7 +271,7 @@ class _Pool:
         return None
 
     def _send(self, slot: Slot, number: int, task: SeedTask) -> None:
-        self.running[slot.actor.run.remote(number, task, self.lm_ids)] = (number, task, slot)
+        self.running[slot.actor.run.remote(number, task, self.lm_ids)] = (number, task, slot, slot.epoch)
         slot.running += 1
 
     def _lost(self, number: int, task: SeedTask, ran_alone: bool, error: Exception) -> dict | None:
