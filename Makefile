@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 LATEST := .venv-latest
 TOOLS := .venv-tools
 UV_VERSION := 0.13.9
-EXTRAS := test,optimizers,fast,bench
+EXTRAS := test,optimizers,fast,bench,ray
 
 .PHONY: demo test bench install lock test-latest clean clean-venv
 
@@ -36,10 +36,12 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run_all $(if $(FULL),,--quick)
 
 # Re-resolve the lock from pyproject.toml's ranges (newest versions they allow), with a pinned resolver.
+# `make lock UPGRADE="--upgrade-package NAME"` adds or moves NAME (and what it needs) and keeps every other pin.
+UPGRADE ?= --upgrade
 lock:
 	test -x $(TOOLS)/bin/uv || { $(PYTHON) -m venv $(TOOLS) && $(TOOLS)/bin/python -m pip install --quiet uv==$(UV_VERSION); }
 	$(TOOLS)/bin/uv pip compile pyproject.toml .ci/build.in --all-extras --generate-hashes --universal \
-	  --python-version 3.11 --upgrade --custom-compile-command "make lock" --quiet -o $(LOCK)
+	  --python-version 3.11 $(UPGRADE) --custom-compile-command "make lock" --quiet -o $(LOCK)
 
 # The suite against the newest releases pyproject.toml allows, in its own venv; the lock is untouched.
 test-latest:

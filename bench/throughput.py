@@ -220,11 +220,13 @@ def wait_for_ramp(base: str, in_flight: int, alive) -> dict:
     return outcome(False)
 
 
-def measure_window(base: str, in_flight: int, seconds: float, pids: dict) -> dict:
-    """Settle one latency, then read the counters and the processes' CPU over `seconds`; the lowest number of
-    completions in flight seen while polling is kept too (a dip the mean would hide)."""
+def measure_window(base: str, in_flight: int, seconds: float, pids: dict, cpu_seconds=None) -> dict:
+    """Settle one latency, then read the counters and the processes' CPU over `seconds` (`cpu_seconds(pid)`,
+    by default `process_cpu_seconds`); the lowest number of completions in flight seen while polling is kept
+    too (a dip the mean would hide)."""
+    cpu_seconds = cpu_seconds or process_cpu_seconds
     time.sleep(LATENCY_S)
-    cpu_before = {name: process_cpu_seconds(pid) for name, pid in pids.items()}
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     before = server_stats(base)
     lowest, deadline = before["completions_in_flight"], time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -235,7 +237,7 @@ def measure_window(base: str, in_flight: int, seconds: float, pids: dict) -> dic
     result = window(before, after, in_flight)
     result["min_in_flight_seen"] = lowest
     for name, pid in pids.items():
-        result[f"{name}_cpu_cores"] = cpu_share(cpu_before[name], process_cpu_seconds(pid), result["window_s"])
+        result[f"{name}_cpu_cores"] = cpu_share(cpu_before[name], cpu_seconds(pid), result["window_s"])
     return result
 
 

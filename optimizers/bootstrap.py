@@ -5,6 +5,10 @@ import dspy
 from sage_dspy.optimizers import score_only
 
 MIN_BUDGET = 2
+# Its search keeps a demo (and scores a candidate) only where the metric reaches 1.0, so its log's "Best score
+# so far" is the share of such seeds, not the mean metric that `before` and `after` report.
+SEARCH_SCORE = ("bootstrap's search thresholds the metric (a seed counts only at 1.0), so its log's \"Best score "
+                "so far\" is not the mean metric reported as before/after")
 
 
 def compile(student, *, trainset, valset, metric, budget, reflection_lm=None, seed=0):

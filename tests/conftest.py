@@ -90,16 +90,11 @@ def tiny_corpus_file(workdir, tiny_passages):
 @pytest.fixture
 def isolated_mlflow(monkeypatch):
     """The tracked CLI sets MLflow's globals and exports MLFLOW_TRACKING_URI: undo both after the test."""
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID"):
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
     import mlflow
 
-    from sage_dspy.tracking import store as tracking
+    from mlflow_store import reset_mlflow_globals
 
-    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
-    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
-    monkeypatch.setattr(tracking, "_our_uri", None)
+    reset_mlflow_globals(monkeypatch)
     yield
     while mlflow.active_run():
         mlflow.end_run()

@@ -23,7 +23,8 @@ from dspy.teleprompt.gepa.instruction_proposal import ProposeInstruction
 from mlflow import MlflowClient
 
 from sage_dspy.optimizers import OPTIMIZERS, UnknownOptimizerError
-from sage_dspy.runs.compile import CompileConfig, check_optimizer_budget, compile_program, save_compiled, seed_examples
+from sage_dspy.runs.compile import (CompileConfig, check_optimizer_budget, compile_program, heldout_examples,
+                                    save_compiled, seed_examples)
 from sage_dspy.search.corpus import load_corpus
 from sage_dspy.search.passages import corpus_fingerprint
 from sage_dspy.method.feedback import Attempt, Verdict
@@ -271,6 +272,22 @@ def test_seed_examples_are_disjoint_sized_and_reproducible(bundled):
     assert [e.seed.id for e in other[0]] != [e.seed.id for e in train]
 
 
+def test_held_out_seeds_are_the_same_for_every_compile_and_apart_from_train_and_validation(bundled):
+    ids = lambda examples: [(e.seed.id, e.target_searches, e.answer_type) for e in examples]  # noqa: E731
+    configs = [CompileConfig(train_size=4, val_size=3, random_seed=seed, rounds=rounds, eval_seeds=5)
+               for seed, rounds in ((0, 2), (7, 0))]
+    held = [ids(heldout_examples(list(bundled), config)) for config in configs]
+    assert held[0] == held[1] and len(held[0]) == 5  # --seed and --rounds do not change them
+    assert ids(heldout_examples(list(reversed(bundled)), configs[0])) == held[0]  # nor the corpus order
+    for config in configs:
+        train, val = seed_examples(bundled, config)
+        assert not {e.seed.id for e in train + val} & {seed_id for seed_id, _, _ in held[0]}
+    plain = CompileConfig(train_size=4, val_size=3)
+    assert heldout_examples(list(bundled), plain) == []  # without --eval-seeds the draw is as before
+    with pytest.raises(ValueError, match="--eval-seeds"):
+        seed_examples(bundled, CompileConfig(train_size=4, val_size=3, eval_seeds=len(bundled)))
+
+
 def test_a_corpus_too_small_for_the_seeds_is_refused_or_still_validates(tiny_passages, tmp_path):
     """Regression: validation once got only the passages left after training, so a small corpus gave an empty
     validation set and compile reported before 0.0 / after 0.0 without a word."""
@@ -294,7 +311,8 @@ def test_compile_returns_scores_and_writes_a_versioned_folder(compiled, bundled,
     assert 0.0 <= result.before <= 100.0 and 0.0 <= result.after <= 100.0
     assert result.after >= result.before
     assert result.folder.parent == roots["out_root"] and result.folder.name.startswith(f"sage-{optimizer}-")
-    assert {p.name for p in result.folder.iterdir()} == {PROGRAM_FILE, "config.json", "scores.json"}
+    assert {p.name for p in result.folder.iterdir()} == {PROGRAM_FILE, "config.json", "scores.json", "compile.log"}
+    assert result.log_file == result.folder / "compile.log"  # what the optimizer printed, not the terminal
     saved = json.loads((result.folder / "config.json").read_text())
     train, val, budget, seed, _ = SIZES[optimizer]
     assert saved == config.to_dict()
@@ -493,26 +511,45 @@ def test_tracked_compiles_register_prompt_versions_and_keep_keys_out(workdir, is
     folders = {json.loads((f / "config.json").read_text())["random_seed"]: f
                for f in (workdir / "artifacts" / "programs").iterdir()}
     assert sorted(folders) == [0, 1]
-    for version, run in enumerate(runs, start=1):
+    registered_by = {}  # (name, version) -> the run that registered it
+    for number, run in enumerate(runs, start=1):
         folder = folders[int(run.data.params["random_seed"])]
         scores = json.loads((folder / "scores.json").read_text())
-        assert run.data.metrics["val.before"] == pytest.approx(scores["before"])
-        assert run.data.metrics["val.after"] == pytest.approx(scores["after"])
+        assert run.data.metrics["val.before"] == pytest.approx(scores["before"], abs=0.01)  # rounded to 2 places
+        assert run.data.metrics["val.after"] == pytest.approx(scores["after"], abs=0.01)
+        assert run.data.metrics["val.gain"] == pytest.approx(scores["after"] - scores["before"], abs=0.02)
         assert run.data.tags["command"] == "compile" and run.data.params["optimizer"] == "bootstrap"
+        assert run.info.run_name == f"compile-sage-bootstrap-bundled-r{2 - number}-b2-seed{number - 1}"
         listed = {a.path for a in client.list_artifacts(run.info.run_id, "program")}
         assert listed == {f"program/{name}" for name in (PROGRAM_FILE, "config.json", "scores.json")}
+        assert [a.path for a in client.list_artifacts(run.info.run_id, "logs")] == ["logs/compile.log"]
         versions = json.loads(Path(mlflow.artifacts.download_artifacts(
-            run_id=run.info.run_id, artifact_path="prompt_versions.json", dst_path=str(workdir / f"dl{version}")))
+            run_id=run.info.run_id, artifact_path="prompt_versions.json", dst_path=str(workdir / f"dl{number}")))
             .read_text())
-        # one version per compiled predictor, named sage.<predictor>, and none for the frozen search agent
-        assert versions == {f"sage.{key}": version for key in COMPILED_KEYS}
+        # one version per compiled predictor, named sage.<predictor>, and none for the frozen search agent;
+        # the first compile registers version 1 of each, the second a version 2 only of the prompts it changed
+        assert set(versions) == {f"sage.{key}" for key in COMPILED_KEYS}
+        assert set(versions.values()) <= ({1} if number == 1 else {1, 2})
+        linked = json.loads(run.data.tags["mlflow.linkedPrompts"])
+        assert sorted((p["name"], int(p["version"])) for p in linked) == sorted(versions.items())
         state = json.loads((folder / PROGRAM_FILE).read_text())
-        for name in versions:
+        for name, version in versions.items():
             prompt = mlflow.genai.load_prompt(f"prompts:/{name}/{version}")
-            assert prompt.tags["run_id"] == run.info.run_id
+            registered_by.setdefault((name, version), run.info.run_id)
+            assert prompt.tags["run_id"] == registered_by[(name, version)] and prompt.tags["optimizer"] == "bootstrap"
             assert prompt.template.startswith(state[name.removeprefix("sage.")]["signature"]["instructions"].strip())
     registered = {p.name for p in mlflow.genai.search_prompts(filter_string="name LIKE 'sage.%'")}
     assert registered == {f"sage.{key}" for key in COMPILED_KEYS}
+
+    # the first compile again changes no prompt: no new version, its run linked to the versions of the first
+    count = {name: len(client.search_prompt_versions(name)) for name in registered}
+    third = invoke(*compile_args("bootstrap", 2, 3, 2, "--rounds", 1))
+    assert third.exit_code == 0, third.output
+    assert {name: len(client.search_prompt_versions(name)) for name in registered} == count
+    again = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])[0]
+    assert again.data.tags["prompts.changed"] == "none"
+    assert sorted(json.loads(again.data.tags["mlflow.linkedPrompts"]), key=str) == \
+        sorted(json.loads(runs[0].data.tags["mlflow.linkedPrompts"]), key=str)
 
     # the canary key is in no byte of the store: sqlite db (and WAL), every artifact, every program folder
     files = [p for p in (workdir / "artifacts").rglob("*") if p.is_file()]

@@ -21,7 +21,8 @@ ALLOWED = {
     "programs": {"method", "lm", "search"},
     "optimizers": {"method"},
 }
-FORBIDDEN = {"runs": {"cli", "tracking"}, "tracking": {"cli"}, "dataset": {"cli", "tracking"}}
+FORBIDDEN = {"runs": {"cli", "tracking", "scale"}, "tracking": {"cli"}, "dataset": {"cli", "tracking"},
+             "scale": {"cli", "tracking"}}
 
 
 def modules() -> dict[str, Path]:

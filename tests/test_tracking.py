@@ -1,6 +1,7 @@
 """sage_dspy.tracking (store, runs, prompts, programs, secrets) against a real sqlite MLflow store (one per module: each fresh db costs ~1.7 s)."""
 
 import http.server
+import json
 import math
 import socket
 import threading
@@ -13,6 +14,7 @@ import dspy
 import mlflow
 import mlflow.dspy
 import pytest
+from mlflow_store import reset_mlflow_globals
 from dspy.utils import DummyLM
 from mlflow import MlflowClient
 
@@ -50,22 +52,11 @@ def two_step_program():
     return program
 
 
-def _reset_mlflow_globals(mp):
-    """configure_tracking sets mlflow globals and exports MLFLOW_TRACKING_URI/EXPERIMENT_ID;
-    registering them with monkeypatch restores them for the rest of the session."""
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID"):
-        mp.setenv(name, "")  # records the original (maybe unset) value, so undo restores it
-        mp.delenv(name)
-    mp.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", None)
-    mp.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
-    mp.setattr(tracking, "_our_uri", None)
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     root = tmp_path_factory.mktemp("tracking") / "artifacts"
     with pytest.MonkeyPatch.context() as mp:
-        _reset_mlflow_globals(mp)
+        reset_mlflow_globals(mp)
         uri = configure_tracking(root, experiment="tracking-tests")
         yield root, uri
         while mlflow.active_run():
@@ -196,17 +187,37 @@ def test_prompt_names_follow_the_registry_rule():
     assert prompt_name("sage", "tools['search web']") == "sage.tools.search_web"
 
 
-def test_register_prompts_creates_new_versions(store):
+def test_register_prompts_creates_new_versions_only_for_changed_text_and_links_them(store):
     program = two_step_program()
-    first = register_prompts(program, prefix="reg", run_id="r1", metrics={"dev_score": 0.5})
-    assert first == {"reg.draft": 1, "reg.check": 1}
+    with tracked_run("first-compile") as first_run:
+        first = register_prompts(program, prefix="reg", run_id=first_run.run_id, metrics={"dev_score": 0.5},
+                                 tags={"optimizer": "gepa"})
+    assert first == {"reg.draft": {"version": 1, "changed": "first version"},
+                     "reg.check": {"version": 1, "changed": "first version"}}
     program.draft.signature = program.draft.signature.with_instructions("Answer tersely.")
-    assert register_prompts(program, prefix="reg") == {"reg.draft": 2, "reg.check": 2}
+    with tracked_run("second-compile") as second_run:
+        second = register_prompts(program, prefix="reg", run_id=second_run.run_id)
+    # only the changed prompt gets a version; the unchanged one keeps v1, linked to this run all the same
+    assert second == {"reg.draft": {"version": 2, "changed": "instructions"}, "reg.check": {"version": 1, "changed": ""}}
+    assert [v.version for v in MlflowClient().search_prompt_versions("reg.check")] == [1]
     v1, v2 = (mlflow.genai.load_prompt(f"prompts:/reg.draft/{v}") for v in (1, 2))
     assert v1.template.startswith("Answer the question in one word.")
     assert "question: Capital of France?\nanswer: Paris" in v1.template and "augmented" not in v1.template
-    assert v1.tags["run_id"] == "r1" and v1.tags["dev_score"] == "0.5"
-    assert v2.template.startswith("Answer tersely.")
+    assert v1.tags["run_id"] == first_run.run_id and v1.tags["dev_score"] == "0.5" and v1.tags["optimizer"] == "gepa"
+    assert v2.template.startswith("Answer tersely.") and v2.tags["changed"] == "instructions"
+    # the run pages' "Registered prompts": MLflow's linkedPrompts tag
+    linked = {run.run_id: json.loads(MlflowClient().get_run(run.run_id).data.tags["mlflow.linkedPrompts"])
+              for run in (first_run, second_run)}
+    assert sorted((p["name"], p["version"]) for p in linked[second_run.run_id]) == [("reg.check", "1"),
+                                                                                   ("reg.draft", "2")]
+    assert sorted((p["name"], p["version"]) for p in linked[first_run.run_id]) == [("reg.check", "1"),
+                                                                                  ("reg.draft", "1")]
+
+
+def test_a_failed_link_keeps_the_registered_version(store):
+    with pytest.warns(TrackingWarning, match="link prompt 'lonely.draft'"):
+        versions = register_prompts(two_step_program(), prefix="lonely", run_id="no-such-run")
+    assert versions["lonely.draft"] == {"version": 1, "changed": "first version"}
 
 
 def test_log_program_round_trip_keeps_the_api_key_out(store, monkeypatch):

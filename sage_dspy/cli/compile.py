@@ -13,10 +13,11 @@ from sage_dspy.lm.roles import ALL_ROLES, ROLES
 from sage_dspy.optimizers import OPTIMIZERS
 from sage_dspy.programs import RECIPES
 from sage_dspy.runs.compile import CompileConfig, check_optimizer_budget, check_seed_count, compile_program
+from sage_dspy.runs.library_logs import library_output
 from sage_dspy.search.corpus import load_corpus
 from sage_dspy.search.remote import check_url
 from sage_dspy.tracking import store as tracking
-from sage_dspy.tracking.run_logging import log_compile
+from sage_dspy.tracking.compile_logging import log_compile
 
 
 def compile_command(
@@ -45,6 +46,11 @@ def compile_command(
     lm_retries: LmRetries = None,
     lm_parse_retries: LmParseRetries = None,
     retriever: Retriever = None,
+    eval_seeds: Annotated[int, typer.Option(min=0, help="also score on this many held-out seeds, the same for every "
+                                                        "compile on the corpus (set aside from train and "
+                                                        "validation), so runs compare")] = 0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show DSPy/GEPA logs and progress bars (always "
+                                                                  "in the program folder's compile.log)")] = False,
 ) -> None:
     """Compile the generator's prompts with a DSPy optimizer; print validation scores before and after."""
     low, high = parse_targets(targets)
@@ -59,16 +65,17 @@ def compile_command(
         corpus=corpus, recipe=recipe, optimizer=optimizer, reflection_lm=settings.models["reflection"],
         lms=settings.lms(ROLES), train_size=train_size, val_size=val_size, budget=budget, min_target=low,
         max_target=high, rounds=rounds, random_seed=random_seed, lm_options=shared_options,
-        role_options=role_options, retriever=check_url(retriever) if retriever else "")
+        role_options=role_options, retriever=check_url(retriever) if retriever else "",
+        eval_seeds=eval_seeds)
     # bad input is refused before anything is created
     check_optimizer_budget(optimizer, budget, val_size)
     passages = load_corpus(corpus)
-    check_seed_count(len(passages), train_size, val_size)
+    check_seed_count(len(passages), train_size, val_size, eval_seeds)
     tracking_uri = tracking.configure_tracking(root=ARTIFACTS) if track else ""
     printing.status(f"compiling {recipe} with {optimizer} (budget {budget})...")
-    result = compile_program(config, passages)
-    if track:
-        log_compile(config, result)
-    printing.compiled(result, title=f"{optimizer} on {recipe} (validation, sage metric x100)",
-                      tracking_uri=tracking_uri,
+    result = compile_program(config, passages, verbose=verbose)
+    with library_output(result.log_file, verbose=verbose):  # the pickle warnings of logging the program
+        run_id = log_compile(config, result) if track else None
+    printing.compiled(result, title=f"{optimizer} on {recipe} (sage metric x100)", tracking_uri=tracking_uri,
+                      run_id=run_id,
                       offline="offline" in (settings.models["generator"], settings.models["solver"]))

@@ -18,7 +18,7 @@ from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.search.corpus import load_corpus
 from sage_dspy.search.remote import check_url
 from sage_dspy.tracking import store as tracking
-from sage_dspy.tracking.run_logging import log_evaluate
+from sage_dspy.tracking.evaluate_logging import log_evaluate
 
 
 def evaluate_command(
@@ -57,8 +57,7 @@ def evaluate_command(
                           retriever=check_url(retriever) if retriever else "")
     lm = ", ".join(sorted(set(base.lms.values())))
     passages = load_corpus(corpus)
-    if track:
-        tracking.configure_tracking(root=ARTIFACTS)
+    tracking_uri = tracking.configure_tracking(root=ARTIFACTS) if track else ""
     results = evaluate_recipes(base, chosen, ARTIFACTS / "runs", passages=passages,
                                on_recipe=lambda name, reused: printing.status(
                                    f"{name}: {'reused an earlier run' if reused else 'done'}"))
@@ -67,9 +66,10 @@ def evaluate_command(
               f"LM `{lm}`, {protocol} protocol.")
     report = write_report(results, folder, header)
     printing.evaluation(results, corpus, lm)
-    if track:
-        log_evaluate(base, results, folder)
+    run_id = log_evaluate(base, results, folder) if track else None
     printing.report_written(report, offline="offline" in base.lms.values())
+    if run_id:
+        printing.tracked_run(run_id, tracking_uri, children=len(results))
 
 def _recipes(text: str) -> tuple[str, ...]:
     """"sage, resample" -> ("sage", "resample"), every name a known recipe."""

@@ -13,8 +13,8 @@ from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
 from sage_dspy.cli.options import LmParseRetries
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
-                                   LmSeed, LmTimeout, MaxTokens, Recipe, Retriever, check_choice, check_protocol,
-                                   lm_settings, parse_targets)
+                                   LmSeed, LmTimeout, MaxTokens, RayAddress, Recipe, Retriever, check_choice,
+                                   check_protocol, lm_settings, parse_targets, ray_engine)
 from sage_dspy.errors import SageError
 from sage_dspy.lm.pricing import require_prices
 from sage_dspy.lm.roles import ROLES
@@ -25,7 +25,7 @@ from sage_dspy.runs.generate import generate, GenerateResult
 from sage_dspy.search.corpus import load_corpus
 from sage_dspy.search.remote import check_url
 from sage_dspy.tracking import store as tracking
-from sage_dspy.tracking.run_logging import log_generate
+from sage_dspy.tracking.run_logging import generate_run, log_generate
 from sage_dspy.tracking.sources import resolve_program
 
 PACKAGE = str(Path(sage_dspy.__file__).parent)  # warnings raised by our code become notes; others stay quiet
@@ -60,8 +60,9 @@ def generate_command(
                                                         "prompts:/<name>@<alias> or /<version>")] = None,
     traces: Annotated[bool, typer.Option(help="also log a DSPy trace per seed to MLflow (slower)")] = False,
     fresh: Annotated[bool, typer.Option(help="start over instead of resuming the run in --out")] = False,
-    workers: Annotated[int, typer.Option(min=1, max=256, help="seeds run at once, and the most LM calls in "
-                                                              "flight")] = 1,
+    workers: Annotated[int, typer.Option(min=1, max=1024, help="seeds run at once, and the most LM calls in "
+                                                               "flight (with --ray: in all, split across "
+                                                               "its actors)")] = 1,
     protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = "lean",
     parallel_attempts: Annotated[bool, typer.Option(help="run each pair's K attempts at once: the same records "
                                                          "sooner, for some calls stopped part-way")] = False,
@@ -78,6 +79,7 @@ def generate_command(
     lm_retries: LmRetries = None,
     lm_parse_retries: LmParseRetries = None,
     retriever: Retriever = None,
+    ray: RayAddress = None,
 ) -> None:
     """Generate verified QA pairs that need at least S searches, and print the paper's table for the run."""
     if seeds is not None and accepted is not None:
@@ -101,6 +103,7 @@ def generate_command(
     )
     if max_cost is not None:
         require_prices(config.lms.values(), settings.prices)  # before the corpus is read or any call made
+    engine = ray_engine(ray)  # no Ray installed: said before the corpus is read
     program_folder = _program_folder(program)
     check_out_folder(out_dir)  # a file, read-only or someone else's folder: said before the corpus is indexed
     passages, corpus_notes = _with_notes(load_corpus, corpus, **fields)  # bad input: before anything is created
@@ -109,16 +112,19 @@ def generate_command(
     if track and traces:
         tracking.autolog_dspy()  # before any dspy.context is entered, or the callback is invisible
     try:
-        result, notes = _generate_with_progress(config, passages=passages, program_folder=program_folder,
-                                                fresh=fresh, workers=workers, max_calls=max_calls,
-                                                max_cost=max_cost, prices=settings.prices,
-                                                parallel_attempts=parallel_attempts)
+        # the MLflow run is open while the seeds run, so their traces land in it (an interrupt ends it KILLED)
+        with generate_run(config, dict(config.lms), track=track) as run:
+            result, notes = _generate_with_progress(config, passages=passages, program_folder=program_folder,
+                                                    fresh=fresh, workers=workers, max_calls=max_calls,
+                                                    max_cost=max_cost, prices=settings.prices,
+                                                    parallel_attempts=parallel_attempts, engine=engine)
+            run_id = log_generate(run, config, result) if run else None
     except KeyboardInterrupt:
         printing.interrupted(_seeds_saved(out_dir), config.seeds, out_dir, _resume_command(ctx))
         raise typer.Exit(code=130) from None  # the shell's code for SIGINT
     printing.notes(notes)
     if track:
-        printing.tracked_run(log_generate(config, result, dict(config.lms)), tracking_uri)
+        printing.tracked_run(run_id, tracking_uri)
     lm_ids = sorted(set(config.lms.values()))
     printing.generation(result, title=f"{recipe} on {corpus} (LM: {', '.join(lm_ids)})", offline="offline" in lm_ids)
     overall = result.summary["overall"]

@@ -1,6 +1,7 @@
 """What the commands share: options, the parsing and checks of what was typed, and the one error handler."""
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, NoReturn, Optional
 
@@ -30,13 +31,28 @@ class UserErrorsAsOneLine(TyperGroup):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         ctx.meta["argv"] = list(args)  # what was typed after `sage`, for the resume hint of an interrupted run
-        return super().parse_args(ctx, args)
+        return super().parse_args(ctx, with_optional_values(args))
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except SageError as error:
             fail(str(error))
+
+
+# Options whose value may be left out, and what they then mean (Typer's options always take their value).
+OPTIONAL_VALUES = {"--ray": "local"}
+
+
+def with_optional_values(args: list[str]) -> list[str]:
+    """`--ray` last or before another option becomes `--ray local`; `--ray auto` is left as it is."""
+    out = []
+    for position, arg in enumerate(args):
+        out.append(arg)
+        following = args[position + 1] if position + 1 < len(args) else None
+        if arg in OPTIONAL_VALUES and (following is None or following.startswith("-")):
+            out.append(OPTIONAL_VALUES[arg])
+    return out
 
 
 def parse_targets(text: str) -> tuple[int, int]:
@@ -86,8 +102,25 @@ DrawSeed = Annotated[int, typer.Option("--seed", help="seed for drawing passages
 Retriever = Annotated[Optional[str], typer.Option("--retriever", help="search through a retrieval server with "
                                                   "Search-R1's API (e.g. http://127.0.0.1:8000/retrieve, or `sage "
                                                   "serve-index`) instead of the embedded bm25s index")]
+LOCAL_RAY = OPTIONAL_VALUES["--ray"]  # what a bare --ray stands for: start a cluster on this machine
+RayAddress = Annotated[Optional[str], typer.Option("--ray", metavar="[ADDRESS]",
+                                                   help="run the seeds on Ray actors: a local cluster (bare --ray), "
+                                                        "or join one: auto, ray://host:10001 (pip install "
+                                                        "'sage-dspy[ray]')")]
 PROTOCOL_HELP = ("how each pair is checked: 'lean' stops its attempts once one makes it too easy and judges "
                  "normalised matches without a call; 'paper' runs all K attempts and has the LM judge every answer")
+
+
+def ray_engine(address: Optional[str]):
+    """The `engine` a run's seeds go to for --ray (None: this process's threads). Ray is imported only by the run."""
+    if address is None:
+        return None
+    if address not in (LOCAL_RAY, "auto") and not re.fullmatch(r"(ray://)?[\w.\-\[\]:]+:\d+", address):
+        fail(f"--ray {address!r} is no Ray address: give none (a local cluster), auto, host:6379 or "
+             "ray://host:10001")
+    from sage_dspy.scale.ray_seeds import RayEngine  # pulls in no Ray: that waits for the first seed
+
+    return RayEngine("" if address == LOCAL_RAY else address)
 
 
 def lm_settings(config_file: Optional[Path], models: dict[str, Optional[str]], *, lm: Optional[str] = None,

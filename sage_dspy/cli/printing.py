@@ -3,6 +3,7 @@ numbers arrive computed by runs/ and tracking/; this module only lays them out."
 
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -110,15 +111,16 @@ def accepted_line(outcome: dict) -> str:
     return f"accepted: {outcome['kept']} of {outcome['goal']} kept pairs; {outcome['short']}"
 
 
-def tracked_run(run_id: str | None, tracking_uri: str) -> None:
+def tracked_run(run_id: str | None, tracking_uri: str, children: int = 0) -> None:
+    nested = f", with {children} nested runs (one per recipe)" if children else ""
     if run_id:
-        out.print(f"MLflow run {run_id} in {tracking_uri} (sage ui to browse)", highlight=False)
+        out.print(f"MLflow run {run_id}{nested} in {tracking_uri} (sage ui to browse)", highlight=False)
 
 
 def evaluation(results: dict[str, dict], corpus: str, lm: str) -> None:
     """`sage evaluate`'s two tables: by recipe and round, then per target after the last round."""
     out.print(evaluation_table(f"intrinsic evaluation on {corpus} (LM: {lm})", rows(results)))
-    out.print(evaluation_table("per target, after the last round", target_rows(results)))
+    out.print(evaluation_table("per target, after the last round", target_rows(results), label="target"))
 
 
 def report_written(report: Path, offline: bool) -> None:
@@ -127,10 +129,10 @@ def report_written(report: Path, offline: bool) -> None:
     out.print(f"report: {report}", highlight=False)
 
 
-def evaluation_table(title: str, table_rows) -> Table:
-    """(recipe, rounds label, summary row) rows, as runs/evaluate_report.py makes them."""
+def evaluation_table(title: str, table_rows, label: str = "rounds") -> Table:
+    """(recipe, rounds or target label, summary row) rows, as runs/evaluate_report.py makes them."""
     table = Table(title=title)
-    for column in ("recipe", "rounds", *HEADERS):
+    for column in ("recipe", label, *HEADERS):
         table.add_column(column, justify="right")
     for recipe, label, row in table_rows:
         table.add_row(recipe, label, *cells(row))
@@ -155,20 +157,32 @@ def solved(summary: dict, title: str, offline: bool, answers: Path) -> None:
     out.print(f"answers: {answers}", highlight=False)
 
 
-def compiled(result, title: str, tracking_uri: str, offline: bool) -> None:
-    """`sage compile`'s validation scores before and after, and where the prompt versions went."""
+def compiled(result, title: str, tracking_uri: str, offline: bool, run_id: str | None = None) -> None:
+    """`sage compile`'s scores before and after (validation, held-out), where the libraries' log and the
+    prompt versions went, and what to know about the scores."""
     out.print(compile_table(result, title))
+    out.print(f"program: {result.folder}", highlight=False)
+    for note in result.notes:
+        out.print(f"note: {note}", highlight=False, markup=False)
+    if result.log_file:
+        out.print(f"library log: {result.log_file} (-v shows it as it runs)", highlight=False)
     if tracking_uri:
-        out.print(f"MLflow: {tracking_uri}; prompt versions registered under sage.*", highlight=False)
+        run = f"run {run_id} in " if run_id else ""
+        out.print(f"MLflow: {run}{tracking_uri}; prompt versions registered under sage.* (a prompt the "
+                  "optimizer left unchanged keeps its version)", highlight=False)
     if offline:
         out.print("Offline LM: scores measure the mechanics of compilation, not the quality of an LLM.")
 
 
 def compile_table(result, title: str) -> Table:
     table = Table(title=title)
-    for column in ("before", "after", "program"):
-        table.add_column(column)
-    table.add_row(f"{result.before:.1f}", f"{result.after:.1f}", str(result.folder))
+    for column in ("seeds", "before", "after", "gain"):
+        table.add_column(column, justify="left" if column == "seeds" else "right")
+    table.add_row("validation", f"{result.before:.1f}", f"{result.after:.1f}", f"{result.gain:+.1f}")
+    if result.heldout:
+        held = result.heldout
+        table.add_row(f"held-out ({held['seeds']})", f"{held['before']:.1f}", f"{held['after']:.1f}",
+                      f"{held['after'] - held['before']:+.1f}")
     return table
 
 
@@ -180,7 +194,10 @@ def _score(text: str) -> str:
 
 
 def prompt_versions(versions: list[dict]) -> None:
-    out.print(prompt_versions_table(versions))
+    if not versions:
+        out.print("no prompt versions yet: `sage compile` registers them", highlight=False)
+    for table in prompt_versions_tables(versions):
+        out.print(table)
 
 
 def prompt_diff(text: str) -> None:
@@ -188,35 +205,72 @@ def prompt_diff(text: str) -> None:
 
 
 def runs(keys: list[str], rows: list[dict]) -> None:
-    out.print(runs_table(keys, rows))
+    if not rows:
+        out.print("no runs yet: `sage generate`, `sage compile` and `sage evaluate` log them", highlight=False)
+    for table in runs_tables(keys, rows, out.width):
+        out.print(table)
 
 
 def ui_started(uri: str, port: int) -> None:
     out.print(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C to stop)", highlight=False)
 
 
-def prompt_versions_table(versions: list[dict]) -> Table:
-    table = Table(title="prompt versions")
-    table.add_column("name", no_wrap=True)
-    for column in ("version", "val.before", "val.after", "run"):
-        table.add_column(column)
+def prompt_versions_tables(versions: list[dict]) -> list[Table]:
+    """One table per prompt (its name the title): each version's date, the optimizer that made it, what changed
+    from the version before, the validation scores of its compile and the run."""
+    tables: dict[str, Table] = {}
     for row in versions:
-        table.add_row(row["name"], str(row["version"]), _score(row["val.before"]), _score(row["val.after"]),
-                      row["run_id"][:8])
-    return table
+        if row["name"] not in tables:
+            table = tables[row["name"]] = Table(title=row["name"], box=box.SIMPLE_HEAD, title_justify="left")
+            for column in ("ver", "date", "optimizer", "changed", "before", "after", "run"):
+                table.add_column(column, justify="right" if column in ("ver", "before", "after") else "left",
+                                 no_wrap=column in ("date", "optimizer", "run"), min_width=13 if column == "changed" else None)
+        tables[row["name"]].add_row(str(row["version"]), row.get("date", ""), row.get("optimizer") or "-",
+                                    row.get("changed") or "-", _score(row["val.before"]), _score(row["val.after"]),
+                                    row["run_id"][:8])
+    return list(tables.values())
 
 
-def runs_table(keys: list[str], rows: list[dict]) -> Table:
-    """Runs side by side; of the metrics, the whole-run (all.*) and validation (val.*) ones when there are any."""
-    shown = [k for k in keys if k.startswith(("all.", "val."))] or keys
-    table = Table(title="runs")
-    for column in ("run", "name", "recipe", "optimizer", *shown):
-        table.add_column(column)
-    for row in rows:
-        line = [row[c] for c in ("run", "name", "recipe", "optimizer")]
-        line += ["" if row.get(k) is None else f"{row[k]:.2f}" for k in shown]
-        table.add_row(*line)
-    return table
+RUN_FIELDS = ("name", "command", "recipe", "optimizer", "corpus", "parent", "comparable")
+SHOWN_PREFIXES = ("all.", "val.", "heldout.")  # whole-run, validation and held-out scores
+RUN_COLUMN = 14  # characters a run's column takes, borders included
+
+
+def _dash_wrapped(name: str, width: int) -> str:
+    """A run name broken into lines after its dashes, each at most `width` wide where the parts allow."""
+    lines = [""]
+    for part in name.split("-"):
+        piece = part if not lines[-1] else f"-{part}"
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines[-1] += "-"
+            lines.append(part)
+        else:
+            lines[-1] += piece
+    return "\n".join(lines)
+
+
+def runs_tables(keys: list[str], rows: list[dict], width: int) -> list[Table]:
+    """Runs as columns, fields and metrics as rows: as many runs per table as `width` holds. Of the metrics,
+    the whole-run (all.*), validation (val.*) and held-out (heldout.*) ones when there are any."""
+    shown = [k for k in keys if k.startswith(SHOWN_PREFIXES)] or keys
+    labels = [*RUN_FIELDS, *shown]
+    label_width = max(len(label) for label in labels)
+    per_table = max(1, (width - label_width - 4) // RUN_COLUMN)
+    tables = []
+    for start in range(0, len(rows), per_table):
+        group = rows[start:start + per_table]
+        table = Table(title="runs" if not start else None, box=box.SIMPLE_HEAD, title_justify="left")
+        table.add_column("", no_wrap=True, style="bold")
+        for row in group:
+            table.add_column(row["run"], justify="right", overflow="fold", max_width=RUN_COLUMN - 2)
+        used = [f for f in RUN_FIELDS if any(row.get(f) for row in group)]
+        for field in used:
+            table.add_row(field, *(_dash_wrapped(row.get(field) or "-", RUN_COLUMN - 3) for row in group))
+        for key in shown:
+            if any(row.get(key) is not None for row in group):
+                table.add_row(key, *("-" if row.get(key) is None else f"{row[key]:.2f}" for row in group))
+        tables.append(table)
+    return tables
 
 
 def exported(result) -> None:

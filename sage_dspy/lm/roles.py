@@ -15,6 +15,7 @@ from sage_dspy.lm.adapter import adapter_settings
 from sage_dspy.lm.bounds import apply_memory_bounds
 from sage_dspy.lm.endpoint import check_api_base, lm_fingerprint
 from sage_dspy.lm.inflight import SageLM, current_lane
+from sage_dspy.lm.metadata_lookup import remember_model_metadata
 from sage_dspy.offline.engine import MODEL_NAME, AsyncOfflineEngine, OfflineEngine
 from sage_dspy.lm.usage import acting_as
 from sage_dspy.errors import SageError
@@ -109,6 +110,7 @@ class RoleLMs:
         if unknown:
             raise LMConfigError(f"unknown role(s) {sorted(unknown)}: roles are {', '.join(ROLES)}")
         apply_memory_bounds()  # long runs: DSPy's per-call history, trace and response cache capped (bounds.py)
+        remember_model_metadata()  # pricing each reply: a map walk per call otherwise (metadata_lookup.py)
         built: dict[str, dspy.LM] = {}
         shared: dict[str, dspy.LM] = {}
         extra: dict[str, list[dspy.LM]] = {}

@@ -20,6 +20,7 @@ from sage_dspy.search.passages import corpus_fingerprint, Passage
 from sage_dspy.lm.roles import RoleLMs, build_lm, loggable_options
 from sage_dspy.method.metrics import sage_metric
 from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.library_logs import library_output
 from sage_dspy.runs.program import PROGRAM_FILE, build_program
 from sage_dspy.answers import ANSWER_TYPES
 from sage_dspy.search.remote import redacted, retriever_fingerprint
@@ -49,6 +50,7 @@ class CompileConfig:
     out_root: Path = ARTIFACTS / "programs"
     index_root: Path = ARTIFACTS / "indexes"
     retriever: str = ""  # a retrieval server's URL (search/remote.py); "" searches the embedded index
+    eval_seeds: int = 0  # held-out seeds, the same for every compile on this corpus, scored before and after
 
     def to_dict(self) -> dict:
         settings = {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
@@ -64,6 +66,17 @@ class CompileResult:
     after: float
     folder: Path
     program: dspy.Module
+    heldout: dict = field(default_factory=dict)  # {"before", "after", "seeds"} with --eval-seeds
+    notes: list[str] = field(default_factory=list)  # what the reader of the scores should know
+    log_file: Path | None = None  # what DSPy, GEPA and tqdm printed meanwhile
+
+    @property
+    def gain(self) -> float:
+        return self.after - self.before
+
+
+HELDOUT_DRAW = "sage-dspy held-out seeds"  # not --seed: every compile on a corpus sets aside the same ones
+LOG_FILE = "compile.log"
 
 
 class CompileSettingsError(SageError, ValueError):
@@ -80,24 +93,39 @@ def check_optimizer_budget(optimizer: str, budget: int, val_size: int) -> None:
         raise CompileSettingsError("miprov2 needs at least 2 validation seeds; raise --val-size")
 
 
-def check_seed_count(passages: int, train_size: int, val_size: int) -> None:
-    """Train and validation seeds are distinct passages: refuse a corpus too small for both."""
-    if passages < train_size + val_size:
-        raise CompileSettingsError(f"the corpus has {passages} passages but {train_size + val_size} seeds were "
-                                   f"asked for ({train_size} train + {val_size} validation); lower "
-                                   "--train-size/--val-size")
+def check_seed_count(passages: int, train_size: int, val_size: int, eval_seeds: int = 0) -> None:
+    """Train, validation and held-out seeds are distinct passages: refuse a corpus too small for all."""
+    if passages < train_size + val_size + eval_seeds:
+        held = f" + {eval_seeds} held-out" if eval_seeds else ""
+        raise CompileSettingsError(f"the corpus has {passages} passages but {train_size + val_size + eval_seeds} "
+                                   f"seeds were asked for ({train_size} train + {val_size} validation{held}); "
+                                   "lower --train-size/--val-size" + ("/--eval-seeds" if eval_seeds else ""))
+
+
+def _examples(passages: list[Passage], config: "CompileConfig", rng: random.Random) -> list:
+    return [dspy.Example(seed=p, target_searches=rng.randint(config.min_target, config.max_target),
+                         answer_type=rng.choice(ANSWER_TYPES)).with_inputs("seed", "target_searches", "answer_type")
+            for p in passages]
+
+
+def heldout_examples(passages: list[Passage], config: "CompileConfig") -> list:
+    """`eval_seeds` seeds drawn from the corpus by a fixed draw (passages in id order, not --seed): the same
+    for every compile on this corpus and target range, so their scores compare across runs."""
+    if not config.eval_seeds:
+        return []
+    rng = random.Random(HELDOUT_DRAW)
+    return _examples(rng.sample(sorted(passages, key=lambda p: p.id), config.eval_seeds), config, rng)
 
 
 def seed_examples(passages: list[Passage], config: CompileConfig) -> tuple[list, list]:
     """Disjoint train and validation seeds (passage, target, answer type), reproducible from the seed."""
     wanted = config.train_size + config.val_size
-    check_seed_count(len(passages), config.train_size, config.val_size)
+    check_seed_count(len(passages), config.train_size, config.val_size, config.eval_seeds)
+    if config.eval_seeds:  # the held-out seeds are set aside first; without them the draw is as before
+        held = {example.seed.id for example in heldout_examples(passages, config)}
+        passages = [p for p in passages if p.id not in held]
     rng = random.Random(config.random_seed)
-    chosen = rng.sample(passages, wanted)
-    examples = [dspy.Example(seed=p, target_searches=rng.randint(config.min_target, config.max_target),
-                             answer_type=rng.choice(ANSWER_TYPES)).with_inputs("seed", "target_searches",
-                                                                               "answer_type")
-                for p in chosen]
+    examples = _examples(rng.sample(passages, wanted), config, rng)
     return examples[:config.train_size], examples[config.train_size:]
 
 
@@ -107,14 +135,27 @@ def evaluate(program: dspy.Module, devset: list) -> float:
     return 100.0 * sum(scores) / len(scores) if scores else 0.0
 
 
-def compile_program(config: CompileConfig, passages: list[Passage] | None = None) -> CompileResult:
+def compile_program(config: CompileConfig, passages: list[Passage] | None = None,
+                    verbose: bool = False) -> CompileResult:
+    """Compile, score on the validation (and held-out) seeds and save the folder. What the libraries print
+    goes to the folder's compile.log (and the terminal too with `verbose`)."""
     passages = passages if passages is not None else load_corpus(config.corpus)
+    check_seed_count(len(passages), config.train_size, config.val_size, config.eval_seeds)  # before any folder
+    folder = new_folder(config)
+    with library_output(folder / LOG_FILE, verbose=verbose):
+        result = _compile(config, passages, folder)
+    result.log_file = folder / LOG_FILE
+    return result
+
+
+def _compile(config: CompileConfig, passages: list[Passage], folder: Path) -> CompileResult:
     index = open_searcher(passages, config.retriever, config.index_root)
     lms = RoleLMs.from_specs(config.lms, role_options=config.role_options, **config.lm_options)
     loop_config = GenerateConfig(corpus=config.corpus, recipe=config.recipe, k=config.k, rounds=config.rounds,
                                  retriever=config.retriever)
     student = build_program(loop_config, index, lms).freeze_search_agent()
     trainset, valset = seed_examples(passages, config)
+    heldout = heldout_examples(passages, config)
     recipe = load_optimizer(config.optimizer)
     reflection = build_lm(config.reflection_lm, "reflection",
                           **{**config.lm_options, **config.role_options.get("reflection", {})})
@@ -124,12 +165,15 @@ def compile_program(config: CompileConfig, passages: list[Passage] | None = None
         compiled = recipe.compile(student, trainset=trainset, valset=valset, metric=sage_metric,
                                   budget=config.budget, reflection_lm=reflection, seed=config.random_seed)
         after = evaluate(compiled, valset)
-    folder = save_compiled(compiled, config, passages, before, after)
-    return CompileResult(before, after, folder, compiled)
+        scores = {"before": evaluate(student, heldout), "after": evaluate(compiled, heldout),
+                  "seeds": len(heldout)} if heldout else {}
+    notes = [recipe.SEARCH_SCORE] if getattr(recipe, "SEARCH_SCORE", "") else []
+    save_compiled(compiled, config, passages, before, after, folder, heldout=scores)
+    return CompileResult(before, after, folder, compiled, heldout=scores, notes=notes)
 
 
-def save_compiled(program: dspy.Module, config: CompileConfig, passages, before: float, after: float) -> Path:
-    """A versioned folder: the program's DSPy state, the resolved config and the scores."""
+def new_folder(config: CompileConfig) -> Path:
+    """A new versioned folder under out_root: <recipe>-<optimizer>-<stamp>[-n]."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder = config.out_root / f"{config.recipe}-{config.optimizer}-{stamp}"
     suffix = 1
@@ -137,10 +181,17 @@ def save_compiled(program: dspy.Module, config: CompileConfig, passages, before:
         suffix += 1
         folder = config.out_root / f"{config.recipe}-{config.optimizer}-{stamp}-{suffix}"
     folder.mkdir(parents=True)
+    return folder
+
+
+def save_compiled(program: dspy.Module, config: CompileConfig, passages, before: float, after: float,
+                  folder: Path | None = None, heldout: dict | None = None) -> Path:
+    """The program's DSPy state, the resolved config and the scores, in `folder` (a new one by default)."""
+    folder = folder or new_folder(config)
     program.save(str(folder / PROGRAM_FILE))
     (folder / "config.json").write_text(json.dumps(config.to_dict(), indent=2), encoding="utf-8")
     scores = {"before": before, "after": after, "metric": "sage_metric mean x100",
-              "corpus_fingerprint": corpus_fingerprint(passages)}
+              "corpus_fingerprint": corpus_fingerprint(passages), **({"heldout": heldout} if heldout else {})}
     (folder / "scores.json").write_text(json.dumps(scores, indent=2), encoding="utf-8")
     return folder
 

@@ -33,8 +33,9 @@ def cells(row: dict) -> list[str]:
             f"{row['mean_searches']:.2f}"]
 
 
-def markdown(title: str, table_rows) -> str:
-    lines = [f"### {title}", "", "| recipe | rounds | " + " | ".join(HEADERS) + " |",
+def markdown(title: str, table_rows, label: str = "rounds") -> str:
+    """A markdown table: recipe, the row's `label` (rounds, or target for the per-target table), the numbers."""
+    lines = [f"### {title}", "", f"| recipe | {label} | " + " | ".join(HEADERS) + " |",
              "|---|---|" + "---|" * len(HEADERS)]
     lines += [f"| {recipe} | {label} | " + " | ".join(cells(row)) + " |" for recipe, label, row in table_rows]
     return "\n".join(lines)
@@ -97,10 +98,27 @@ def write_report(results: dict[str, dict], folder: Path, header: str) -> Path:
     text = "\n\n".join([
         f"# sage evaluate\n\n{header}",
         markdown("Intrinsic evaluation (all targets)", rows(results)),
-        markdown("Per target, after the last round", target_rows(results)),
+        markdown("Per target, after the last round", target_rows(results), label="target"),
         f"![searches against target]({searches.name})\n\n![accepted by round]({accepted.name})",
         "Runs:\n" + "\n".join(reuse),
     ])
     report = folder / "report.md"
     report.write_text(text + "\n", encoding="utf-8")
+    (folder / "report.html").write_text(html_report(text, folder), encoding="utf-8")
     return report
+
+
+def html_report(text: str, folder: Path) -> str:
+    """The report as one HTML file with its plots inside (data URIs): the MLflow UI shows a markdown artifact
+    as text, its image links included, but renders an HTML artifact, which cannot reach files beside it."""
+    import base64
+
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark").enable("table").render(text)
+    for image in sorted(folder.glob("*.png")):
+        data = base64.b64encode(image.read_bytes()).decode("ascii")
+        body = body.replace(f'src="{image.name}"', f'src="data:image/png;base64,{data}"')
+    style = ("body{font-family:sans-serif;max-width:60em;margin:1em auto}table{border-collapse:collapse}"
+             "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}img{max-width:100%}")
+    return f"<!doctype html><meta charset=utf-8><title>sage evaluate</title><style>{style}</style>\n{body}"

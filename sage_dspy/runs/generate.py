@@ -5,6 +5,7 @@ compiled prompts), folder.py (the run on disk and what a resume skips), prefligh
 budget.py (calls and cost), scheduler.py (seeds on threads), records.py and summary.py (what is written).
 """
 
+import contextlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -60,12 +61,14 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
               program_folder: Path | None = None, passages: list[Passage] | None = None,
               workers: int = 1, max_calls: int | None = None,
               parallel_attempts: bool = False, max_cost: float | None = None,
-              prices: dict[str, Price] | None = None) -> GenerateResult:
+              prices: dict[str, Price] | None = None, engine=None) -> GenerateResult:
     """Run every seed through the program, resuming a run of the same settings in `config.out_dir` (unless
     `fresh`); `passages` skips loading when the caller already has them. `workers` bounds the LM calls in
     flight; `parallel_attempts` runs each pair's K attempts at once (same records, less waiting).
     `max_calls` and `max_cost` (USD, at `prices` over the bundled price map) stop starting seeds once spent;
-    a cost budget with a model of unknown price is refused before anything runs."""
+    a cost budget with a model of unknown price is refused before anything runs. `engine` runs the seeds
+    elsewhere (sage_dspy.scale.ray_seeds.RayEngine: its `seed_runner` yields a `run_seeds`); this process still
+    writes every record."""
     in_use = price_table(lms.ids().values(), prices)
     if max_cost is not None:
         require_prices(lms.ids().values(), prices)
@@ -82,10 +85,21 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
     del finished
     # The end of the run needs no transcripts: keeping only the slim records keeps memory flat.
     done = {key: slim_record(record) for key, record in done.items()}
-    if config.accepted:
-        records, summary, beyond = _run_until_accepted(config, program, lms, passages, run, done, budget, on_record,
-                                                       workers)
-        return _finish(config, run, records, summary, in_use, prices, passages, beyond)
+    scheduler = (engine.seed_runner(config, passages, program_folder, parallel_attempts) if engine is not None
+                 else contextlib.nullcontext(run_seeds))
+    with scheduler as seeds_runner:
+        if config.accepted:
+            records, summary, beyond = _run_until_accepted(config, program, lms, passages, run, done, budget,
+                                                           on_record, workers, seeds_runner)
+            return _finish(config, run, records, summary, in_use, prices, passages, beyond)
+        return _run_seed_count(config, program, lms, passages, run, done, budget, on_record, workers, seeds_runner,
+                               in_use, prices)
+
+
+def _run_seed_count(config: GenerateConfig, program, lms: RoleLMs, passages: list[Passage], run: RunFolder,
+                    done: dict[str, dict], budget: CallBudget, on_record, workers: int, seeds_runner,
+                    in_use: dict, prices: dict[str, Price] | None) -> GenerateResult:
+    """`--seeds M`: the M seeds drawn at once, those a resumed run finished skipped."""
 
     tasks = draw_seeds(list(passages), config.seeds, (config.min_target, config.max_target),
                        config.random_seed)
@@ -99,7 +113,7 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
     if missing:
         check_lms(lms)  # a resumed run with nothing left to do pays for no call
 
-    for record in run_seeds(program, missing, lms.ids(), workers, budget):
+    for record in seeds_runner(program, missing, lms.ids(), workers, budget):
         run.append(record)  # in finishing order: on disk as soon as it is done
         done[record_key(record)] = slim_record(record)
         if on_record:
@@ -113,14 +127,14 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
 
 
 def _run_until_accepted(config: GenerateConfig, program, lms: RoleLMs, passages: list[Passage], run: RunFolder,
-                        done: dict[str, dict], budget: CallBudget, on_record, workers: int):
+                        done: dict[str, dict], budget: CallBudget, on_record, workers: int, seeds_runner=run_seeds):
     """`--accepted N`: seeds of the stream until its smallest prefix holding N kept pairs is finished. Returns
     that prefix (marked), the summary, and the seeds that finished past it (runs/accepted.py)."""
     goal = AcceptedGoal(config.accepted)
     stream = seed_stream(list(passages), (config.min_target, config.max_target), config.random_seed)
     report = on_record or (lambda record: None)
     tasks = tasks_until(goal, stream, done, on_done=report, before_first_run=lambda: check_lms(lms))
-    for record in run_seeds(program, tasks, lms.ids(), workers, budget):
+    for record in seeds_runner(program, tasks, lms.ids(), workers, budget):
         run.append(record)  # in finishing order: on disk as soon as it is done
         goal.add(slim_record(record))
         report(record)

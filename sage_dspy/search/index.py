@@ -220,3 +220,29 @@ def _publish(staging: Path, directory: Path, fingerprint: str) -> None:
             raise
 
 
+
+
+def is_index_of(directory: Path, fingerprint: str) -> bool:
+    """Whether `directory` holds the complete index of the corpus with this fingerprint, in today's format."""
+    return _is_complete(Path(directory), fingerprint)
+
+
+def pack_index(directory: Path) -> dict[str, bytes]:
+    """An index folder's files, to send to a machine that cannot read the folder (sage_dspy.scale)."""
+    return {path.name: path.read_bytes() for path in sorted(Path(directory).iterdir()) if path.is_file()}
+
+
+def unpack_index(files: dict[str, bytes], root: Path, fingerprint: str) -> Path:
+    """`pack_index`'s files as root/<fingerprint>/ (written beside, then one rename, as `SearchIndex.open`
+    does), unless a complete copy is there already; returns the folder."""
+    directory = Path(root) / fingerprint
+    if not _is_complete(directory, fingerprint):
+        Path(root).mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{fingerprint}-", dir=root))
+        try:
+            for name, data in files.items():
+                (staging / name).write_bytes(data)
+            _publish(staging, directory, fingerprint)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return directory

@@ -1,6 +1,7 @@
 """Comparing prompt versions and runs stored in MLflow: the third thing users come for."""
 
 import difflib
+import time
 
 import mlflow
 from mlflow import MlflowClient
@@ -21,9 +22,15 @@ def prompt_versions(prefix: str = "sage.") -> list[dict]:
         for version in MlflowClient().search_prompt_versions(prompt.name):
             tags = dict(version.tags or {})
             rows.append({"name": prompt.name, "version": int(version.version), "run_id": tags.get("run_id", ""),
+                         "optimizer": tags.get("optimizer", ""), "changed": tags.get("changed", ""),
+                         "date": _date(version.creation_timestamp),
                          "val.before": tags.get("val.before", ""), "val.after": tags.get("val.after", ""),
                          "message": version.commit_message or ""})
     return sorted(rows, key=lambda row: (row["name"], row["version"]))
+
+
+def _date(milliseconds: int | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(milliseconds / 1000)) if milliseconds else ""
 
 
 def _template(name: str, version: int) -> str:
@@ -44,7 +51,8 @@ def diff_prompt(name: str, old: int, new: int) -> str:
 
 
 def runs_table(run_ids: list[str], last: int = 5) -> tuple[list[str], list[dict]]:
-    """Runs side by side: the chosen runs (or the newest `last`), their key params and every metric."""
+    """Runs side by side: the chosen runs (or the newest `last`, nested evaluate runs included), their key
+    params and every metric (latest value)."""
     client = MlflowClient()
     if run_ids:
         try:
@@ -60,8 +68,10 @@ def runs_table(run_ids: list[str], last: int = 5) -> tuple[list[str], list[dict]
     keys = sorted({key for run in runs for key in run.data.metrics})
     rows = []
     for run in runs:
-        params = run.data.params
+        params, tags = run.data.params, run.data.tags
         rows.append({"run": run.info.run_id[:8], "name": run.info.run_name or "",
-                     "recipe": params.get("recipe", ""), "optimizer": params.get("optimizer", ""),
+                     "command": tags.get("command", ""), "recipe": params.get("recipe", tags.get("recipe", "")),
+                     "optimizer": params.get("optimizer", ""), "corpus": tags.get("corpus", params.get("corpus", "")),
+                     "parent": tags.get("mlflow.parentRunId", "")[:8], "comparable": tags.get("val.comparable", ""),
                      **{key: run.data.metrics.get(key) for key in keys}})
     return keys, rows

@@ -1,5 +1,5 @@
 """The prompt registry: each predictor's instructions and demos, rendered as text, as a new prompt version
-tagged with the run that made it."""
+tagged with the run (and optimizer) that made it, only when the text changed; linked to that run either way."""
 
 from __future__ import annotations
 
@@ -30,21 +30,61 @@ def render_prompt(predictor: Any) -> str:
     return scrub_secrets("\n".join(lines))
 
 
-def register_prompts(program: Any, *, prefix: str = "sage", run_id: str | None = None,
-                     metrics: dict | None = None) -> dict[str, int]:
-    """One new registry version per named predictor, under `prompt_name(prefix, predictor_name)`,
-    tagged with run_id and metrics. Returns {name: version}; failures warn and are left out."""
-    import mlflow.genai
+DEMOS_HEADING = "\n\n## Demos ("
 
-    tags = {clean_key(k): str(v) for k, v in {"run_id": run_id, **(metrics or {})}.items() if v is not None}
-    versions: dict[str, int] = {}
+
+def what_changed(old: str | None, new: str) -> str:
+    """"first version", "instructions", "demos", "instructions, demos" or "" (the same text)."""
+    if old is None:
+        return "first version"
+    (old_text, _, old_demos), (new_text, _, new_demos) = old.partition(DEMOS_HEADING), new.partition(DEMOS_HEADING)
+    return ", ".join(part for part, differs in (("instructions", old_text != new_text),
+                                                ("demos", old_demos != new_demos)) if differs)
+
+
+def _versions(client, name: str) -> list:
+    """Every version of prompt `name`, oldest first ([] when there is none yet)."""
+    if client.get_prompt(name) is None:
+        return []
+    return sorted(client.search_prompt_versions(name, max_results=1000), key=lambda v: int(v.version))
+
+
+def register_prompts(program: Any, *, prefix: str = "sage", run_id: str | None = None,
+                     metrics: dict | None = None, tags: dict | None = None) -> dict[str, dict]:
+    """Each named predictor's prompt under `prompt_name(prefix, predictor_name)`: a new registry version
+    only where no version holds the same text (tagged with run_id, `tags` such as the optimizer, metrics and
+    what changed from the newest version), and either way linked to the run (the run page's "Registered
+    prompts"): a prompt the optimizer left as it was keeps the version that has its text.
+    Returns {name: {"version", "changed"}} ("" when the prompt is unchanged); failures warn and are left out."""
+    import mlflow.genai
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    extra = {"run_id": run_id, **(tags or {}), **(metrics or {})}
+    versions: dict[str, dict] = {}
     for predictor_name, predictor in program.named_predictors():
-        name = prompt_name(prefix, predictor_name)
-        message = f"sage-dspy: {len(predictor.demos)} demos" + (f", run {run_id}" if run_id else "")
+        name, template = prompt_name(prefix, predictor_name), render_prompt(predictor)
         try:
-            version = mlflow.genai.register_prompt(name=name, template=render_prompt(predictor),
-                                                   commit_message=message, tags=tags)
-            versions[name] = int(version.version)
+            versions_so_far = _versions(client, name)
+            same = [v for v in versions_so_far if v.template == template]
+            latest = same[-1] if same else versions_so_far[-1] if versions_so_far else None
+            changed = "" if same else what_changed(latest.template if latest else None, template)
+            if changed:
+                message = f"sage-dspy: {changed}; {len(predictor.demos)} demos" + (f", run {run_id}" if run_id else "")
+                labels = {clean_key(k): str(v) for k, v in {**extra, "changed": changed}.items() if v is not None}
+                latest = mlflow.genai.register_prompt(name=name, template=template, commit_message=message,
+                                                      tags=labels)
+            versions[name] = {"version": int(latest.version), "changed": changed}
         except Exception as exc:
             warn_failed(f"register prompt {name!r}", exc)
+            continue
+        if run_id:
+            _link(client, run_id, latest)
     return versions
+
+
+def _link(client, run_id: str, version) -> None:
+    try:
+        client.link_prompt_version_to_run(run_id, version)
+    except Exception as exc:
+        warn_failed(f"link prompt {version.name!r} version {version.version} to run {run_id}", exc)

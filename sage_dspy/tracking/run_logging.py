@@ -1,30 +1,31 @@
-"""What a `generate` run leaves in MLflow: params, the paper's table as metrics, the files, one plot.
+"""What a `generate` run leaves in MLflow: params, the whole-run numbers as metrics, the pairs and the paper's
+table as MLflow tables, the corpus and the kept pairs as datasets, the files, one plot; and the traces of a
+traced run, which land in it because it is open while the seeds run.
 
-Called after the run, from outside the loop, so the method stays free of I/O. Tracking never stops a run:
-every failure inside `sage_dspy.tracking` is a warning.
+The method stays free of I/O: the run is opened around `generate` and filled in after it. Tracking never stops
+a run: every failure inside `sage_dspy.tracking` is a warning.
 """
 
+import contextlib
 import json
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
-from sage_dspy.tracking.programs import log_program
-from sage_dspy.tracking.prompts import register_prompts
-from sage_dspy.tracking.runs import tracked_run
-from sage_dspy.tracking.store import TrackingWarning
 from sage_dspy.runs.folder import TRACKING_FILE
+from sage_dspy.runs.records import dataset_row
+from sage_dspy.tracking.runs import TrackedRun, tracked_run
 from sage_dspy.tracking.secrets import scrub_secrets
+from sage_dspy.tracking.store import TrackingWarning
+from sage_dspy.tracking.tables import log_datasets, log_run_tables
 
 
 def table_metrics(summary: dict) -> dict[str, float]:
-    """The summary rows as flat metric names: `all.accepted_pct`, `S3.mean_searches`, ..."""
-    metrics = {}
-    rows = {"all": summary["overall"], **{f"S{t}": row for t, row in summary["per_target"].items()}}
-    for label, row in rows.items():
-        for key in ("correct_pct", "accepted_pct", "avg_at_k", "mean_searches", "kept", "failed", "seeds",
-                    "lm_calls_per_accepted", "tokens_per_accepted"):
-            metrics[f"{label}.{key}"] = float(row[key])
-    return metrics
+    """The whole run's row as metrics (`all.accepted_pct`, ...); the per-target rows go to a table."""
+    row = summary["overall"]
+    return {f"all.{key}": float(row[key]) for key in (
+        "correct_pct", "accepted_pct", "avg_at_k", "mean_searches", "kept", "failed", "seeds",
+        "lm_calls_per_accepted", "tokens_per_accepted")}
 
 
 def usage_metrics(usage: dict) -> dict[str, float]:
@@ -43,8 +44,9 @@ def usage_metrics(usage: dict) -> dict[str, float]:
     return metrics
 
 
-def plot_searches(records: list[dict], path: Path) -> Path | None:
-    """Achieved searches against target for correct pairs: the steering the method promises, at a glance."""
+def plot_searches(records: list[dict], path: Path, title: str = "Achieved difficulty against target") -> Path | None:
+    """Achieved searches against target for correct pairs, kept ones filled and dropped ones hollow: the
+    steering the method promises, at a glance."""
     try:
         import matplotlib
 
@@ -52,37 +54,68 @@ def plot_searches(records: list[dict], path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    correct = [r for r in records if r["correct"]]
-    figure, axes = plt.subplots(figsize=(5, 4))
-    axes.scatter([r["target"] + 0.1 * ((i % 5) - 2) for i, r in enumerate(correct)],
-                 [r["searches"] for r in correct], alpha=0.6, label="correct pairs")
-    top = max([r["target"] for r in records] + [r["searches"] for r in correct] + [2])
+    correct = [(i, r) for i, r in enumerate(records) if r["correct"]]
+    figure, axes = plt.subplots(figsize=(5.5, 4.2))
+    for kept, style in ((True, {"color": "tab:blue"}), (False, {"facecolors": "none", "edgecolors": "tab:red"})):
+        shown = [(i, r) for i, r in correct if bool(r.get("kept")) == kept]
+        axes.scatter([r["target"] + 0.1 * ((i % 5) - 2) for i, r in shown], [r["searches"] for _, r in shown],
+                     alpha=0.7, label=f"{'kept' if kept else 'dropped'} ({len(shown)})", **style)
+    top = max([r["target"] for r in records] + [r["searches"] for _, r in correct] + [2])
     axes.plot([1, top], [1, top], linestyle="--", color="grey", label="searches = target")
     axes.set_xlabel("target searches S")
     axes.set_ylabel("fewest searches of a correct attempt")
-    axes.legend(loc="upper left")
+    axes.set_title(title, fontsize=10)
+    axes.legend(loc="upper left", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
 
 
-def log_generate(config, result, lm_ids: dict[str, str]) -> str | None:
-    """One MLflow run per `generate`; returns its id (None when tracking failed to start)."""
-    params = {**config.to_dict(), "lms": lm_ids}
-    with tracked_run(f"generate-{config.recipe}", params=params,
-                     tags={"command": "generate", "recipe": config.recipe}) as run:
-        run.log_metrics({**table_metrics(result.summary), **usage_metrics(result.summary.get("usage", {}))})
-        if result.summary.get("usage", {}).get("unpriced"):
-            run.set_tags({"unpriced_models": ", ".join(result.summary["usage"]["unpriced"])})
-        for path in (result.records_path, result.dataset_path, result.records_path.parent / "summary.json"):
-            run.log_artifact(path)
-        plot = plot_searches(result.records, result.records_path.parent / "searches_vs_target.png")
-        if plot:
-            run.log_artifact(plot)
-        if run.run_id:
-            _note_run_id(result.records_path.parent / TRACKING_FILE, run.run_id)
-        return run.run_id
+def run_name(command: str, *parts: object) -> str:
+    """What tells this run from its neighbours in the runs list: `generate-sage-world-r3`."""
+    return "-".join([command, *(str(part) for part in parts if part not in ("", None))])
+
+
+def corpus_label(corpus: str) -> str:
+    return Path(corpus.rstrip("/")).stem or "corpus"
+
+
+@contextlib.contextmanager
+def generate_run(config, lm_ids: dict[str, str], track: bool = True) -> Iterator[TrackedRun | None]:
+    """The MLflow run of one `generate`, open while the seeds run: traces DSPy autolog writes meanwhile, from
+    any worker thread, carry its id (`mlflow.sourceRun`) and show on its Traces tab. None when not tracked."""
+    if not track:
+        yield None
+        return
+    name = run_name("generate", config.recipe, corpus_label(config.corpus), f"r{config.rounds}",
+                    "compiled" if config.program else "")
+    with tracked_run(name, params={**config.to_dict(), "lms": lm_ids},
+                     tags={"command": "generate", "recipe": config.recipe,
+                           "corpus": corpus_label(config.corpus)}) as run:
+        yield run
+
+
+def log_generate(run: TrackedRun, config, result) -> str | None:
+    """What a finished `generate` adds to its run: the whole-run metrics, the tables, the datasets, the
+    files and the plot. Returns the run's id (None when tracking failed to start)."""
+    summary = result.summary
+    run.log_metrics({**table_metrics(summary), **usage_metrics(summary.get("usage", {}))})
+    if summary.get("usage", {}).get("unpriced"):
+        run.set_tags({"unpriced_models": ", ".join(summary["usage"]["unpriced"])})
+    records = result.records
+    log_run_tables(run, records, summary)
+    log_datasets(run, summary.get("corpus") or {"source": config.corpus, "passages": 0, "fingerprint": ""},
+                 result.dataset_path, [dataset_row(r) for r in records if r.get("kept")])
+    for path in (result.records_path, result.dataset_path, result.records_path.parent / "summary.json"):
+        run.log_artifact(path)
+    plot = plot_searches(records, result.records_path.parent / "searches_vs_target.png",
+                         title=f"{config.recipe} on {corpus_label(config.corpus)}: searches against target")
+    if plot:
+        run.log_artifact(plot)
+    if run.run_id:
+        _note_run_id(result.records_path.parent / TRACKING_FILE, run.run_id)
+    return run.run_id
 
 
 def _note_run_id(path: Path, run_id: str) -> None:
@@ -92,34 +125,3 @@ def _note_run_id(path: Path, run_id: str) -> None:
     except OSError as error:
         warnings.warn(scrub_secrets(f"sage-dspy tracking: could not note the MLflow run id in {path}: {error}"),
                       TrackingWarning, stacklevel=2)
-
-
-def log_compile(config, result) -> str | None:
-    """One MLflow run per `compile`: scores, the compiled folder, and one prompt version per predictor."""
-    params = config.to_dict()
-    with tracked_run(f"compile-{config.recipe}-{config.optimizer}", params=params,
-                     tags={"command": "compile", "optimizer": config.optimizer}) as run:
-        run.log_metrics({"val.before": result.before, "val.after": result.after})
-        for path in sorted(result.folder.iterdir()):
-            run.log_artifact(path, artifact_path="program")
-        versions = register_prompts(result.program, prefix="sage", run_id=run.run_id,
-                                    metrics={"val.before": result.before, "val.after": result.after})
-        run.log_dict(versions, "prompt_versions.json")
-        model_uri = log_program(result.program, name="sage-program")
-        if model_uri:
-            run.set_tags({"model_uri": model_uri})
-        return run.run_id
-
-
-def log_evaluate(base_config, results: dict[str, dict], folder: Path) -> str | None:
-    """One MLflow run per `evaluate`: every recipe's row per round count, the report and its plots."""
-    params = {**base_config.to_dict(), "recipes": ",".join(results)}
-    with tracked_run("evaluate", params=params, tags={"command": "evaluate"}) as run:
-        for recipe, result in results.items():
-            for rounds, summary in result["by_round"].items():
-                row = summary["overall"]
-                run.log_metrics({f"{recipe}.{key}": float(row[key]) for key in
-                                 ("correct_pct", "accepted_pct", "avg_at_k", "mean_searches")}, step=rounds)
-        for path in sorted(folder.iterdir()):
-            run.log_artifact(path, artifact_path="report")
-        return run.run_id

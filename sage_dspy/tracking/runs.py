@@ -32,6 +32,14 @@ def _text(value: Any, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def rounded(number: float) -> float:
+    """What a metric shows: 60.23 rather than 60.23076923076923; counts stay whole, small values (costs,
+    fractions) keep 4 significant digits."""
+    if number == int(number) or not math.isfinite(number):
+        return number
+    return round(number, 2) if abs(number) >= 1 else float(f"{number:.4g}")
+
+
 def flatten_params(params: dict, prefix: str = "") -> dict[str, str]:
     """{"lm": {"model": "x"}} -> {"lm.model": "x"}; values as text, cut to MLflow's 6000 chars."""
     flat: dict[str, str] = {}
@@ -78,7 +86,7 @@ class TrackedRun:
                 warn_failed(f"log metric {key!r}", exc)
                 continue
             if not math.isnan(number):  # a NaN (failed eval) would only break the UI's charts
-                batch.append(Metric(clean_key(key), number, now, step or 0))
+                batch.append(Metric(clean_key(key), rounded(number), now, step or 0))
         if batch:
             self._call("log metrics", "log_batch", metrics=batch)
 
@@ -94,6 +102,28 @@ class TrackedRun:
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self._call(f"log {artifact_file!r}", "log_text", scrub_secrets(text), artifact_file)
+
+    def log_table(self, rows: list[dict], artifact_file: str) -> None:
+        """Rows as an MLflow table (the UI's artifact view draws it; `mlflow.load_table` reads it back).
+        MLflow appends to a table file that exists, so each file is logged once per run."""
+        if rows:
+            columns = {key: [scrub_secrets(row.get(key)) for row in rows] for key in dict.fromkeys(
+                key for row in rows for key in row)}
+            self._call(f"log table {artifact_file!r}", "log_table", data=columns, artifact_file=artifact_file)
+
+    def log_dataset(self, dataset: Any, context: str, tags: dict | None = None) -> None:
+        """A dataset entity (`mlflow.data` dataset's `_to_mlflow_entity()`) as an input of the run (the runs
+        list's Datasets column), under `context`."""
+        if self.run_id is None:
+            return
+        try:
+            from mlflow.entities import DatasetInput, InputTag
+            from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+            labels = [InputTag(k, str(v)) for k, v in {**(tags or {}), MLFLOW_DATASET_CONTEXT: context}.items()]
+            self._client.log_inputs(self.run_id, [DatasetInput(dataset, labels)])
+        except Exception as exc:
+            warn_failed(f"log the {context} dataset", exc)
 
     def set_tags(self, tags: dict) -> None:
         tags = [RunTag(clean_key(k), _text(v, MAX_TAG_VAL_LENGTH)) for k, v in scrub_secrets(tags).items()]
