@@ -54,7 +54,7 @@ from pathlib import Path
 
 import dspy
 
-from bench.report import loadavg, machine, markdown_table, write_report_section
+from bench.report import loadavg, machine, markdown_table, save_results
 from sage_dspy.lm import roles as role_lms
 from sage_dspy.search.corpus import load_corpus
 from sage_dspy.offline.process import stop_process, wait_for_port
@@ -399,11 +399,7 @@ def run_benchmark(seeds: int, out: Path, *, mode: str = "custom", profile_seeds:
                          "status": "SKIP" if results["ratio"] is None else
                          ("PASS" if results["ratio"] <= TARGET_RATIO else "FAIL")}
     results["native_path"] = set(results["pipeline"]["server"]["clients"]) == {"lm15/stdlib"}
-    results["runtime_s"] = round(time.perf_counter() - started, 1)
-    results["machine"]["loadavg_1m_at_end"] = loadavg()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "client_overhead.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    write_report_section(SECTION, render_markdown(results), out / "report.md")
+    save_results(results, "client_overhead.json", SECTION, render_markdown, out, started)
     return results
 
 

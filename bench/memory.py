@@ -40,7 +40,7 @@ from pathlib import Path
 
 import dspy
 
-from bench.report import loadavg, machine, markdown_table, write_report_section
+from bench.report import machine, markdown_table, save_results
 from sage_dspy.lm.bounds import SAGE_BOUNDS
 
 SECTION = "memory"
@@ -270,11 +270,7 @@ def run_benchmark(seeds: dict[str, int], out: Path, *, mode: str = "custom", bou
         log(f"{path}: RSS {g['rss_warm_mb']} MB after {g['warmup_seeds']} seeds -> {g['rss_end_mb']} MB after "
             f"{count} ({g['end_vs_warm']}x); slope {g['slope_mb_per_1000']} MB per 1,000 seeds")
     results["targets"] = targets(results["runs"])
-    results["runtime_s"] = round(time.perf_counter() - started, 1)
-    results["machine"]["loadavg_1m_at_end"] = loadavg()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "memory.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    write_report_section(SECTION, render_markdown(results), out / "report.md")
+    save_results(results, "memory.json", SECTION, render_markdown, out, started)
     return results
 
 

@@ -25,7 +25,6 @@ import sage_dspy  # noqa: F401  (first: offline environment defaults)
 
 import argparse
 import importlib.util
-import json
 import os
 import shutil
 import signal
@@ -35,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.report import loadavg, machine, markdown_table, write_report_section
+from bench.report import machine, markdown_table, save_results
 from bench.throughput import (API_KEY, LATENCY_S, MODEL, POLL_S, _cell, _note, _seed_records, _tail, child_env,
                               drain, loopback_server, measure_window, process_cpu_seconds, seeds_for, server_stats,
                               wait_for_ramp, write_corpus)
@@ -249,11 +248,7 @@ def run_benchmark(points: tuple[int, ...], out: Path, *, window_s: float, mode: 
     results["dispatch"] = measure_dispatch()
     results["versus"] = versus(results["rows"])
     results["target"] = target_row(results["rows"])
-    results["runtime_s"] = round(time.perf_counter() - started, 1)
-    results["machine"]["loadavg_1m_at_end"] = loadavg()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "ray_throughput.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    write_report_section(SECTION, render_markdown(results), out / "report.md")
+    save_results(results, "ray_throughput.json", SECTION, render_markdown, out, started)
     return results
 
 

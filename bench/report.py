@@ -1,8 +1,10 @@
 """artifacts/bench/report.md: one section per benchmark, each replaced in place by its next run."""
 
+import json
 import os
 import platform
 import re
+import time
 from pathlib import Path
 
 REPORT = Path("artifacts/bench/report.md")
@@ -44,6 +46,18 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def save_results(results: dict, json_name: str, section: str, render, out: Path, started: float) -> dict:
+    """End a benchmark run: its runtime and closing load average into `results`, then `<out>/<json_name>` and
+    the report's `section` (rendered from `results` by `render`). Returns `results`."""
+    results["runtime_s"] = round(time.perf_counter() - started, 1)
+    results["machine"]["loadavg_1m_at_end"] = loadavg()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / json_name).write_text(json.dumps(results, indent=2), encoding="utf-8")
+    write_report_section(section, render(results), out / "report.md")
+    return results
 
 
 def loadavg() -> float | None:

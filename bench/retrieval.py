@@ -28,7 +28,7 @@ import bm25s
 import numpy as np
 
 from bench.corpus import CorpusSpec, generate, sample_queries
-from bench.report import markdown_table, write_report_section
+from bench.report import loadavg, markdown_table, save_results
 from sage_dspy.search import index as retrieval
 from sage_dspy.search.index import SearchIndex
 
@@ -238,7 +238,7 @@ def run_child(task: dict) -> dict:
     start = time.perf_counter()
     result.update(TASKS[task["kind"]](**task["args"]))
     result.update(wall_s=round(time.perf_counter() - start, 2), peak_rss_mb=process_peak_rss_mb(),
-                  loadavg_1m=_loadavg())
+                  loadavg_1m=loadavg())
     return result
 
 
@@ -350,13 +350,8 @@ def machine() -> dict:
     mem = next((line.split()[1] for line in _read_lines("/proc/meminfo") if line.startswith("MemTotal")), None)
     return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
             "memory_gb": round(float(mem) * 1024 / 1e9, 1) if mem else None, "platform": platform.platform(),
-            "python": platform.python_version(), "loadavg_1m_at_start": _loadavg(),
+            "python": platform.python_version(), "loadavg_1m_at_start": loadavg(),
             "versions": {p: version(p) for p in ("bm25s", "numba", "numpy", "PyStemmer", "rank_bm25")}}
-
-
-def _loadavg() -> float | None:
-    """The machine's 1-minute load average: above the core count, other processes competed for the CPUs."""
-    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
 def _read_lines(path: str) -> list[str]:
@@ -385,11 +380,7 @@ def run_benchmark(sizes, out: Path, *, mode: str = "custom", queries: int = 300,
         if not keep_index:
             shutil.rmtree(out / "work", ignore_errors=True)
     results["targets"] = evaluate_targets(results["sizes"])
-    results["runtime_s"] = round(time.perf_counter() - started, 1)
-    results["machine"]["loadavg_1m_at_end"] = _loadavg()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "retrieval.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    write_report_section("retrieval", render_markdown(results), out / "report.md")
+    save_results(results, "retrieval.json", "retrieval", render_markdown, out, started)
     return results
 
 

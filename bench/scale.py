@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 
 from bench.corpus import CorpusSpec, generate, iter_passages, sample_queries
-from bench.report import markdown_table, write_report_section
-from bench.retrieval import _dir_mb, _loadavg, _time_searches, latency_stats, machine, peak_rss_mb, rss_mb
+from bench.report import loadavg, markdown_table, save_results
+from bench.retrieval import _dir_mb, _time_searches, latency_stats, machine, peak_rss_mb, rss_mb
 from sage_dspy.search.index import SearchIndex
 
 SIZES_QUICK = (200_000,)
@@ -103,7 +103,7 @@ def run_child(task: dict) -> dict:
     start = time.perf_counter()
     result = TASKS[task["kind"]](**task["args"])
     return {**result, "wall_s": round(time.perf_counter() - start, 1), "peak_rss_mb": peak_rss_mb(),
-            "loadavg_1m": _loadavg()}
+            "loadavg_1m": loadavg()}
 
 
 # ---------------------------------------------------------------- one run
@@ -199,11 +199,7 @@ def run_benchmark(sizes, out: Path, *, workdir: Path | None = None, mode: str = 
 def _write(results: dict, out: Path, started: float) -> None:
     results["targets"] = evaluate_targets(results["sizes"])
     results["wiki_18"] = extrapolate(results["sizes"])
-    results["runtime_s"] = round(time.perf_counter() - started, 1)
-    results["machine"]["loadavg_1m_at_end"] = _loadavg()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "scale.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    write_report_section("scale", render_markdown(results), out / "report.md")
+    save_results(results, "scale.json", "scale", render_markdown, out, started)
 
 
 # ---------------------------------------------------------------- rendering

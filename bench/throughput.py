@@ -42,7 +42,7 @@ from pathlib import Path
 
 import dspy
 
-from bench.report import loadavg, machine, markdown_table, write_report_section
+from bench.report import machine, markdown_table, save_results
 from sage_dspy.jsonl import read_jsonl
 from sage_dspy.search.corpus import BUNDLED_CORPUS
 from sage_dspy.offline.process import stop_process, wait_for_port
@@ -418,11 +418,7 @@ def run_benchmark(points: tuple[int, ...], out: Path, *, clients: tuple = CLIENT
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["targets"] = target_rows(results["pipeline"])
-    results["runtime_s"] = round(time.perf_counter() - started, 1)
-    results["machine"]["loadavg_1m_at_end"] = loadavg()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "throughput.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    write_report_section(SECTION, render_markdown(results), out / "report.md")
+    save_results(results, "throughput.json", SECTION, render_markdown, out, started)
     return results
 
 
