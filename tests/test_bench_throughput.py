@@ -3,11 +3,12 @@ the report. No server latency and no subprocess: this runs in well under a secon
 
 import argparse
 import json
+import time
 
 import pytest
 
 from bench import throughput
-from bench.report import read_report_section
+from bench.report import read_report_section, save_results
 from sage_dspy.search.corpus import load_corpus
 from sage_dspy.offline import http as offline_http
 
@@ -107,8 +108,11 @@ def test_report_has_the_curve_the_clients_and_the_targets(tmp_path):
     assert "| 64 | 30.0 | 32.0 | 0.938 |" in text and "in flight never reached N (peak 100)" in text
     assert "raised from 100 to 512" in text and "| 256 | threads | 512 (raised) | 120.0 |" in text
     assert "ratio_at_64" in text and "**PASS**" in text and "**FAIL**" in text
-    throughput.write_report_section(throughput.SECTION, text, tmp_path / "report.md")
-    assert read_report_section(throughput.SECTION, tmp_path / "report.md") == text
+    saved = save_results(results, "throughput.json", throughput.SECTION, throughput.render_markdown, tmp_path,
+                         time.perf_counter())
+    assert read_report_section(throughput.SECTION, tmp_path / "report.md") == throughput.render_markdown(saved)
+    assert json.loads((tmp_path / "throughput.json").read_text())["targets"] == results["targets"]
+    assert "loadavg_1m_at_end" in saved["machine"] and saved["runtime_s"] < 60
 
 
 def test_points_are_checked():
