@@ -1,7 +1,6 @@
 """The bounded-memory build (search/build.py) and the on-disk passage store (search/store.py), against the
 in-memory bm25s build they replace for large corpora."""
 
-import importlib.util
 import json
 
 import sage_dspy  # noqa: F401  (offline env defaults first)
@@ -66,17 +65,6 @@ def test_chunk_size_changes_no_posting_and_no_stored_byte(streamed, tmp_path):
     assert all(np.array_equal(one[s][0], many[s][0]) and np.array_equal(one[s][1], many[s][1]) for s in one)
     for name in ("passages.jsonl", "passages.offsets.npy", "passages.ids.npy", "passages.id_rows.npy"):
         assert (tmp_path / name).read_bytes() == (streamed[0] / name).read_bytes(), name
-
-
-@pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="numba not installed")
-def test_cached_numba_scorer_returns_bm25s_numba_results(streamed):
-    loaded = SearchIndex.load(streamed[0])
-    loaded._retriever.backend = "numba"  # choose_backend keeps numpy below 50k passages
-    for query in QUERIES[:20]:
-        terms = [t for t in retrieval._query_terms(query) if t in loaded._retriever.vocab_dict]
-        rows, scores = loaded._retriever.retrieve([terms], k=4, show_progress=False, n_threads=0)
-        mine_rows, mine_scores = retrieval._numba_retrieve(loaded._retriever, terms, 4)
-        assert np.array_equal(mine_rows, rows) and np.array_equal(mine_scores, scores)
 
 
 # ---------------------------------------------------------------------------------------------- the store

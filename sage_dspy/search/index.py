@@ -15,6 +15,7 @@ import Stemmer
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.search.build import write_index
 from sage_dspy.search.passages import Hit, Passage, corpus_fingerprint
+from sage_dspy.search.scorer import SparseScorer
 from sage_dspy.search.store import has_store, PassageStore, write_passages
 
 INDEX_FORMAT = 3  # bump when tokenisation or the saved layout changes: cached indexes are then rebuilt
@@ -78,6 +79,8 @@ class SearchIndex:
                                  "sage_dspy.search.corpus.load_corpus")
             self._position = positions.__getitem__
         self._fingerprint = fingerprint
+        # the fast backend queries through search/scorer.py (time grows with the postings a query reads)
+        self._scorer = SparseScorer(retriever.scores) if retriever.backend == "numba" else None
 
     @property
     def fingerprint(self) -> str:
@@ -157,12 +160,12 @@ class SearchIndex:
         terms = [t for t in _query_terms(query or "") if t and t in self._retriever.vocab_dict]
         if k < 1 or not terms:
             return []
-        if self._retriever.backend == "numba":
-            rows, scores = _numba_retrieve(self._retriever, terms, k)
+        if self._scorer is not None:
+            rows, scores = self._scorer.top_k(self._retriever.get_tokens_ids(terms), k)
         else:
-            rows, scores = self._retriever.retrieve([terms], k=k, show_progress=False, n_threads=0)
+            [rows], [scores] = self._retriever.retrieve([terms], k=k, show_progress=False, n_threads=0)
         hits = [Hit(self.passages[int(row)], float(score), rank)
-                for rank, (row, score) in enumerate(zip(rows[0], scores[0]), start=1)]
+                for rank, (row, score) in enumerate(zip(rows, scores), start=1)]
         return [hit for hit in hits if hit.score > 0]
 
     def get(self, passage_id: str) -> Passage:
@@ -170,31 +173,6 @@ class SearchIndex:
 
     def __len__(self) -> int:
         return len(self.passages)
-
-
-_numba_scorer = None
-
-
-def _numba_retrieve(retriever: bm25s.BM25, terms: list[str], k: int):
-    """bm25s's own numba scorer (`_retrieve_internal_jitted`, what `retrieve` runs with n_threads=0), compiled
-    with cache=True: bm25s compiles it afresh in every process (5.5-6.5 s on 2 cores, most of a 5M index's
-    first query), numba's cache (NUMBA_CACHE_DIR, or __pycache__ beside bm25s) then loads it in about 0.3 s.
-    Same function and arguments, so the same rows and scores as `retriever.retrieve`."""
-    global _numba_scorer
-    if _numba_scorer is None:
-        from bm25s.numba import retrieve_utils
-        from numba import njit
-
-        _numba_scorer = njit(nogil=True, cache=True)(retrieve_utils._retrieve_internal_jitted)
-    scores = retriever.scores
-    int_dtype = np.dtype(retriever.int_dtype)
-    token_ids = np.asarray(retriever.get_tokens_ids(terms), dtype=int_dtype)
-    top_scores, top_rows = _numba_scorer(
-        query_tokens_ids_flat=token_ids, query_pointers=np.array([0, len(token_ids)], dtype=int_dtype), k=k,
-        sorted=True, dtype=np.dtype(retriever.dtype), int_dtype=int_dtype, data=scores["data"],
-        indptr=scores["indptr"], indices=scores["indices"], num_docs=scores["num_docs"],
-        nonoccurrence_array=retriever.nonoccurrence_array, weight_mask=None)
-    return top_rows, top_scores
 
 
 def _read_meta(directory: Path) -> dict | None:
