@@ -31,6 +31,7 @@ from pathlib import Path
 from bench.corpus import CorpusSpec, generate, iter_passages, sample_queries
 from bench.report import loadavg, markdown_table, save_results
 from bench.retrieval import _dir_mb, _time_searches, latency_stats, machine, peak_rss_mb, rss_mb
+from sage_dspy.search.corpus_index import open_corpus_index
 from sage_dspy.search.index import SearchIndex, _query_terms
 
 SIZES_QUICK = (200_000,)
@@ -99,6 +100,29 @@ def bm25s_numba_latency(index: SearchIndex, queries: list[str]) -> tuple[dict, d
     return latency_stats(theirs), latency_stats(ours)
 
 
+def task_corpus(size: int, workdir: str, seed: int) -> dict:
+    """The commands' own path (generate, serve-index, ...): the corpus as a JSONL file (written first,
+    untimed) streamed into its index by `open_corpus_index`, then opened again from the source alone."""
+    source = Path(workdir) / "corpus.jsonl"
+    with open(source, "w", encoding="utf-8") as file:
+        for passage in iter_passages(CorpusSpec(size, seed=seed)):
+            file.write(json.dumps({"id": passage.id, "title": passage.title, "text": passage.text}) + "\n")
+    root = Path(workdir) / "corpus-indexes"
+    try:
+        start = time.perf_counter()
+        first = open_corpus_index(source, root=root)
+        first_s, peak = time.perf_counter() - start, peak_rss_mb()
+        start = time.perf_counter()
+        again = open_corpus_index(source, root=root)
+        again_s = time.perf_counter() - start
+        assert len(first) == len(again) == size, (len(first), len(again), size)
+        return {"first_open_s": round(first_s, 1), "peak_first_open_mb": peak, "open_again_s": round(again_s, 3),
+                "source_mb": round(source.stat().st_size / 1e6, 1)}
+    finally:
+        source.unlink(missing_ok=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def task_baseline(size: int, seed: int) -> dict:
     """What SearchIndex.open did before the bounded build: the whole corpus in memory, then bm25s.BM25.index."""
     passages = generate(CorpusSpec(size, seed=seed))
@@ -107,7 +131,7 @@ def task_baseline(size: int, seed: int) -> dict:
     return {"build_s": round(time.perf_counter() - start, 1), "peak_build_mb": peak_rss_mb()}
 
 
-TASKS = {"build": task_build, "load": task_load, "baseline": task_baseline}
+TASKS = {"build": task_build, "load": task_load, "corpus": task_corpus, "baseline": task_baseline}
 
 
 def run_task(task: dict, env: dict | None = None) -> dict:
@@ -129,7 +153,8 @@ def run_child(task: dict) -> dict:
 
 # ---------------------------------------------------------------- one run
 
-def measure_size(size: int, workdir: Path, *, queries: int, seed: int, baseline: bool, log=print) -> dict:
+def measure_size(size: int, workdir: Path, *, queries: int, seed: int, baseline: bool, corpus: bool = False,
+                 log=print) -> dict:
     workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     cache = workdir / "numba-cache"
@@ -138,6 +163,8 @@ def measure_size(size: int, workdir: Path, *, queries: int, seed: int, baseline:
     steps = [("build", "build", {"workdir": str(workdir), "queries": queries, "seed": seed}, None),
              ("load_cold", "load", {"workdir": str(workdir)}, {"NUMBA_CACHE_DIR": str(cache)}),
              ("load_warm", "load", {"workdir": str(workdir)}, {"NUMBA_CACHE_DIR": str(cache)})]
+    if corpus:
+        steps.append(("corpus", "corpus", {"workdir": str(workdir), "seed": seed}, None))
     if baseline:
         steps.append(("baseline", "baseline", {"seed": seed}, None))
     for label, kind, args, env in steps:
@@ -156,6 +183,8 @@ def measure_size(size: int, workdir: Path, *, queries: int, seed: int, baseline:
 
 def worst_peak(result: dict) -> float | None:
     peaks = [result.get(step, {}).get("peak_rss_mb") for step in ("build", "load_cold", "load_warm")]
+    if "corpus" in result:  # the commands' path, where it ran
+        peaks.append(result["corpus"].get("peak_rss_mb"))
     return None if None in peaks else max(peaks)
 
 
@@ -197,17 +226,20 @@ def evaluate_targets(sizes: dict) -> list[dict]:
 
 
 def run_benchmark(sizes, out: Path, *, workdir: Path | None = None, mode: str = "custom", queries: int = 300,
-                  seed: int = 0, baseline_max: int = 1_000_000, keep_index: bool = False, log=print) -> dict:
+                  seed: int = 0, baseline_max: int = 1_000_000, corpus_max: int = 1_000_000,
+                  keep_index: bool = False, log=print) -> dict:
     out = Path(out)
     workdir = Path(workdir) if workdir else out / "work-scale"
     started = time.perf_counter()
     results = {"benchmark": "scale", "mode": mode, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                "machine": machine(), "settings": {"k": K, "queries": queries, "seed": seed,
-                                                  "baseline_max": baseline_max}, "sizes": {}}
+                                                  "baseline_max": baseline_max, "corpus_max": corpus_max},
+               "sizes": {}}
     try:
         for size in sizes:  # the files are rewritten after every size: a long run stopped midway keeps its numbers
             results["sizes"][str(size)] = measure_size(size, workdir / str(size), queries=queries, seed=seed,
-                                                       baseline=size <= baseline_max, log=log)
+                                                       baseline=size <= baseline_max,
+                                                       corpus=size <= corpus_max, log=log)
             if not keep_index:
                 shutil.rmtree(workdir / str(size), ignore_errors=True)
             _write(results, out, started)
@@ -267,6 +299,14 @@ def render_markdown(results: dict) -> str:
          "load + first query: cold / warm", "SearchIndex.load alone", "median ms", "p95 ms",
          "in turns, bm25s's numba scorer vs ours: median / p95 ms (their medians' ratio)", "worst peak MB",
          "baseline: SearchIndex.build in memory", "time / peak vs baseline"], rows))
+    via_file = [[f"{int(size):,}", r["corpus"].get("error", "")[:120] or _fmt(r["corpus"].get("source_mb")),
+                 _fmt(r["corpus"].get("first_open_s"), " s"), _fmt(r["corpus"].get("peak_rss_mb")),
+                 _fmt(r["corpus"].get("open_again_s"), " s")]
+                for size, r in results["sizes"].items() if "corpus" in r]
+    if via_file:
+        lines += ["", "### The commands' path: a JSONL file through `open_corpus_index`", "",
+                  markdown_table(["passages", "JSONL MB", "first open (read, stream into the index)", "peak MB",
+                                  "open again (from the source record)"], via_file)]
     wiki = results.get("wiki_18")
     if wiki:
         lines += ["", f"### Extrapolated to wiki-18 ({wiki['passages']:,} passages)", "",
@@ -291,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline-max", type=int, default=1_000_000,
                         help="largest size that also runs the in-memory baseline (it peaks at about 3 GB per 1M)")
+    parser.add_argument("--corpus-max", type=int, default=1_000_000,
+                        help="largest size that also runs the commands' path (a JSONL file through "
+                             "open_corpus_index: a second build)")
     parser.add_argument("--keep-index", action="store_true", help="keep the built indexes")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -302,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = "custom" if args.sizes else ("quick" if args.quick else "full")
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     results = run_benchmark(sizes, Path(args.out), workdir=args.workdir, mode=mode, queries=args.queries,
-                            seed=args.seed, baseline_max=args.baseline_max, keep_index=args.keep_index, log=log)
+                            seed=args.seed, baseline_max=args.baseline_max, corpus_max=args.corpus_max,
+                            keep_index=args.keep_index, log=log)
     print(render_markdown(results))
     return 1 if any("error" in step for r in results["sizes"].values() for step in r.values()
                     if isinstance(step, dict)) else 0

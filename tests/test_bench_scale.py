@@ -37,3 +37,9 @@ def test_report_renders_sizes_targets_and_the_extrapolation():
     text = scale.render_markdown(results)
     assert "| 5,000,000 | 50.00 s |" in text and "Extrapolated to wiki-18" in text and "| build s | 210.20 |" in text
     assert "| 20.00 / 30.00 vs 4.00 / 6.00 (5.0x) |" in text  # bm25s's own scorer against ours, in turns
+    assert "### The commands' path" not in text
+    results["sizes"]["1000000"]["corpus"] = {"source_mb": 700.0, "first_open_s": 150.0, "peak_rss_mb": 2500.0,
+                                             "open_again_s": 0.4}
+    text = scale.render_markdown(results)
+    assert "| 1,000,000 | 700.00 | 150.00 s | 2,500.00 | 0.40 s |" in text
+    assert scale.worst_peak(results["sizes"]["1000000"]) == 2500.0  # the commands' path counts where it ran

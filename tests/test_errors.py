@@ -79,14 +79,14 @@ def raising(error: Exception):
 
 @pytest.mark.parametrize("args", [("generate", "--no-track"), ("runs", "compare"), ("ui",)])
 def test_any_sage_error_from_any_command_is_one_line_and_exit_2(workdir, monkeypatch, args):
-    monkeypatch.setattr(sage_dspy.cli.generate, "load_corpus", raising(NewUserError("no such thing; pass another")))
+    monkeypatch.setattr(sage_dspy.cli.generate, "open_corpus", raising(NewUserError("no such thing; pass another")))
     monkeypatch.setattr(tracking, "configure_tracking", raising(NewUserError("no such thing; pass another")))
     (workdir / "pyproject.toml").write_text('[project]\nname = "sage-dspy"\n')  # `sage ui` looks for its project
     assert_one_line_error(invoke(*args), "no such thing; pass another")
 
 
 def test_a_bug_keeps_its_traceback(workdir, monkeypatch):
-    monkeypatch.setattr(sage_dspy.cli.generate, "load_corpus", raising(KeyError("a bug")))
+    monkeypatch.setattr(sage_dspy.cli.generate, "open_corpus", raising(KeyError("a bug")))
     result = invoke("generate", "--no-track")
     assert result.exit_code == 1 and isinstance(result.exception, KeyError)
 

@@ -14,7 +14,7 @@ from sage_dspy.optimizers import OPTIMIZERS
 from sage_dspy.programs import RECIPES
 from sage_dspy.runs.compile import CompileConfig, check_optimizer_budget, check_seed_count, compile_program
 from sage_dspy.runs.library_logs import library_output
-from sage_dspy.search.corpus import load_corpus
+from sage_dspy.search.corpus_index import open_corpus
 from sage_dspy.search.remote import check_url
 from sage_dspy.tracking import store as tracking
 from sage_dspy.tracking.compile_logging import log_compile
@@ -69,7 +69,7 @@ def compile_command(
         eval_seeds=eval_seeds)
     # bad input is refused before anything is created
     check_optimizer_budget(optimizer, budget, val_size)
-    passages = load_corpus(corpus)
+    passages = open_corpus(corpus, retriever=config.retriever, root=config.index_root)
     check_seed_count(len(passages), train_size, val_size, eval_seeds)
     tracking_uri = tracking.configure_tracking(root=ARTIFACTS) if track else ""
     printing.status(f"compiling {recipe} with {optimizer} (budget {budget})...")

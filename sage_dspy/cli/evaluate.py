@@ -15,7 +15,7 @@ from sage_dspy.programs import RECIPES
 from sage_dspy.runs.evaluate import DEFAULT_RECIPES, evaluate_recipes
 from sage_dspy.runs.evaluate_report import write_report
 from sage_dspy.runs.config import GenerateConfig
-from sage_dspy.search.corpus import load_corpus
+from sage_dspy.search.corpus_index import open_corpus
 from sage_dspy.search.remote import check_url
 from sage_dspy.tracking import store as tracking
 from sage_dspy.tracking.evaluate_logging import log_evaluate
@@ -56,7 +56,7 @@ def evaluate_command(
                           role_options=role_options, protocol=check_protocol(protocol),
                           retriever=check_url(retriever) if retriever else "")
     lm = ", ".join(sorted(set(base.lms.values())))
-    passages = load_corpus(corpus)
+    passages = open_corpus(corpus, retriever=base.retriever, root=base.index_root)
     tracking_uri = tracking.configure_tracking(root=ARTIFACTS) if track else ""
     results = evaluate_recipes(base, chosen, ARTIFACTS / "runs", passages=passages,
                                on_recipe=lambda name, reused: printing.status(

@@ -22,7 +22,7 @@ from sage_dspy.programs import RECIPES
 from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.runs.folder import check_out_folder, RECORDS_FILE
 from sage_dspy.runs.generate import generate, GenerateResult
-from sage_dspy.search.corpus import load_corpus
+from sage_dspy.search.corpus_index import open_corpus
 from sage_dspy.search.remote import check_url
 from sage_dspy.tracking import store as tracking
 from sage_dspy.tracking.run_logging import generate_run, log_generate
@@ -106,7 +106,9 @@ def generate_command(
     engine = ray_engine(ray)  # no Ray installed: said before the corpus is read
     program_folder = _program_folder(program)
     check_out_folder(out_dir)  # a file, read-only or someone else's folder: said before the corpus is indexed
-    passages, corpus_notes = _with_notes(load_corpus, corpus, **fields)  # bad input: before anything is created
+    # bad input: before the run folder is created; a local corpus is streamed into its index (or that is opened)
+    passages, corpus_notes = _with_notes(open_corpus, corpus, retriever=config.retriever, root=config.index_root,
+                                         **fields)
     printing.notes(corpus_notes)
     tracking_uri = tracking.configure_tracking(root=ARTIFACTS) if track else ""
     if track and traces:

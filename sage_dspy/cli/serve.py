@@ -6,8 +6,7 @@ import typer
 
 from sage_dspy.cli.printing import out
 from sage_dspy.environment import ARTIFACTS
-from sage_dspy.search.corpus import load_corpus
-from sage_dspy.search.index import SearchIndex
+from sage_dspy.search.corpus_index import open_corpus_index
 from sage_dspy.search.server import DEFAULT_TOPK, bind, serve
 
 
@@ -20,8 +19,7 @@ def serve_index_command(
     topk: Annotated[int, typer.Option(min=1, help="passages per query when a request sends no topk")] = DEFAULT_TOPK,
 ) -> None:
     """Serve a corpus's search index with Search-R1's API (POST /retrieve, GET /health) until Ctrl-C or SIGTERM."""
-    passages = load_corpus(corpus)  # a missing corpus is one line before any port is taken
-    index = SearchIndex.open(passages, root=ARTIFACTS / "indexes")
+    index = open_corpus_index(corpus, root=ARTIFACTS / "indexes")  # a missing corpus: one line, no port taken
     sock = bind(host, port)
     shown = f"[{host}]" if ":" in host else host
     out.print(f"serving {len(index)} passages of {corpus} at http://{shown}:{sock.getsockname()[1]}/retrieve "

@@ -10,7 +10,7 @@ from sage_dspy.cli import printing
 from sage_dspy.cli.options import (ApiBase, ConfigFile, LmParseRetries, LmRetries, LmSeed, LmTimeout, MaxTokens,
                                     Retriever, lm_settings)
 from sage_dspy.runs.solve import SolveConfig, solve
-from sage_dspy.search.corpus import load_corpus
+from sage_dspy.search.corpus_index import open_corpus
 from sage_dspy.search.remote import check_url
 
 
@@ -41,10 +41,10 @@ def solve_command(
                            parse_retries=lm_parse_retries)
     shared_options, role_options = settings.split(roles)
     lm = settings.models["solver"]
-    passages = load_corpus(corpus)
     config = SolveConfig(questions=questions, lms=settings.lms(roles), k=k, limit=limit, out_dir=out_dir,
                          lm_options=shared_options, role_options=role_options,
                          retriever=check_url(retriever) if retriever else "")
+    passages = open_corpus(corpus, retriever=config.retriever)
     with printing.progress_bar() as progress:
         task = progress.add_task("solving", total=limit)
         _, summary = solve(config, passages, on_row=lambda row: progress.advance(task))

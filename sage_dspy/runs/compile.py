@@ -7,6 +7,7 @@ skip. Seeds for training and validation are drawn from the corpus with a fixed s
 import json
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import dspy
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.errors import SageError
 from sage_dspy.optimizers import load_optimizer
-from sage_dspy.search.corpus import load_corpus
+from sage_dspy.search.corpus_index import open_corpus
 from sage_dspy.search.passages import corpus_fingerprint, Passage
 from sage_dspy.lm.roles import RoleLMs, build_lm, loggable_options
 from sage_dspy.method.metrics import sage_metric
@@ -102,13 +103,13 @@ def check_seed_count(passages: int, train_size: int, val_size: int, eval_seeds: 
                                    "lower --train-size/--val-size" + ("/--eval-seeds" if eval_seeds else ""))
 
 
-def _examples(passages: list[Passage], config: "CompileConfig", rng: random.Random) -> list:
+def _examples(passages: Sequence[Passage], config: "CompileConfig", rng: random.Random) -> list:
     return [dspy.Example(seed=p, target_searches=rng.randint(config.min_target, config.max_target),
                          answer_type=rng.choice(ANSWER_TYPES)).with_inputs("seed", "target_searches", "answer_type")
             for p in passages]
 
 
-def heldout_examples(passages: list[Passage], config: "CompileConfig") -> list:
+def heldout_examples(passages: Sequence[Passage], config: "CompileConfig") -> list:
     """`eval_seeds` seeds drawn from the corpus by a fixed draw (passages in id order, not --seed): the same
     for every compile on this corpus and target range, so their scores compare across runs."""
     if not config.eval_seeds:
@@ -117,7 +118,7 @@ def heldout_examples(passages: list[Passage], config: "CompileConfig") -> list:
     return _examples(rng.sample(sorted(passages, key=lambda p: p.id), config.eval_seeds), config, rng)
 
 
-def seed_examples(passages: list[Passage], config: CompileConfig) -> tuple[list, list]:
+def seed_examples(passages: Sequence[Passage], config: CompileConfig) -> tuple[list, list]:
     """Disjoint train and validation seeds (passage, target, answer type), reproducible from the seed."""
     wanted = config.train_size + config.val_size
     check_seed_count(len(passages), config.train_size, config.val_size, config.eval_seeds)
@@ -135,11 +136,12 @@ def evaluate(program: dspy.Module, devset: list) -> float:
     return 100.0 * sum(scores) / len(scores) if scores else 0.0
 
 
-def compile_program(config: CompileConfig, passages: list[Passage] | None = None,
+def compile_program(config: CompileConfig, passages: Sequence[Passage] | None = None,
                     verbose: bool = False) -> CompileResult:
     """Compile, score on the validation (and held-out) seeds and save the folder. What the libraries print
     goes to the folder's compile.log (and the terminal too with `verbose`)."""
-    passages = passages if passages is not None else load_corpus(config.corpus)
+    passages = passages if passages is not None else open_corpus(config.corpus, retriever=config.retriever,
+                                                                  root=config.index_root)
     check_seed_count(len(passages), config.train_size, config.val_size, config.eval_seeds)  # before any folder
     folder = new_folder(config)
     with library_output(folder / LOG_FILE, verbose=verbose):
@@ -148,7 +150,7 @@ def compile_program(config: CompileConfig, passages: list[Passage] | None = None
     return result
 
 
-def _compile(config: CompileConfig, passages: list[Passage], folder: Path) -> CompileResult:
+def _compile(config: CompileConfig, passages: Sequence[Passage], folder: Path) -> CompileResult:
     index = open_searcher(passages, config.retriever, config.index_root)
     lms = RoleLMs.from_specs(config.lms, role_options=config.role_options, **config.lm_options)
     loop_config = GenerateConfig(corpus=config.corpus, recipe=config.recipe, k=config.k, rounds=config.rounds,

@@ -11,6 +11,7 @@ import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Callable
 
 from sage_dspy.jsonl import read_jsonl
@@ -28,7 +29,7 @@ from sage_dspy.runs.records import mark_kept, slim_record
 from sage_dspy.runs.scheduler import run_seeds
 from sage_dspy.runs.seeds import draw_seeds, key_of, seed_stream
 from sage_dspy.runs.summary import models_of, summarize, usage_summary
-from sage_dspy.search.corpus import load_corpus
+from sage_dspy.search.corpus_index import open_corpus
 from sage_dspy.search.passages import corpus_fingerprint, Passage
 from sage_dspy.search.tool import open_searcher
 
@@ -58,7 +59,7 @@ def generate(config: GenerateConfig, *, fresh: bool = False, workers: int = 1, *
 
 def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
               on_record: Callable[[dict], None] | None = None,
-              program_folder: Path | None = None, passages: list[Passage] | None = None,
+              program_folder: Path | None = None, passages: Sequence[Passage] | None = None,
               workers: int = 1, max_calls: int | None = None,
               parallel_attempts: bool = False, max_cost: float | None = None,
               prices: dict[str, Price] | None = None, engine=None) -> GenerateResult:
@@ -72,7 +73,8 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
     in_use = price_table(lms.ids().values(), prices)
     if max_cost is not None:
         require_prices(lms.ids().values(), prices)
-    passages = passages if passages is not None else load_corpus(config.corpus, **config.corpus_fields)
+    passages = passages if passages is not None else open_corpus(config.corpus, retriever=config.retriever,
+                                                                  root=config.index_root, **config.corpus_fields)
     index = open_searcher(passages, config.retriever, config.index_root)
     program = build_program(config, index, lms, program_folder, parallel_attempts)
     if lms.endpoints():  # runs on the offline LM read as before
@@ -96,12 +98,12 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
                                in_use, prices)
 
 
-def _run_seed_count(config: GenerateConfig, program, lms: RoleLMs, passages: list[Passage], run: RunFolder,
+def _run_seed_count(config: GenerateConfig, program, lms: RoleLMs, passages: Sequence[Passage], run: RunFolder,
                     done: dict[str, dict], budget: CallBudget, on_record, workers: int, seeds_runner,
                     in_use: dict, prices: dict[str, Price] | None) -> GenerateResult:
     """`--seeds M`: the M seeds drawn at once, those a resumed run finished skipped."""
 
-    tasks = draw_seeds(list(passages), config.seeds, (config.min_target, config.max_target),
+    tasks = draw_seeds(passages, config.seeds, (config.min_target, config.max_target),
                        config.random_seed)
     if len(tasks) < config.seeds:  # one seed per passage: say so rather than quietly run fewer
         warnings.warn(f"the corpus has {len(passages)} passage(s), so this run has {len(tasks)} seed(s), "
@@ -126,12 +128,12 @@ def _run_seed_count(config: GenerateConfig, program, lms: RoleLMs, passages: lis
     return _finish(config, run, records, summary, in_use, prices, passages)
 
 
-def _run_until_accepted(config: GenerateConfig, program, lms: RoleLMs, passages: list[Passage], run: RunFolder,
+def _run_until_accepted(config: GenerateConfig, program, lms: RoleLMs, passages: Sequence[Passage], run: RunFolder,
                         done: dict[str, dict], budget: CallBudget, on_record, workers: int, seeds_runner=run_seeds):
     """`--accepted N`: seeds of the stream until its smallest prefix holding N kept pairs is finished. Returns
     that prefix (marked), the summary, and the seeds that finished past it (runs/accepted.py)."""
     goal = AcceptedGoal(config.accepted)
-    stream = seed_stream(list(passages), (config.min_target, config.max_target), config.random_seed)
+    stream = seed_stream(passages, (config.min_target, config.max_target), config.random_seed)
     report = on_record or (lambda record: None)
     tasks = tasks_until(goal, stream, done, on_done=report, before_first_run=lambda: check_lms(lms))
     for record in seeds_runner(program, tasks, lms.ids(), workers, budget):
@@ -145,7 +147,7 @@ def _run_until_accepted(config: GenerateConfig, program, lms: RoleLMs, passages:
 
 
 def _finish(config: GenerateConfig, run: RunFolder, records: list[dict], summary: dict, in_use: dict,
-            prices: dict[str, Price] | None, passages: list[Passage], beyond: list[dict] = ()) -> GenerateResult:
+            prices: dict[str, Price] | None, passages: Sequence[Passage], beyond: list[dict] = ()) -> GenerateResult:
     """records.jsonl in seed order (then any seeds past an --accepted prefix), dataset.jsonl, summary.json."""
     dataset_path = config.out_dir / "dataset.jsonl"
     rewrite_records(run.records_path, dataset_path, [*records, *beyond])

@@ -6,7 +6,7 @@ a longer run only extends a shorter one, whatever the order its workers finish i
 
 import random
 from dataclasses import dataclass
-from typing import Iterator
+from collections.abc import Iterator, Sequence
 
 from sage_dspy.answers import ANSWER_TYPES
 from sage_dspy.runs.folder import seed_key
@@ -20,7 +20,7 @@ class SeedTask:
     answer_type: str
 
 
-def seed_stream(passages: list[Passage], targets: tuple[int, int], random_seed: int) -> Iterator[SeedTask]:
+def seed_stream(passages: Sequence[Passage], targets: tuple[int, int], random_seed: int) -> Iterator[SeedTask]:
     """Passages without replacement in a seeded random order, each with a target drawn from the range and an
     answer type (the paper's recipe). A lazy Fisher-Yates shuffle: seed i's draws come right after seed i-1's,
     so no later seed changes an earlier one, and a huge corpus is never copied."""
@@ -32,7 +32,7 @@ def seed_stream(passages: list[Passage], targets: tuple[int, int], random_seed: 
         yield SeedTask(passages[index], rng.randint(*targets), rng.choice(ANSWER_TYPES))
 
 
-def draw_seeds(passages: list[Passage], count: int, targets: tuple[int, int], random_seed: int) -> list[SeedTask]:
+def draw_seeds(passages: Sequence[Passage], count: int, targets: tuple[int, int], random_seed: int) -> list[SeedTask]:
     """`--seeds`: random seed passages; per seed a target drawn from the range and an answer type (the paper's
     recipe). Unlike the stream, a larger count draws other seeds, not more of the same."""
     rng = random.Random(random_seed)

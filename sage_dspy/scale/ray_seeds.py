@@ -16,7 +16,7 @@ import warnings
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import dspy
 
@@ -86,7 +86,7 @@ class RayEngine:
             raise RayUnavailableError(NO_RAY)
 
     @contextlib.contextmanager
-    def seed_runner(self, config: GenerateConfig, passages: list[Passage], program_folder: Path | None,
+    def seed_runner(self, config: GenerateConfig, passages: Sequence[Passage], program_folder: Path | None,
                     parallel_attempts: bool) -> Iterator:
         """A `run_seeds` for this run; the cluster is started (or joined) at its first seed, and what was
         started is stopped when the block ends."""
@@ -120,7 +120,7 @@ def shares(total: int, actors: int) -> list[int]:
 
 
 class _Runner:
-    def __init__(self, engine: RayEngine, config: GenerateConfig, passages: list[Passage], program_folder,
+    def __init__(self, engine: RayEngine, config: GenerateConfig, passages: Sequence[Passage], program_folder,
                  parallel_attempts: bool):
         self.engine, self.config, self.passages = engine, config, passages
         self.program_folder, self.parallel_attempts = program_folder, parallel_attempts

@@ -7,6 +7,7 @@ options; other records have their text, title and id fields guessed or named. Ev
 """
 
 import contextlib
+import hashlib
 import json
 import re
 import tempfile
@@ -51,19 +52,51 @@ class _Fields:
     id: str | None = None
 
 
-def load_corpus(source: str | Path, *, text_field: str | None = None, title_field: str | None = None,
+# Bump when reading a source gives other passages (cleaning, splitting, ids): corpus_index.py then reads
+# every source again instead of reusing the index it built from it.
+READER_VERSION = 1
+
+
+def load_corpus(source: str | Path, **options) -> list[Passage]:
+    """Load `source` ("bundled", a file, a folder of .txt/.md, or a cached HF dataset name) as passages
+    (`options`: read_corpus's)."""
+    label, passages = read_corpus(source, **options)
+    return list(non_empty(passages, label))
+
+
+def read_corpus(source: str | Path, *, text_field: str | None = None, title_field: str | None = None,
                 id_field: str | None = None, split: str = "train",
-                max_words: int = 150, overlap_words: int = 30) -> list[Passage]:
-    """Load `source` ("bundled", a file, a folder of .txt/.md, or a cached HF dataset name) as passages."""
+                max_words: int = 150, overlap_words: int = 30) -> tuple[str, Iterator[Passage]]:
+    """The corpus's label and its passages as a stream: a JSONL file or a folder is read as the passages are
+    taken, so a corpus of any size can be indexed without holding it (search/corpus_index.py). A missing
+    source or bad options are refused here, before anything is read."""
     if not 0 <= overlap_words < max_words:
         raise CorpusError(f"overlap_words ({overlap_words}) must be >= 0 and < max_words ({max_words}); "
                           "lower the overlap or raise max_words")
     fields = _Fields(text_field, title_field, id_field)
     label, raws = _read_source(source, fields, split)
-    passages = _to_passages(raws, max_words, overlap_words)
-    if not passages:
+    return label, _to_passages(raws, max_words, overlap_words)
+
+
+def non_empty(passages: Iterable[Passage], label: str) -> Iterator[Passage]:
+    """`passages`, or a CorpusError once they turn out to be none."""
+    empty = True
+    for passage in passages:
+        empty = False
+        yield passage
+    if empty:
         raise CorpusError(f"corpus {label} has no passages; point --corpus at a file with text")
-    return passages
+
+
+def source_files(source: str | Path) -> list[Path] | None:
+    """The files a local source is read from (one file, or a folder's text files in reading order); None for
+    a Hugging Face dataset name or a path that does not exist."""
+    path = BUNDLED_CORPUS if isinstance(source, str) and source == "bundled" else Path(source)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return _folder_files(path)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- sources
@@ -170,9 +203,12 @@ def _quiet_datasets() -> Iterator[None]:
             datasets.enable_progress_bars()
 
 
+def _folder_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
+
+
 def _read_folder(folder: Path) -> Iterator[_Raw]:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES)
-    for file in files:
+    for file in _folder_files(folder):
         text = _read_text(file)
         heading = re.search(r"^# +(.+)$", text, flags=re.MULTILINE)
         if heading:
@@ -297,19 +333,20 @@ def _as_text(value: object) -> str:
 
 # ---------------------------------------------------------------------------------------------- passages
 
-def _to_passages(raws: Iterable[_Raw], max_words: int, overlap_words: int) -> list[Passage]:
-    passages: list[Passage] = []
-    seen_content: set[tuple[str, str]] = set()
+def _to_passages(raws: Iterable[_Raw], max_words: int, overlap_words: int) -> Iterator[Passage]:
+    # Repeated passages are dropped by a 16-byte digest of their content, not the content itself, so a
+    # streamed 21M-passage corpus does not hold its text here (_clean leaves no \x1f in a title or a chunk).
+    seen_content: set[bytes] = set()
     used_ids: set[str] = set()
     for raw in raws:
         title, chunks = _clean(raw.title), _split_words(_clean(raw.text), max_words, overlap_words)
         for chunk in chunks:
-            if (title, chunk) in seen_content:
+            digest = hashlib.blake2b(f"{title}\x1f{chunk}".encode("utf-8"), digest_size=16).digest()
+            if digest in seen_content:
                 continue
-            seen_content.add((title, chunk))
+            seen_content.add(digest)
             wanted = raw.id if raw.id is not None and len(chunks) == 1 else content_id(title, chunk)
-            passages.append(Passage(_unique(wanted, used_ids), title, chunk))
-    return passages
+            yield Passage(_unique(wanted, used_ids), title, chunk)
 
 
 def _clean(text: str) -> str:

@@ -119,13 +119,22 @@ class SearchIndex:
         fingerprint = fingerprint or corpus_fingerprint(passages)
         directory = Path(root) / fingerprint
         if not _is_complete(directory, fingerprint):
-            Path(root).mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{fingerprint}-", dir=root))
-            try:
-                cls.write(passages, staging)
+            return cls.open_stream(passages, root)
+        return cls.load(directory)
+
+    @classmethod
+    def open_stream(cls, passages: Iterable[Passage], root: Path = ARTIFACTS / "indexes") -> "SearchIndex":
+        """The index of a one-pass stream of passages whose fingerprint is not known before: built beside
+        root/, then moved to root/<fingerprint>/ (kept as it is when a complete one is there already)."""
+        Path(root).mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+        try:
+            fingerprint = cls.write(passages, staging)["fingerprint"]
+            directory = Path(root) / fingerprint
+            if not _is_complete(directory, fingerprint):
                 _publish(staging, directory, fingerprint)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return cls.load(directory)
 
     def save(self, directory: Path) -> None:
@@ -149,7 +158,7 @@ class SearchIndex:
                                     "the folder")
         retriever = bm25s.BM25.load(str(directory), mmap=mmap, load_corpus=False, show_progress=False,
                                     backend=choose_backend(meta["passages"]))
-        return cls(retriever, PassageStore(directory), meta["fingerprint"])
+        return cls(retriever, PassageStore(directory, meta["fingerprint"]), meta["fingerprint"])
 
     def search(self, query: str, k: int = 3) -> list[Hit]:
         """The top-k passages for `query`, best first; [] when no query word is in the corpus."""

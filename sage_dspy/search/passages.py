@@ -29,7 +29,12 @@ class Hit:
 
 
 def corpus_fingerprint(passages: Sequence[Passage]) -> str:
-    """16 hex chars identifying the passages (ids, titles, texts, in order); stable across runs."""
+    """16 hex chars identifying the passages (ids, titles, texts, in order); stable across runs. An index's
+    on-disk store (search/store.py) carries its own, computed when it was written: reading 21M passages
+    again for it would take minutes."""
+    known = getattr(passages, "fingerprint", None)
+    if isinstance(known, str):
+        return known
     digest = hashlib.sha1()
     for passage in passages:
         digest.update("\x1f".join((passage.id, passage.title, passage.text)).encode("utf-8") + b"\x1e")

@@ -92,8 +92,10 @@ class PassageStore(Sequence):
     Read-only and safe to share between threads (slicing a mmap never moves a file position).
     """
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, fingerprint: str | None = None):
         directory = Path(directory)
+        self.directory = directory
+        self.fingerprint = fingerprint  # their corpus_fingerprint, when the index's metadata gives it
         self._offsets = np.load(directory / OFFSETS_FILE, mmap_mode="r")
         self._ids = np.load(directory / IDS_FILE, mmap_mode="r")
         self._id_rows = np.load(directory / ID_ROWS_FILE, mmap_mode="r")

@@ -1,0 +1,83 @@
+"""A corpus as its search index: read once, streamed into the index, and afterwards opened without reading it.
+
+Every command needs a corpus's passages (the seeds are drawn from them) and, unless a retrieval server
+searches, its bm25s index. Loading the passages into a list costs their whole text in memory (21M wiki-18
+passages: tens of GB) and a full read of the source on every run; but the index already keeps every passage
+on disk (search/store.py). So a local source (a file, or a folder of text files) is streamed into its index
+the first time (SearchIndex.open_stream: bounded memory), and `sources/<key>.json` under the index root
+remembers which index it gave, keyed by what identifies its content without reading it: each file's resolved
+path, size and modification time, the reading options and READER_VERSION. Later runs open that index and take
+its on-disk store as their passages, reading nothing of the source. A changed file, other options or a new
+reader give another key, so the source is read again (and, when its passages are the same, the same index is
+found by their fingerprint). A Hugging Face dataset name has no such identity: it is loaded as before.
+"""
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from sage_dspy.environment import ARTIFACTS
+from sage_dspy.search.corpus import load_corpus, non_empty, read_corpus, READER_VERSION, source_files
+from sage_dspy.search.index import is_index_of, SearchIndex
+from sage_dspy.search.passages import Passage
+
+SOURCES_DIR = "sources"  # under the index root: one small JSON file per source read
+
+
+def open_corpus(source: str | Path, *, retriever: str = "", root: Path = ARTIFACTS / "indexes",
+                **options) -> Sequence[Passage]:
+    """A run's passages: the on-disk store of the corpus's index (built on first use), or, when a retrieval
+    server searches (`retriever`), a list, since nothing else needs an index here. `options`: read_corpus's."""
+    if retriever:
+        return load_corpus(source, **options)
+    return open_corpus_index(source, root=root, **options).passages
+
+
+def open_corpus_index(source: str | Path, *, root: Path = ARTIFACTS / "indexes", **options) -> SearchIndex:
+    """The search index of `source` read with `options`, its passages on disk; reads the source only when
+    no index is known for it as it is now."""
+    identity = source_identity(source, options)
+    if identity is None:
+        return SearchIndex.open(load_corpus(source, **options), root=root)
+    record = Path(root) / SOURCES_DIR / f"{_key(identity)}.json"
+    fingerprint = _known_fingerprint(record)
+    if fingerprint and is_index_of(Path(root) / fingerprint, fingerprint):
+        return SearchIndex.load(Path(root) / fingerprint)
+    label, passages = read_corpus(source, **options)
+    index = SearchIndex.open_stream(non_empty(passages, label), root)
+    _write_atomically(record, {"fingerprint": index.fingerprint, "source": str(source), **identity})
+    return index
+
+
+def source_identity(source: str | Path, options: dict) -> dict | None:
+    """What identifies a local source's passages without reading it; None for a dataset name."""
+    files = source_files(source)
+    if files is None:
+        return None
+    stats = [(str(file.resolve()), file.stat()) for file in files]
+    return {"files": [[path, stat.st_size, stat.st_mtime_ns] for path, stat in stats],
+            "options": dict(sorted(options.items())), "reader": READER_VERSION}
+
+
+def _key(identity: dict) -> str:
+    return hashlib.sha1(json.dumps(identity, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def _known_fingerprint(record: Path) -> str | None:
+    try:
+        fingerprint = json.loads(record.read_text(encoding="utf-8")).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return fingerprint if isinstance(fingerprint, str) else None
+
+
+def _write_atomically(path: Path, data: dict) -> None:
+    """Written beside and renamed into place: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    with os.fdopen(handle, "w", encoding="utf-8") as file:
+        json.dump(data, file)
+    os.replace(temporary, path)
