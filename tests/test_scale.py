@@ -106,15 +106,21 @@ def test_an_actor_without_the_index_folder_gets_it_shipped_and_runs_a_seed_as_a_
     assert record["lm_calls"] > 0
 
 
-def test_ray_asked_for_but_not_installed_is_one_line_before_anything_runs(workdir, monkeypatch):
+# generate's and evaluate's --ray: what each command is typed with before it, and what it would create.
+RAY_COMMANDS = {"generate": (["generate", "--seeds", 2, "--no-track", "--out", "run"], "run"),
+                "evaluate": (["evaluate", "--seeds", 2, "--no-track"], "artifacts")}
+
+
+@pytest.mark.parametrize("command", RAY_COMMANDS)
+def test_ray_asked_for_but_not_installed_is_one_line_before_anything_runs(workdir, monkeypatch, command):
     from cli_helpers import assert_one_line_error, invoke
     from sage_dspy.scale import ray_seeds
 
     real = ray_seeds.importlib.util.find_spec
     monkeypatch.setattr(ray_seeds.importlib.util, "find_spec", lambda name: None if name == "ray" else real(name))
-    assert_one_line_error(invoke("generate", "--seeds", 2, "--no-track", "--out", workdir / "run", "--ray"),
-                          "pip install 'sage-dspy[ray]'")
-    assert not (workdir / "run").exists()
+    typed, created = RAY_COMMANDS[command]
+    assert_one_line_error(invoke(*typed, "--ray"), "pip install 'sage-dspy[ray]'")
+    assert not (workdir / created).exists()
 
 
 class _ActorDied(Exception):
@@ -189,13 +195,14 @@ def test_no_new_seed_starts_once_the_budget_is_spent_and_those_started_finish():
     assert [record["seed_id"] for record in records] == ["s0", "s1"]  # both had started before it was spent
 
 
+@pytest.mark.parametrize("command", RAY_COMMANDS)
 @pytest.mark.parametrize("address", ["nonsense", "ray://", "http://head:8265", "head"])
-def test_a_ray_address_of_no_known_form_is_one_line_before_anything_runs(workdir, address):
+def test_a_ray_address_of_no_known_form_is_one_line_before_anything_runs(workdir, address, command):
     from cli_helpers import assert_one_line_error, invoke
 
-    assert_one_line_error(invoke("generate", "--seeds", 2, "--no-track", "--out", workdir / "run", "--ray", address),
-                          "is no Ray address")
-    assert not (workdir / "run").exists()
+    typed, created = RAY_COMMANDS[command]
+    assert_one_line_error(invoke(*typed, "--ray", address), "is no Ray address")
+    assert not (workdir / created).exists()
 
 
 @pytest.mark.parametrize("address, expected", [("local", ""), ("auto", "auto"), ("10.0.0.5:6379", "10.0.0.5:6379"),

@@ -44,7 +44,7 @@ from sage_dspy.search.passages import Passage
 from sage_dspy.search.store import PassageWriter
 
 CHUNK_PASSAGES = 100_000  # passages tokenised at a time
-BLOCK_POSTINGS = 10_000_000  # postings scored and written at a time in the merge
+BLOCK_POSTINGS = 20_000_000  # postings scored and written at a time in the merge
 SPILL_DIR = ".build"
 DATA_FILE, INDICES_FILE, INDPTR_FILE = "data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy"
 VOCAB_FILE, PARAMS_FILE = "vocab.index.json", "params.index.json"
@@ -137,7 +137,7 @@ def _merge(chunks: list[dict], directory: Path, indptr: np.ndarray, idf: np.ndar
            params: bm25s.BM25, block_postings: int) -> None:
     """Pass 2: the CSC arrays, one block of terms at a time, appended to their .npy files."""
     total = int(indptr[-1])
-    spilled = [_SpilledChunk(chunk) for chunk in chunks]
+    spilled = [{name: np.load(path, mmap_mode="r") for name, path in chunk.items()} for chunk in chunks]
     mean_length = lengths.mean()  # what bm25s computes: np.array([len(doc) ...]).mean(), float64
     with _npy_appender(directory / DATA_FILE, params.dtype, total) as data, \
             _npy_appender(directory / INDICES_FILE, params.int_dtype, total) as indices:
@@ -146,42 +146,17 @@ def _merge(chunks: list[dict], directory: Path, indptr: np.ndarray, idf: np.ndar
         while first < n_terms:
             last = max(first + 1, int(np.searchsorted(indptr, indptr[first] + block_postings, side="right")) - 1)
             last = min(last, n_terms)
-            parts = [chunk.postings(first, last) for chunk in spilled]
+            parts = []
+            for chunk in spilled:
+                lo, hi = np.searchsorted(chunk["term"], [first, last])
+                parts.append((chunk["term"][lo:hi], chunk["doc"][lo:hi], chunk["tf"][lo:hi]))
             terms = np.concatenate([p[0] for p in parts])
             order = np.argsort(terms, kind="stable")  # chunks are in passage order: each term's passages ascend
-            docs = np.concatenate([p[1] for p in parts])[order]
+            terms, docs = terms[order], np.concatenate([p[1] for p in parts])[order]
             tf = np.concatenate([p[2] for p in parts])[order].astype(params.dtype)
-            terms = terms[order]
-            del parts, order
-            data.write(_lucene_scores(tf, lengths[docs], mean_length, idf[terms], params).data)
-            indices.write(docs.astype(params.int_dtype).data)
+            data.write(_lucene_scores(tf, lengths[docs], mean_length, idf[terms], params).tobytes())
+            indices.write(docs.astype(params.int_dtype).tobytes())
             first = last
-
-
-class _SpilledChunk:
-    """One chunk's spill files. A block's slices are read with plain reads, not through a memory map: mapped
-    pages count in the process's RSS until the kernel reclaims them, so merging through maps made the build's
-    peak grow with the whole spill (12 bytes a posting, about 3 GB at 5M passages) instead of one block."""
-
-    def __init__(self, paths: dict[str, Path]):
-        self.paths = paths
-        self.terms = np.load(paths["term"], mmap_mode="r")  # binary-searched only: a few pages a block
-
-    def postings(self, first: int, last: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(terms, docs, tf) of the postings of terms first .. last - 1, in spill order."""
-        lo, hi = (int(i) for i in np.searchsorted(self.terms, [first, last]))
-        return tuple(_read_slice(self.paths[name], lo, hi) for name in ("term", "doc", "tf"))
-
-
-def _read_slice(path: Path, lo: int, hi: int) -> np.ndarray:
-    """Items lo .. hi - 1 of a 1-d .npy file, read into memory."""
-    with open(path, "rb") as file:
-        version = np.lib.format.read_magic(file)
-        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                       else np.lib.format.read_array_header_2_0)
-        _, _, dtype = read_header(file)
-        file.seek(lo * dtype.itemsize, 1)
-        return np.fromfile(file, dtype=dtype, count=hi - lo)
 
 
 def _lucene_scores(tf: np.ndarray, doc_lengths: np.ndarray, mean_length, idf: np.ndarray, params) -> np.ndarray:
@@ -189,20 +164,8 @@ def _lucene_scores(tf: np.ndarray, doc_lengths: np.ndarray, mean_length, idf: np
     length factor in float64 (a Python int over numpy's float64 mean), tf float32 promoted to float64 by it,
     idf float32, the product cast to float32 when bm25s stores it."""
     k1, b = params.k1, params.b
-    # In place, one float64 temporary at a time (a block's working memory is this function's): the same
-    # operations on the same operands as k1 * ((1 - b) + b * len / mean), so the same bits.
-    denominator = doc_lengths.astype(np.float64)
-    denominator *= b
-    denominator /= mean_length
-    denominator += 1 - b
-    denominator *= k1
-    denominator += tf
-    ratio = tf.astype(np.float64)
-    ratio /= denominator
-    del denominator
-    scores = idf.astype(np.float64)
-    scores *= ratio
-    return scores.astype(params.dtype)
+    length_factor = k1 * ((1 - b) + b * doc_lengths.astype(np.float64) / mean_length)
+    return (idf.astype(np.float64) * (tf.astype(np.float64) / (length_factor + tf))).astype(params.dtype)
 
 
 class _npy_appender:
