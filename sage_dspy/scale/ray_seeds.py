@@ -74,7 +74,8 @@ class Slot:
 @dataclass
 class RayEngine:
     """Where seeds run: `address` "" starts a local cluster of LOCAL_CPUS CPUs on 127.0.0.1 (stopped after the
-    run), "auto" or "ray://host:port" joins one; a Ray already initialised in this process is used as it is.
+    run, or at the end of a `session`), "auto" or "ray://host:port" joins one; a Ray already initialised in this
+    process is used as it is.
     `actors`: how many (default: one per CPU of the cluster, at most one per call in flight)."""
 
     address: str = ""
