@@ -1,4 +1,5 @@
-"""sage evaluate and sage solve: the table arithmetic on hand-made rounds, the report files, reuse of runs."""
+"""sage evaluate and sage solve: the table arithmetic on hand-made rounds, the report files, reuse of runs,
+evaluate --workers."""
 
 import json
 
@@ -94,6 +95,28 @@ def test_evaluate_reuses_an_earlier_generate_run(workdir):
     report = (workdir / "artifacts" / "evaluations" / "bundled-seed0" / "report.md").read_text()
     assert "reused `artifacts/runs/by-hand`" in report
     assert "| generator_only | generator |" in report and "| sage | +1 |" in report
+
+
+def test_evaluate_with_workers_gives_the_records_of_one_worker_and_reuses_runs_made_with_another_count(
+        workdir, monkeypatch):
+    common = ["evaluate", "--seeds", "4", "--targets", "2-3", "--rounds", "1", "--k", "2", "--no-track"]
+    for workers in (1, 4):
+        (workdir / str(workers)).mkdir()
+        monkeypatch.chdir(workdir / str(workers))  # evaluate writes under ./artifacts: one each
+        result = CliRunner().invoke(app, [*common, "--workers", str(workers)], env=ENV)
+        assert result.exit_code == 0, result.output
+        assert result.stderr.count(": done") == 3  # every recipe ran, none was reused
+    for recipe in ("generator_only", "resample", "sage"):
+        one, four = (_records(workdir / workers / "artifacts" / "runs" / f"bundled-{recipe}") for workers in "14")
+        assert len(one) == 4 and four == one  # seed order and content; only `seconds` may differ
+    again = CliRunner().invoke(app, [*common, "--workers", "2"], env=ENV)  # in ./4: --workers is no run setting
+    assert again.exit_code == 0, again.output
+    assert again.stderr.count(": reused an earlier run") == 3
+
+
+def _records(folder) -> list[dict]:
+    return [{key: value for key, value in json.loads(line).items() if key != "seconds"}
+            for line in (folder / "records.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -1,6 +1,7 @@
 """`generate --ray` on a local Ray cluster (2 CPUs, shared by every test here): the records of a plain run, a
 budget that stops cleanly and resumes, an actor killed by its PID mid-run, and the run folder's lock against a
-second driver. The LM is the offline one over HTTP with a small latency, so seeds are really in flight."""
+second driver; `evaluate --ray`: the plain records, one connection for all its recipes. The LM is the offline
+one over HTTP with a small latency, so seeds are really in flight."""
 
 import json
 import os
@@ -148,3 +149,31 @@ def test_the_run_folder_lock_holds_against_a_second_driver(cluster, server, plai
     assert f"is being written by another sage process (pid {os.getpid()})" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert records(out) == plain
+
+
+EVALUATE = ["evaluate", "--recipes", "generator_only,sage", "--seeds", "3", "--targets", "2-3", "--k", "2",
+            "--rounds", "1", "--no-track", "--lm", LM["model"], "--lm-seed", "0"]
+
+
+def evaluated(folder: Path) -> dict[str, list[dict]]:
+    return {recipe: records(folder / "artifacts" / "runs" / f"bundled-{recipe}") for recipe in ("generator_only", "sage")}
+
+
+def test_evaluate_on_ray_gives_the_plain_records_and_joins_the_cluster_once_for_all_recipes(cluster, server, workdir,
+                                                                                            monkeypatch):
+    evaluate = [*EVALUATE, "--api-base", server.api_base]
+    (workdir / "plain").mkdir(), (workdir / "ray").mkdir()  # evaluate writes under ./artifacts: one each
+    monkeypatch.chdir(workdir / "plain")
+    sage(*evaluate)  # one call in flight: the records every other way of running must give
+    connects, connect = [], RayEngine.connect
+
+    def counted(engine):
+        connects.append(engine.address)
+        return connect(engine)
+
+    monkeypatch.setattr(RayEngine, "connect", counted)
+    monkeypatch.chdir(workdir / "ray")
+    output = sage(*evaluate, "--workers", WORKERS, "--ray")
+    assert "generator_only: done" in output and "sage: done" in output  # both ran on Ray, neither was reused
+    assert connects == [""]  # one local cluster for both recipes, not one per recipe
+    assert evaluated(workdir / "ray") == evaluated(workdir / "plain")

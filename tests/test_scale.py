@@ -1,7 +1,8 @@
 """sage_dspy/scale without a cluster: the pipeline imports no Ray, the split of calls in flight, `--ray`'s optional
-address, which seeds a dead worker takes with it, and an actor's work (index shipped, program built, a seed run)
-in this process. The cluster itself: tests/test_ray.py."""
+address, which seeds a dead worker takes with it, an actor's work (index shipped, program built, a seed run) in
+this process, and one cluster held across the runs of a session. The cluster itself: tests/test_ray.py."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -105,15 +106,21 @@ def test_an_actor_without_the_index_folder_gets_it_shipped_and_runs_a_seed_as_a_
     assert record["lm_calls"] > 0
 
 
-def test_ray_asked_for_but_not_installed_is_one_line_before_anything_runs(workdir, monkeypatch):
+# generate's and evaluate's --ray: what each command is typed with before it, and what it would create.
+RAY_COMMANDS = {"generate": (["generate", "--seeds", 2, "--no-track", "--out", "run"], "run"),
+                "evaluate": (["evaluate", "--seeds", 2, "--no-track"], "artifacts")}
+
+
+@pytest.mark.parametrize("command", RAY_COMMANDS)
+def test_ray_asked_for_but_not_installed_is_one_line_before_anything_runs(workdir, monkeypatch, command):
     from cli_helpers import assert_one_line_error, invoke
     from sage_dspy.scale import ray_seeds
 
     real = ray_seeds.importlib.util.find_spec
     monkeypatch.setattr(ray_seeds.importlib.util, "find_spec", lambda name: None if name == "ray" else real(name))
-    assert_one_line_error(invoke("generate", "--seeds", 2, "--no-track", "--out", workdir / "run", "--ray"),
-                          "pip install 'sage-dspy[ray]'")
-    assert not (workdir / "run").exists()
+    typed, created = RAY_COMMANDS[command]
+    assert_one_line_error(invoke(*typed, "--ray"), "pip install 'sage-dspy[ray]'")
+    assert not (workdir / created).exists()
 
 
 class _ActorDied(Exception):
@@ -188,13 +195,14 @@ def test_no_new_seed_starts_once_the_budget_is_spent_and_those_started_finish():
     assert [record["seed_id"] for record in records] == ["s0", "s1"]  # both had started before it was spent
 
 
+@pytest.mark.parametrize("command", RAY_COMMANDS)
 @pytest.mark.parametrize("address", ["nonsense", "ray://", "http://head:8265", "head"])
-def test_a_ray_address_of_no_known_form_is_one_line_before_anything_runs(workdir, address):
+def test_a_ray_address_of_no_known_form_is_one_line_before_anything_runs(workdir, address, command):
     from cli_helpers import assert_one_line_error, invoke
 
-    assert_one_line_error(invoke("generate", "--seeds", 2, "--no-track", "--out", workdir / "run", "--ray", address),
-                          "is no Ray address")
-    assert not (workdir / "run").exists()
+    typed, created = RAY_COMMANDS[command]
+    assert_one_line_error(invoke(*typed, "--ray", address), "is no Ray address")
+    assert not (workdir / created).exists()
 
 
 @pytest.mark.parametrize("address, expected", [("local", ""), ("auto", "auto"), ("10.0.0.5:6379", "10.0.0.5:6379"),
@@ -203,3 +211,62 @@ def test_ray_addresses_of_the_known_forms_are_taken(address, expected):
     from sage_dspy.cli.options import ray_engine
 
     assert ray_engine(address).address == expected
+
+
+class _StartedCluster(_Cluster):
+    """`_Cluster` plus what starting a run's actors and stopping the cluster need; `events` says what happened
+    to the cluster, in order."""
+
+    class exceptions(_Cluster.exceptions):
+        RayError = _ActorDied
+
+    def __init__(self):
+        super().__init__()
+        self.events, self.actors = [], 0
+
+    def cluster_resources(self):
+        return {"CPU": 2}
+
+    def remote(self, **options):
+        cluster = self
+
+        class Remote:
+            def __init__(self, worker_class):
+                pass
+
+            def options(self, **options):
+                return self
+
+            def remote(self, *arguments):
+                cluster.actors += 1
+                return cluster.actor(f"actor{cluster.actors}")
+        return Remote
+
+    def get(self, ref):
+        return [_Cluster.get(self, one) for one in ref] if isinstance(ref, list) else _Cluster.get(self, ref)
+
+    def kill(self, actor, no_restart):
+        self.events.append("kill")
+
+    def shutdown(self):
+        self.events.append("shutdown")
+
+
+@pytest.mark.parametrize("in_session, expected", [
+    (False, ["start", "kill", "kill", "shutdown", "start", "kill", "kill", "shutdown"]),
+    (True, ["start", "kill", "kill", "kill", "kill", "shutdown"]),
+])
+def test_a_session_starts_one_cluster_for_all_its_runs_and_stops_it_at_its_end(monkeypatch, in_session, expected):
+    from sage_dspy.runs.budget import CallBudget
+    from sage_dspy.scale.ray_seeds import RayEngine
+
+    cluster = _StartedCluster()
+    monkeypatch.setattr(RayEngine, "connect", lambda engine: (cluster.events.append("start"), (cluster, True))[1])
+    config = GenerateConfig(retriever="http://127.0.0.1:9/retrieve")  # no index to hand the actors
+    engine = RayEngine()
+    with engine.session() if in_session else contextlib.nullcontext():
+        for _ in range(2):  # two runs, as evaluate's recipes: each with actors of its own
+            with engine.seed_runner(config, [], None, False) as run_seeds:
+                done = list(run_seeds(None, ["s0", "s1", "s2"], {}, 2, CallBudget(None)))
+                assert [record["seed_id"] for record in done] == ["s0", "s1", "s2"]
+    assert cluster.events == expected

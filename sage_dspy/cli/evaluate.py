@@ -9,7 +9,8 @@ from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
 from sage_dspy.cli.options import LmParseRetries
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
-                                   LmSeed, LmTimeout, MaxTokens, Retriever, check_protocol, fail, lm_settings, parse_targets)
+                                   LmSeed, LmTimeout, MaxTokens, RayAddress, Retriever, Workers, check_protocol, fail,
+                                   lm_settings, parse_targets, ray_engine)
 from sage_dspy.lm.roles import ROLES
 from sage_dspy.programs import RECIPES
 from sage_dspy.runs.evaluate import DEFAULT_RECIPES, evaluate_recipes
@@ -43,6 +44,8 @@ def evaluate_command(
     lm_retries: LmRetries = None,
     lm_parse_retries: LmParseRetries = None,
     retriever: Retriever = None,
+    workers: Workers = 1,
+    ray: RayAddress = None,
 ) -> None:
     """Run several recipes on the same seeds and print the paper's intrinsic table by round count."""
     low, high = parse_targets(targets)
@@ -56,9 +59,10 @@ def evaluate_command(
                           role_options=role_options, protocol=check_protocol(protocol),
                           retriever=check_url(retriever) if retriever else "")
     lm = ", ".join(sorted(set(base.lms.values())))
+    engine = ray_engine(ray)  # no Ray installed, or no Ray address: said before the corpus is read
     passages = open_corpus(corpus, retriever=base.retriever, root=base.index_root)
     tracking_uri = tracking.configure_tracking(root=ARTIFACTS) if track else ""
-    results = evaluate_recipes(base, chosen, ARTIFACTS / "runs", passages=passages,
+    results = evaluate_recipes(base, chosen, ARTIFACTS / "runs", passages=passages, workers=workers, engine=engine,
                                on_recipe=lambda name, reused: printing.status(
                                    f"{name}: {'reused an earlier run' if reused else 'done'}"))
     folder = out_dir or ARTIFACTS / "evaluations" / f"{base.corpus_label()}-seed{random_seed}"

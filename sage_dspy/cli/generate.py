@@ -13,7 +13,7 @@ from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
 from sage_dspy.cli.options import LmParseRetries
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
-                                   LmSeed, LmTimeout, MaxTokens, RayAddress, Recipe, Retriever, check_choice,
+                                   LmSeed, LmTimeout, MaxTokens, RayAddress, Recipe, Retriever, Workers, check_choice,
                                    check_protocol, lm_settings, parse_targets, ray_engine)
 from sage_dspy.errors import SageError
 from sage_dspy.lm.pricing import require_prices
@@ -60,9 +60,7 @@ def generate_command(
                                                         "prompts:/<name>@<alias> or /<version>")] = None,
     traces: Annotated[bool, typer.Option(help="also log a DSPy trace per seed to MLflow (slower)")] = False,
     fresh: Annotated[bool, typer.Option(help="start over instead of resuming the run in --out")] = False,
-    workers: Annotated[int, typer.Option(min=1, max=1024, help="seeds run at once, and the most LM calls in "
-                                                               "flight (with --ray: in all, split across "
-                                                               "its actors)")] = 1,
+    workers: Workers = 1,
     protocol: Annotated[str, typer.Option(help=PROTOCOL_HELP)] = "lean",
     parallel_attempts: Annotated[bool, typer.Option(help="run each pair's K attempts at once: the same records "
                                                          "sooner, for some calls stopped part-way")] = False,

@@ -102,6 +102,8 @@ DrawSeed = Annotated[int, typer.Option("--seed", help="seed for drawing passages
 Retriever = Annotated[Optional[str], typer.Option("--retriever", help="search through a retrieval server with "
                                                   "Search-R1's API (e.g. http://127.0.0.1:8000/retrieve, or `sage "
                                                   "serve-index`) instead of the embedded bm25s index")]
+Workers = Annotated[int, typer.Option("--workers", min=1, max=1024, help="seeds run at once, and the most LM calls "
+                                      "in flight (with --ray: in all, split across its actors)")]
 LOCAL_RAY = OPTIONAL_VALUES["--ray"]  # what a bare --ray stands for: start a cluster on this machine
 RayAddress = Annotated[Optional[str], typer.Option("--ray", metavar="[ADDRESS]",
                                                    help="run the seeds on Ray actors: a local cluster (bare --ray), "

@@ -5,6 +5,7 @@ rounds a seed stands where its round min(r, rounds used - 1) left it (an accepte
 are reused: a `generate` run whose settings match is read back instead of paid for again.
 """
 
+import contextlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -65,19 +66,23 @@ def read_records(folder: Path) -> list[dict]:
 
 
 def evaluate_recipes(base: GenerateConfig, recipes: tuple[str, ...], runs_root: Path, *, passages=None,
-                     on_recipe=None) -> dict[str, dict]:
-    """Each recipe on the same seeds and targets: {recipe: {"records", "folder", "reused", "by_round"}}."""
+                     on_recipe=None, workers: int = 1, engine=None) -> dict[str, dict]:
+    """Each recipe on the same seeds and targets: {recipe: {"records", "folder", "reused", "by_round"}}.
+    `workers` and `engine` are generate's (calls in flight; where seeds run): they change when records come,
+    never what they hold, so they are no run settings and a run made with others is reused all the same. One
+    engine session holds a Ray cluster for every recipe instead of starting one per run."""
     results = {}
-    for recipe in recipes:
-        config = replace(base, recipe=recipe, out_dir=runs_root / f"{base.corpus_label()}-{recipe}")
-        previous = find_previous_run(config, runs_root)
-        if previous is not None:
-            records, folder, reused = read_records(previous), previous, True
-        else:
-            run = generate(config, passages=passages)
-            records, folder, reused = run.records, run.records_path.parent, False
-        results[recipe] = {"records": records, "folder": folder, "reused": reused,
-                           "by_round": table_by_round(records, config.rounds)}
-        if on_recipe:
-            on_recipe(recipe, reused)
+    with engine.session() if engine is not None else contextlib.nullcontext():
+        for recipe in recipes:
+            config = replace(base, recipe=recipe, out_dir=runs_root / f"{base.corpus_label()}-{recipe}")
+            previous = find_previous_run(config, runs_root)
+            if previous is not None:
+                records, folder, reused = read_records(previous), previous, True
+            else:
+                run = generate(config, passages=passages, workers=workers, engine=engine)
+                records, folder, reused = run.records, run.records_path.parent, False
+            results[recipe] = {"records": records, "folder": folder, "reused": reused,
+                               "by_round": table_by_round(records, config.rounds)}
+            if on_recipe:
+                on_recipe(recipe, reused)
     return results

@@ -3,7 +3,8 @@ flight; the driver (runs/generate.py) still writes every record, so resume, the 
 MLflow and the progress bar are those of a local run.
 
 `RayEngine.seed_runner` yields a drop-in for `scheduler.run_seeds`: records come back as seeds finish, each
-charged to the budget before it is yielded, and no seed starts once the budget is spent. An actor that dies
+charged to the budget before it is yielded, and no seed starts once the budget is spent. `RayEngine.session`
+holds one cluster across several runs (evaluate's recipes); the actors are each run's own. An actor that dies
 loses only the seeds in flight on it: Ray restarts it (it builds its program again) and those seeds run again
 (casualties.py finds a seed that keeps killing its worker and records it as failed instead).
 """
@@ -73,28 +74,45 @@ class Slot:
 @dataclass
 class RayEngine:
     """Where seeds run: `address` "" starts a local cluster of LOCAL_CPUS CPUs on 127.0.0.1 (stopped after the
-    run), "auto" or "ray://host:port" joins one; a Ray already initialised in this process is used as it is.
+    run, or at the end of a `session`), "auto" or "ray://host:port" joins one; a Ray already initialised in this
+    process is used as it is.
     `actors`: how many (default: one per CPU of the cluster, at most one per call in flight)."""
 
     address: str = ""
     actors: int | None = None
     pids: list[int] = field(default_factory=list)  # the actors' process ids, once started (tests kill one)
     reruns: int = 0  # seeds run again because their actor died under them
+    _held: "_Connection | None" = field(default=None, init=False, repr=False)  # the open session's, if any
 
     def __post_init__(self):
         if importlib.util.find_spec("ray") is None:  # said before the corpus is read or the folder locked
             raise RayUnavailableError(NO_RAY)
 
     @contextlib.contextmanager
+    def session(self) -> Iterator["RayEngine"]:
+        """Hold one cluster for every run in the block: started (or joined) at the first seed of any of them,
+        and what was started is stopped when the block ends, not after each run (a local cluster takes seconds
+        to start). A block whose runs need no seed connects to nothing."""
+        self._held = _Connection(self)
+        try:
+            yield self
+        finally:
+            held, self._held = self._held, None
+            held.close()
+
+    @contextlib.contextmanager
     def seed_runner(self, config: GenerateConfig, passages: Sequence[Passage], program_folder: Path | None,
                     parallel_attempts: bool) -> Iterator:
         """A `run_seeds` for this run; the cluster is started (or joined) at its first seed, and what was
-        started is stopped when the block ends."""
-        runner = _Runner(self, config, passages, program_folder, parallel_attempts)
+        started is stopped when the block ends, unless a `session` holds it. The actors are this run's."""
+        connection = self._held or _Connection(self)
+        runner = _Runner(self, connection, config, passages, program_folder, parallel_attempts)
         try:
             yield runner.run
         finally:
             runner.close()
+            if connection is not self._held:
+                connection.close()
 
     def connect(self):
         ray = import_ray()
@@ -113,6 +131,23 @@ class RayEngine:
         return ray, True
 
 
+class _Connection:
+    """The engine's link to its cluster, made when a seed first needs it; `close` stops what it started."""
+
+    def __init__(self, engine: RayEngine):
+        self.engine, self.ray, self.started = engine, None, False
+
+    def open(self):
+        if self.ray is None:
+            self.ray, self.started = self.engine.connect()
+        return self.ray
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+        self.ray, self.started = None, False
+
+
 def shares(total: int, actors: int) -> list[int]:
     """`total` calls in flight split across `actors` as evenly as whole numbers allow (none gets 0)."""
     actors = max(1, min(actors, total))
@@ -120,23 +155,19 @@ def shares(total: int, actors: int) -> list[int]:
 
 
 class _Runner:
-    def __init__(self, engine: RayEngine, config: GenerateConfig, passages: Sequence[Passage], program_folder,
-                 parallel_attempts: bool):
-        self.engine, self.config, self.passages = engine, config, passages
+    def __init__(self, engine: RayEngine, connection: _Connection, config: GenerateConfig,
+                 passages: Sequence[Passage], program_folder, parallel_attempts: bool):
+        self.engine, self.connection, self.config, self.passages = engine, connection, config, passages
         self.program_folder, self.parallel_attempts = program_folder, parallel_attempts
-        self.ray, self.started, self.slots = None, False, []
+        self.ray, self.slots = None, []
 
     def close(self) -> None:
-        if self.ray is None:
-            return
+        """This run's actors go; the cluster is the connection's to stop."""
         for slot in self.slots:
             self.ray.kill(slot.actor, no_restart=True)
-        if self.started:
-            self.ray.shutdown()
 
     def _start(self, workers: int) -> None:
-        ray, self.started = self.engine.connect()
-        self.ray = ray
+        ray = self.ray = self.connection.open()
         cpus = int(ray.cluster_resources().get("CPU", 1)) or 1
         program = ((Path(self.program_folder) / PROGRAM_FILE).read_bytes() if self.program_folder is not None
                    else None)
