@@ -94,9 +94,16 @@ def test_a_bad_line_midway_leaves_no_index_and_no_record(tmp_path):
     assert not [p for p in root.rglob("*") if p.is_file()]
 
 
-def test_with_a_retrieval_server_the_passages_are_a_list_and_no_index_is_built(source, tmp_path):
-    passages = open_corpus(source, retriever="http://127.0.0.1:9/retrieve", root=tmp_path / "indexes")
-    assert passages == load_corpus(source) and not (tmp_path / "indexes").exists()
+def test_with_a_retrieval_server_the_passages_are_stored_without_an_index(source, tmp_path, monkeypatch):
+    root = tmp_path / "indexes"
+    passages = open_corpus(source, retriever="http://127.0.0.1:9/retrieve", root=root)
+    assert isinstance(passages, PassageStore) and list(passages) == load_corpus(source)
+    assert passages.fingerprint == corpus_fingerprint(load_corpus(source))
+    assert not list(root.rglob("*.csc.index.npy"))  # nothing tokenised, no score arrays
+    forbid_reading(monkeypatch)
+    assert list(open_corpus(source, retriever="http://127.0.0.1:9/retrieve", root=root)) == list(passages)
+    with pytest.raises(AssertionError, match="read again"):  # the index's record is another one
+        open_corpus(source, root=root)
 
 
 def test_a_stale_record_pointing_at_a_missing_index_builds_it_again(source, tmp_path):

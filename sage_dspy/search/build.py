@@ -83,7 +83,8 @@ def write_index(passages: Iterable[Passage], directory: Path, tokenize: Callable
             "vocabulary": len(vocab)}
 
 
-def _batches(passages: Iterable[Passage], size: int) -> Iterator[list[Passage]]:
+def batches(passages: Iterable[Passage], size: int) -> Iterator[list[Passage]]:
+    """Lists of `size` passages (the last one shorter), read from the stream as they are needed."""
     iterator = iter(passages)
     while batch := list(itertools.islice(iterator, size)):
         yield batch
@@ -97,7 +98,7 @@ def _spill_chunks(passages, directory: Path, spill: Path, tokenize, indexed_text
     lengths: list[np.ndarray] = []
     chunks: list = []
     start = 0
-    for batch in _batches(passages, chunk_passages):
+    for batch in batches(passages, chunk_passages):
         writer.add(batch)
         tokens = tokenize([indexed_text(p) for p in batch])
         local_to_global = _extend_vocab(vocab, tokens.vocab)

@@ -10,29 +10,39 @@ path, size and modification time, the reading options and READER_VERSION. Later 
 its on-disk store as their passages, reading nothing of the source. A changed file, other options or a new
 reader give another key, so the source is read again (and, when its passages are the same, the same index is
 found by their fingerprint). A Hugging Face dataset name has no such identity: it is loaded as before.
+
+With a retrieval server (`--retriever`) nothing here searches, so the passages go to a store of their own
+(root/passages/<fingerprint>/, search/store.py's files), written in one pass without tokenising, and are
+remembered the same way.
 """
 
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.search.corpus import load_corpus, non_empty, read_corpus, READER_VERSION, source_files
+from sage_dspy.search.build import batches
 from sage_dspy.search.index import is_index_of, SearchIndex
 from sage_dspy.search.passages import Passage
+from sage_dspy.search.store import has_store, PassageStore, PassageWriter
 
 SOURCES_DIR = "sources"  # under the index root: one small JSON file per source read
+STORES_DIR, STORE_META = "passages", "store.json"  # passages without an index (runs with --retriever)
+STORE_BATCH = 10_000
 
 
 def open_corpus(source: str | Path, *, retriever: str = "", root: Path = ARTIFACTS / "indexes",
                 **options) -> Sequence[Passage]:
     """A run's passages: the on-disk store of the corpus's index (built on first use), or, when a retrieval
-    server searches (`retriever`), a list, since nothing else needs an index here. `options`: read_corpus's."""
+    server searches (`retriever`), a store of the passages alone: no index is needed here then, and tokenising
+    wiki-18 would take hours. `options`: read_corpus's."""
     if retriever:
-        return load_corpus(source, **options)
+        return open_corpus_store(source, root=root, **options)
     return open_corpus_index(source, root=root, **options).passages
 
 
@@ -50,6 +60,43 @@ def open_corpus_index(source: str | Path, *, root: Path = ARTIFACTS / "indexes",
     index = SearchIndex.open_stream(non_empty(passages, label), root)
     _write_atomically(record, {"fingerprint": index.fingerprint, "source": str(source), **identity})
     return index
+
+
+def open_corpus_store(source: str | Path, *, root: Path = ARTIFACTS / "indexes", **options) -> Sequence[Passage]:
+    """The passages of `source` in an on-disk store of their own (root/passages/<fingerprint>/), written in one
+    streaming pass; a list for a dataset name."""
+    identity = source_identity(source, options)
+    if identity is None:
+        return load_corpus(source, **options)
+    identity["only"] = "passages"  # another record than the index's of the same source
+    record = Path(root) / SOURCES_DIR / f"{_key(identity)}.json"
+    fingerprint = _known_fingerprint(record)
+    stores = Path(root) / STORES_DIR
+    if fingerprint and _is_store_of(stores / fingerprint, fingerprint):
+        return PassageStore(stores / fingerprint, fingerprint)
+    label, passages = read_corpus(source, **options)
+    stores.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=stores))
+    try:
+        writer = PassageWriter(staging)
+        for batch in batches(non_empty(passages, label), STORE_BATCH):
+            writer.add(batch)
+        fingerprint, count = writer.close()
+        (staging / STORE_META).write_text(json.dumps({"fingerprint": fingerprint, "passages": count}))
+        if not _is_store_of(stores / fingerprint, fingerprint):
+            try:
+                os.rename(staging, stores / fingerprint)
+            except OSError:  # another process published the same passages first: theirs is as good
+                if not _is_store_of(stores / fingerprint, fingerprint):
+                    raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _write_atomically(record, {"fingerprint": fingerprint, "source": str(source), **identity})
+    return PassageStore(stores / fingerprint, fingerprint)
+
+
+def _is_store_of(directory: Path, fingerprint: str) -> bool:
+    return _known_fingerprint(directory / STORE_META) == fingerprint and has_store(directory)
 
 
 def source_identity(source: str | Path, options: dict) -> dict | None:
