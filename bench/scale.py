@@ -201,11 +201,15 @@ def extrapolate(sizes: dict, to: int = WIKI_18) -> dict:
     if len(measured) < 2:
         return {}
     (n1, r1), (n2, r2) = measured[-2:]
-    out = {"from_sizes": [n1, n2], "passages": to}
+    out = {"from_sizes": [n1, n2], "passages": to, "not_growing": []}
     for name, step, key in FIGURES:
         v1, v2 = r1.get(step, {}).get(key), r2.get(step, {}).get(key)
         if isinstance(v1, (int, float)) and isinstance(v2, (int, float)):
-            out[name] = round(v2 + (v2 - v1) * (to - n2) / (n2 - n1), 1)
+            # a figure that fell between the two sizes (the first query's pages were in the cache, say) has
+            # no measured growth: its line would run below zero, so the larger size's figure stands for it
+            out[name] = round(v2 + max(0.0, v2 - v1) * (to - n2) / (n2 - n1), 1)
+            if v2 < v1:
+                out["not_growing"].append(name)
     return out
 
 
@@ -311,7 +315,10 @@ def render_markdown(results: dict) -> str:
     if wiki:
         lines += ["", f"### Extrapolated to wiki-18 ({wiki['passages']:,} passages)", "",
                   f"On the line through {wiki['from_sizes'][0]:,} and {wiki['from_sizes'][1]:,} passages:", "",
-                  markdown_table(["figure", "at 21M"], [[name, _fmt(wiki.get(name))] for name, _, _ in FIGURES])]
+                  markdown_table(["figure", "at 21M"],
+                                 [[name, _fmt(wiki.get(name)) + (" (fell between the sizes: as measured at the "
+                                                                  "larger)" if name in wiki.get("not_growing", ())
+                                                                 else "")] for name, _, _ in FIGURES])]
     lines += ["", "Notes: each step is its own process, peak = its VmHWM (MB = 10^6 bytes). Load = "
               "`SearchIndex.load` + the first `search` (numba compiles its scorer there when its cache is cold; "
               "warm = the cache the cold process wrote). Median/p95: one `search(query, k=3)` per query, after "

@@ -24,6 +24,9 @@ def test_extrapolation_follows_the_line_through_the_two_largest_sizes():
     assert wiki["from_sizes"] == [1_000_000, 5_000_000]
     assert wiki["build s"] == 210.0 and wiki["build peak MB"] == 11000.0 and wiki["median query ms"] == 21.0
     assert scale.extrapolate({"5000000": sizes["5000000"]}) == {}
+    sizes["5000000"]["load_warm"]["load_s"] = 0.5  # faster at 5M than at 1M: no growth to extrapolate
+    wiki = scale.extrapolate(sizes, to=21_000_000)
+    assert wiki["load s (warm)"] == 0.5 and wiki["not_growing"] == ["load s (warm)"]
 
 
 def test_report_renders_sizes_targets_and_the_extrapolation():
