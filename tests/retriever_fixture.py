@@ -5,6 +5,7 @@ and fault modes (500, timeout, garbage)."""
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -40,11 +41,18 @@ def serve_index(corpus: Path, folder: Path, *extra: str):
     with stdout.open("wb") as out, stderr.open("wb") as err:
         process = subprocess.Popen([sys.executable, "-m", "sage_dspy", "serve-index", "--corpus", str(corpus),
                                     "--port", "0", *extra], stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                                   cwd=folder, env=dict(os.environ))
+                                   cwd=folder, env=dict(os.environ), preexec_fn=_sigint_as_in_a_terminal)
     try:
         yield IndexServer(process, _wait_for_url(stdout, stderr, process), stdout, stderr)
     finally:
         stop_process(process)
+
+
+def _sigint_as_in_a_terminal() -> None:
+    """SIGINT back to its default in the server, as a terminal's Ctrl-C finds it. A suite started as a
+    background job (`make test &`) runs with SIGINT ignored, which children inherit: Python then installs no
+    KeyboardInterrupt handler, and the server stops on SIGINT with exit 0 instead of 130."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_url(stdout: Path, stderr: Path, process: subprocess.Popen) -> str:
