@@ -23,10 +23,10 @@ INDEX_FORMAT = 3  # bump when tokenisation or the saved layout changes: cached i
 META_FILE = "sage_index.json"  # written last by save(); marks a complete index
 
 
-# numba scores a query ~15-50x faster but JIT-compiles for ~5.5 s in every new process. Measured with
-# bm25s 0.3.16 on a 2-core machine, 400 real questions, k=3, per query numpy vs numba (after JIT):
-#     300 passages: 0.06 ms vs 0.016 ms;   6 014: 0.38 ms vs 0.025 ms;   60 000: 5.8 ms vs 0.11 ms.
-# Break-even is ~15 000 queries at 6k passages but ~1 000 at 60k, so numba pays off only for large corpora.
+# numba scores a query ~15-50x faster but costs every new process its import and a compiled scorer: ~5.5 s of
+# JIT when this choice was measured (bm25s 0.3.16, 2 cores, 400 real questions, k=3, numpy vs numba after JIT:
+#     300 passages: 0.06 ms vs 0.016 ms;   6 014: 0.38 ms vs 0.025 ms;   60 000: 5.8 ms vs 0.11 ms),
+# 0.3-0.9 s now that search/scorer.py's kernel is cached on disk. Either way it pays off only for large corpora.
 NUMBA_MIN_PASSAGES = 50_000
 
 
