@@ -1,6 +1,7 @@
 """Optimizer recipes: each file is one DSPy optimizer setting for the generator's prompts.
 
-Every recipe exposes `compile(student, *, trainset, valset, metric, budget, reflection_lm, seed) -> Module`,
+Every recipe exposes `compile(student, *, trainset, valset, metric, budget, reflection_lm, seed, num_threads)
+-> Module` (num_threads: seeds DSPy scores at once),
 where `metric` returns `dspy.Prediction(score, feedback)` (sage_dspy.method.metrics.sage_metric).
 """
 

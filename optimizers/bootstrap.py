@@ -11,12 +11,12 @@ SEARCH_SCORE = ("bootstrap's search thresholds the metric (a seed counts only at
                 "so far\" is not the mean metric reported as before/after")
 
 
-def compile(student, *, trainset, valset, metric, budget, reflection_lm=None, seed=0):
+def compile(student, *, trainset, valset, metric, budget, reflection_lm=None, seed=0, num_threads=1):
     if budget < MIN_BUDGET:
         raise ValueError(f"bootstrap needs a budget of at least {MIN_BUDGET} candidate programs; raise --budget")
     scored = score_only(metric)
     optimizer = dspy.BootstrapFewShotWithRandomSearch(
         metric=lambda example, prediction, trace=None: scored(example, prediction, trace) >= 1.0,
         max_bootstrapped_demos=2, max_labeled_demos=0, num_candidate_programs=min(budget, 4),
-        num_threads=1)
+        num_threads=num_threads)
     return optimizer.compile(student, trainset=trainset, valset=valset)

@@ -366,6 +366,47 @@ def test_compile_is_deterministic(compiled, bundled, tmp_path):
     assert predictor_states(again.program) == predictor_states(first.program)
 
 
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_workers_change_no_compiled_prompt_and_no_score(compiled, bundled, tmp_path, optimizer):
+    """--workers 4 scores four seeds at once (DSPy's num_threads, and before/after): the same program and
+    scores as one at a time, whatever order the threads finish in."""
+    config, one_at_a_time = compiled(optimizer)
+    elsewhere = dataclasses.replace(config, out_root=tmp_path / "four")
+    four = compile_program(elsewhere, bundled, workers=4)
+    assert (four.before, four.after, four.heldout) == (one_at_a_time.before, one_at_a_time.after,
+                                                       one_at_a_time.heldout)
+    assert predictor_states(four.program) == predictor_states(one_at_a_time.program)
+    assert json.loads((four.folder / "config.json").read_text()) == elsewhere.to_dict()  # not a program setting
+
+
+def test_scoring_with_workers_runs_seeds_at_once_and_keeps_their_order(bundled, monkeypatch):
+    """evaluate's threads: the dspy.context around the call reaches each of them, and the scores are those of
+    one thread (the mean does not hide a reordering: each seed scores differently here)."""
+    import threading
+
+    from sage_dspy.runs import compile as compiling
+
+    examples = [dspy.Example(n=n).with_inputs("n") for n in range(8)]
+    at_once, peak, seen_lm, lock = [0], [0], set(), threading.Lock()
+    barrier = threading.Barrier(4, timeout=10)
+
+    def program(n):
+        with lock:
+            at_once[0] += 1
+            peak[0] = max(peak[0], at_once[0])
+        seen_lm.add(dspy.settings.lm)
+        if n < 4:
+            barrier.wait()  # four seeds must be running at once to get past this
+        with lock:
+            at_once[0] -= 1
+        return n
+
+    monkeypatch.setattr(compiling, "sage_metric", lambda example, n: dspy.Prediction(score=n / 7))
+    with dspy.context(lm="the run's LM"):
+        assert compiling.evaluate(program, examples, workers=4) == 100.0 * sum(n / 7 for n in range(8)) / 8
+    assert peak[0] == 4 and seen_lm == {"the run's LM"}
+
+
 def test_save_compiled_never_reuses_a_folder(compiled, bundled, tmp_path):
     config, result = compiled("bootstrap")
     config = dataclasses.replace(config, out_root=tmp_path)

@@ -49,6 +49,9 @@ def compile_command(
     eval_seeds: Annotated[int, typer.Option(min=0, help="also score on this many held-out seeds, the same for every "
                                                         "compile on the corpus (set aside from train and "
                                                         "validation), so runs compare")] = 0,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=1024, help="seeds scored at once (the optimizer's "
+                                         "num_threads, and the before/after scores): LM calls in flight, not "
+                                         "what the compile finds")] = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="show DSPy/GEPA logs and progress bars (always "
                                                                   "in the program folder's compile.log)")] = False,
 ) -> None:
@@ -73,7 +76,7 @@ def compile_command(
     check_seed_count(len(passages), train_size, val_size, eval_seeds)
     tracking_uri = tracking.configure_tracking(root=ARTIFACTS) if track else ""
     printing.status(f"compiling {recipe} with {optimizer} (budget {budget})...")
-    result = compile_program(config, passages, verbose=verbose)
+    result = compile_program(config, passages, verbose=verbose, workers=workers)
     with library_output(result.log_file, verbose=verbose):  # the pickle warnings of logging the program
         run_id = log_compile(config, result) if track else None
     printing.compiled(result, title=f"{optimizer} on {recipe} (sage metric x100)", tracking_uri=tracking_uri,

@@ -4,9 +4,11 @@ The search agent and the judge stay fixed, as in the paper: they are marked comp
 skip. Seeds for training and validation are drawn from the corpus with a fixed seed.
 """
 
+import contextvars
 import json
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -130,29 +132,38 @@ def seed_examples(passages: Sequence[Passage], config: CompileConfig) -> tuple[l
     return examples[:config.train_size], examples[config.train_size:]
 
 
-def evaluate(program: dspy.Module, devset: list) -> float:
-    """Mean metric score on the devset, in percent."""
-    scores = [sage_metric(example, program(**example.inputs())).score for example in devset]
+def evaluate(program: dspy.Module, devset: list, workers: int = 1) -> float:
+    """Mean metric score on the devset, in percent; `workers` seeds at once (each thread gets a copy of this
+    context, so the dspy.context around the call reaches it)."""
+    def score(example) -> float:
+        return sage_metric(example, program(**example.inputs())).score
+
+    contexts = [contextvars.copy_context() for _ in devset]  # copied here, in the caller's thread
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sage-score") as pool:
+        scores = list(pool.map(lambda context, example: context.run(score, example), contexts, devset))
     return 100.0 * sum(scores) / len(scores) if scores else 0.0
 
 
 def compile_program(config: CompileConfig, passages: Sequence[Passage] | None = None,
-                    verbose: bool = False) -> CompileResult:
+                    verbose: bool = False, workers: int = 1) -> CompileResult:
     """Compile, score on the validation (and held-out) seeds and save the folder. What the libraries print
-    goes to the folder's compile.log (and the terminal too with `verbose`)."""
+    goes to the folder's compile.log (and the terminal too with `verbose`). `workers`: seeds scored at once,
+    by the optimizer (DSPy's num_threads) and before/after; it changes how long a compile waits on the LMs,
+    not what it finds (tests/test_compile.py), so it is no setting of the compiled program."""
     passages = passages if passages is not None else open_corpus(config.corpus, retriever=config.retriever,
                                                                   root=config.index_root)
     check_seed_count(len(passages), config.train_size, config.val_size, config.eval_seeds)  # before any folder
     folder = new_folder(config)
     with library_output(folder / LOG_FILE, verbose=verbose):
-        result = _compile(config, passages, folder)
+        result = _compile(config, passages, folder, workers)
     result.log_file = folder / LOG_FILE
     return result
 
 
-def _compile(config: CompileConfig, passages: Sequence[Passage], folder: Path) -> CompileResult:
+def _compile(config: CompileConfig, passages: Sequence[Passage], folder: Path, workers: int = 1) -> CompileResult:
     index = open_searcher(passages, config.retriever, config.index_root)
-    lms = RoleLMs.from_specs(config.lms, role_options=config.role_options, **config.lm_options)
+    lms = RoleLMs.from_specs(config.lms, role_options=config.role_options, lanes=RoleLMs.lanes_for(workers),
+                             **config.lm_options)
     loop_config = GenerateConfig(corpus=config.corpus, recipe=config.recipe, k=config.k, rounds=config.rounds,
                                  retriever=config.retriever)
     student = build_program(loop_config, index, lms).freeze_search_agent()
@@ -163,11 +174,12 @@ def _compile(config: CompileConfig, passages: Sequence[Passage], folder: Path) -
                           **{**config.lm_options, **config.role_options.get("reflection", {})})
     # The optimizer's own calls (proposals, reflections, bootstrapped teachers) use the generator's LM.
     with dspy.context(lm=lms.lms["generator"]):
-        before = evaluate(student, valset)
+        before = evaluate(student, valset, workers)
         compiled = recipe.compile(student, trainset=trainset, valset=valset, metric=sage_metric,
-                                  budget=config.budget, reflection_lm=reflection, seed=config.random_seed)
-        after = evaluate(compiled, valset)
-        scores = {"before": evaluate(student, heldout), "after": evaluate(compiled, heldout),
+                                  budget=config.budget, reflection_lm=reflection, seed=config.random_seed,
+                                  num_threads=workers)
+        after = evaluate(compiled, valset, workers)
+        scores = {"before": evaluate(student, heldout, workers), "after": evaluate(compiled, heldout, workers),
                   "seeds": len(heldout)} if heldout else {}
     notes = [recipe.SEARCH_SCORE] if getattr(recipe, "SEARCH_SCORE", "") else []
     save_compiled(compiled, config, passages, before, after, folder, heldout=scores)
