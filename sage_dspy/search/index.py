@@ -9,7 +9,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import bm25s
-import numpy as np
 import Stemmer
 
 from sage_dspy.environment import ARTIFACTS
@@ -79,8 +78,10 @@ class SearchIndex:
                                  "sage_dspy.search.corpus.load_corpus")
             self._position = positions.__getitem__
         self._fingerprint = fingerprint
-        # the fast backend queries through search/scorer.py (time grows with the postings a query reads)
-        self._scorer = SparseScorer(retriever.scores) if retriever.backend == "numba" else None
+        # the fast backend queries through search/scorer.py (time grows with the postings a query reads); its
+        # "zero means untouched" needs positive scores, which Lucene's IDF gives (our builds use no other)
+        self._scorer = (SparseScorer(retriever.scores) if retriever.backend == "numba" and retriever.method == "lucene"
+                        else None)
 
     @property
     def fingerprint(self) -> str:
