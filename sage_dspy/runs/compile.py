@@ -138,9 +138,12 @@ def evaluate(program: dspy.Module, devset: list, workers: int = 1) -> float:
     def score(example) -> float:
         return sage_metric(example, program(**example.inputs())).score
 
-    contexts = [contextvars.copy_context() for _ in devset]  # copied here, in the caller's thread
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sage-score") as pool:
-        scores = list(pool.map(lambda context, example: context.run(score, example), contexts, devset))
+    if workers <= 1:  # one at a time on this thread, as compile scored before --workers
+        scores = [score(example) for example in devset]
+    else:
+        contexts = [contextvars.copy_context() for _ in devset]  # copied here, in the caller's thread
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sage-score") as pool:
+            scores = list(pool.map(lambda context, example: context.run(score, example), contexts, devset))
     return 100.0 * sum(scores) / len(scores) if scores else 0.0
 
 

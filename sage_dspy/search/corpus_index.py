@@ -52,13 +52,13 @@ def open_corpus_index(source: str | Path, *, root: Path = ARTIFACTS / "indexes",
     identity = source_identity(source, options)
     if identity is None:
         return SearchIndex.open(load_corpus(source, **options), root=root)
-    record = Path(root) / SOURCES_DIR / f"{_key(identity)}.json"
+    record = _record_of(root, identity)
     fingerprint = _known_fingerprint(record)
     if fingerprint and is_index_of(Path(root) / fingerprint, fingerprint):
         return SearchIndex.load(Path(root) / fingerprint)
     label, passages = read_corpus(source, **options)
     index = SearchIndex.open_stream(non_empty(passages, label), root)
-    _write_atomically(record, {"fingerprint": index.fingerprint, "source": str(source), **identity})
+    _remember(record, index.fingerprint, source, identity)
     return index
 
 
@@ -69,7 +69,7 @@ def open_corpus_store(source: str | Path, *, root: Path = ARTIFACTS / "indexes",
     if identity is None:
         return load_corpus(source, **options)
     identity["only"] = "passages"  # another record than the index's of the same source
-    record = Path(root) / SOURCES_DIR / f"{_key(identity)}.json"
+    record = _record_of(root, identity)
     fingerprint = _known_fingerprint(record)
     stores = Path(root) / STORES_DIR
     if fingerprint and _is_store_of(stores / fingerprint, fingerprint):
@@ -91,7 +91,7 @@ def open_corpus_store(source: str | Path, *, root: Path = ARTIFACTS / "indexes",
                     raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _write_atomically(record, {"fingerprint": fingerprint, "source": str(source), **identity})
+    _remember(record, fingerprint, source, identity)
     return PassageStore(stores / fingerprint, fingerprint)
 
 
@@ -109,8 +109,14 @@ def source_identity(source: str | Path, options: dict) -> dict | None:
             "options": dict(sorted(options.items())), "reader": READER_VERSION}
 
 
-def _key(identity: dict) -> str:
-    return hashlib.sha1(json.dumps(identity, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+def _record_of(root: Path, identity: dict) -> Path:
+    """The small file that remembers what a source read with these options gave."""
+    key = hashlib.sha1(json.dumps(identity, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    return Path(root) / SOURCES_DIR / f"{key}.json"
+
+
+def _remember(record: Path, fingerprint: str, source: str | Path, identity: dict) -> None:
+    _write_atomically(record, {"fingerprint": fingerprint, "source": str(source), **identity})
 
 
 def _known_fingerprint(record: Path) -> str | None:
