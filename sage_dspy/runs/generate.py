@@ -24,7 +24,7 @@ from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.runs.folder import (ENDPOINTS_SETTING, RunFolder, disk_full_as_one_line, done_records, record_key,
                                      rewrite_records)
 from sage_dspy.runs.preflight import check_lms
-from sage_dspy.runs.program import build_program
+from sage_dspy.runs.program import PROGRAM_FILE, build_program, compiled_prompts
 from sage_dspy.runs.records import mark_kept, slim_record
 from sage_dspy.runs.scheduler import run_seeds
 from sage_dspy.runs.seeds import draw_seeds, key_of, seed_stream
@@ -52,6 +52,8 @@ def generate(config: GenerateConfig, *, fresh: bool = False, workers: int = 1, *
     built first, so bad LM settings are refused before the folder is created."""
     lms = RoleLMs.from_specs(config.lms, role_options=config.role_options, lanes=RoleLMs.lanes_for(workers),
                              **config.lm_options)
+    if options.get("program_folder") is not None:
+        compiled_prompts(Path(options["program_folder"]) / PROGRAM_FILE)  # a broken file: refused before the folder
     run = RunFolder(config.out_dir, config.to_dict(), fresh=fresh)
     with run.locked():
         return _generate(config, run, lms, workers=workers, **options)
