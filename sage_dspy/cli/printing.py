@@ -1,6 +1,7 @@
 """Everything the commands show: the result tables, the lines under them, progress bars. No arithmetic: the
 numbers arrive computed by runs/ and tracking/; this module only lays them out."""
 
+import os
 from pathlib import Path
 
 from rich import box
@@ -12,8 +13,21 @@ from sage_dspy.dataset.decontaminate import CHECKS, Report
 from sage_dspy.runs.evaluate_report import HEADERS, cells, rows, target_rows
 from sage_dspy.redact import redact_text
 
-out = Console()
-err = Console(stderr=True)  # progress, notes and errors, so stdout holds only results
+
+
+def live_console(**options) -> Console:
+    """A Console whose width follows COLUMNS at each print. Rich reads COLUMNS once when a Console is made and
+    keeps it; these are made at import, so a COLUMNS exported before the process started would fix the width of
+    every later command run in it (a test runner's, a CI shell's). Made with COLUMNS and LINES hidden, the
+    Console keeps no size and reads os.environ (rich's class default) whenever it lays something out."""
+    hidden = {name: value for name, value in os.environ.items() if name not in ("COLUMNS", "LINES")}
+    console = Console(_environ=hidden, **options)
+    del console._environ  # back to the class attribute: the live os.environ
+    return console
+
+
+out = live_console()
+err = live_console(stderr=True)  # progress, notes and errors, so stdout holds only results
 OFFLINE_RUN = "Offline LM: these numbers measure the pipeline's mechanics, not the quality of an LLM."
 
 
