@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import shutil
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -224,7 +225,44 @@ CASES = {
     "decontaminate benchmark bad line": lambda b: (["decontaminate", with_a_kept_pair(run := b.run_copy()), "-b",
                                                     b.file("b.jsonl", '{"question": "Q?"}\n{"question": \n')],
                                                    "line 2 is not valid JSON", (run,)),
+    # --- #22 items 7, 8, 10: Click's own checks as one line, the same limits everywhere, bounded --ray
+    "option below its range": lambda b: (b.generate("--seeds", "0"), "invalid value for '--seeds'", ()),
+    "attempts zero": lambda b: (b.generate("--k", "0"), "invalid value for '--k'", ()),
+    "cost budget not a number": lambda b: (b.generate("--max-cost", "nan"), "invalid value for '--max-cost'", ()),
+    "option not a number": lambda b: (b.generate("--seeds", "many"), "invalid value for '--seeds'", ()),
+    "unknown option": lambda b: (b.generate("--sedes", "3"), "no such option: --sedes", ()),
+    "unknown command": lambda b: (["generat"], "no such command 'generat'", ()),
+    "lm timeout infinite": lambda b: (b.generate("--lm-timeout", "inf"), "--lm-timeout must be a number", ()),
+    "program prompt not text": lambda b: (b.generate("--program", b.program(
+        '{"generator.propose.react": {"signature": {"instructions": 5, "fields": []}, "demos": []}}')),
+        "instructions that are not text", ()),
+    "program demos not a list": lambda b: (b.generate("--program", b.program(
+        '{"generator.propose.react": {"signature": {"instructions": "Ask.", "fields": []}, "demos": 3}}')),
+        "demos that are not a list", ()),
+    "corpus without titles, offline LM": lambda b: (b.generate(corpus=b.file("c.jsonl", "".join(
+        json.dumps({"text": f"Passage {n} names Harbor Bridge and Ada Lin."}) + "\n" for n in range(5)))),
+        "pass --title-field NAME", ()),
+    "ray address with nothing listening": lambda b: (no_ray(b) or b.generate("--ray", f"127.0.0.1:{closed_port()}"),
+                                                     "nothing answers at 127.0.0.1", ()),
 }
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def no_ray(bench: Bench) -> None:
+    """Ray is never reached for an address where nothing listens (given 127.0.0.1 it would try this machine's
+    interface address instead): a stand-in that fails the test if it is."""
+    from sage_dspy.scale import ray_seeds
+
+    def forbidden():
+        raise AssertionError("Ray was reached for an address where nothing listens")
+
+    bench.monkeypatch.setattr(ray_seeds, "import_ray", forbidden)
 
 
 def snapshot(folders) -> dict:

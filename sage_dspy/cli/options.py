@@ -11,6 +11,12 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from sage_dspy.cli.printing import err
+
+try:  # Typer 0.29 vendors its own Click, whose exceptions are not click's
+    from typer._click.exceptions import UsageError as TyperUsageError
+except ImportError:  # a Typer that uses click itself
+    TyperUsageError = click.UsageError
+USAGE_ERRORS = (TyperUsageError, click.UsageError)
 from sage_dspy.errors import SageError
 from sage_dspy.redact import redact_text
 from sage_dspy.lm.settings import Layer, LMSettings, load_settings
@@ -33,11 +39,26 @@ class UserErrorsAsOneLine(TyperGroup):
         ctx.meta["argv"] = list(args)  # what was typed after `sage`, for the resume hint of an interrupted run
         return super().parse_args(ctx, with_optional_values(args))
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:  # `sage --bogus`: the group's own options
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except USAGE_ERRORS as error:
+            fail(usage_line(error))
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except SageError as error:
             fail(str(error))
+        except USAGE_ERRORS as error:  # a bad option value, an unknown option or command: Click's own checks
+            fail(usage_line(error))
+
+
+def usage_line(error) -> str:
+    """Click's usage error as one line with its fix, where Typer would draw a box under a usage banner."""
+    message = error.format_message().strip().rstrip(".")
+    command = error.ctx.command_path if error.ctx is not None else "sage"
+    return f"{message[:1].lower()}{message[1:]}; see '{command} --help'"
 
 
 # Options whose value may be left out, and what they then mean (Typer's options always take their value).
@@ -108,7 +129,7 @@ LOCAL_RAY = OPTIONAL_VALUES["--ray"]  # what a bare --ray stands for: start a cl
 RayAddress = Annotated[Optional[str], typer.Option("--ray", metavar="[ADDRESS]",
                                                    help="run the seeds on Ray actors: a local cluster (bare --ray), "
                                                         "or join one: auto, ray://host:10001 (pip install "
-                                                        "'sage-dspy[ray]')")]
+                                                        "'sage-dspy\\[ray]')")]  # \\[: not Rich markup
 PROTOCOL_HELP = ("how each pair is checked: 'lean' stops its attempts once one makes it too easy and judges "
                  "normalised matches without a call; 'paper' runs all K attempts and has the LM judge every answer")
 
@@ -120,7 +141,11 @@ def ray_engine(address: Optional[str]):
     if address not in (LOCAL_RAY, "auto") and not re.fullmatch(r"(ray://)?[\w.\-\[\]:]+:\d+", address):
         fail(f"--ray {address!r} is no Ray address: give none (a local cluster), auto, host:6379 or "
              "ray://host:10001")
+    from sage_dspy.scale.ray_connect import check_listening
     from sage_dspy.scale.ray_seeds import RayEngine  # pulls in no Ray: that waits for the first seed
+
+    if address != LOCAL_RAY:
+        check_listening(address)  # nothing at the address: one line before any work, not a hang at the first seed
 
     return RayEngine("" if address == LOCAL_RAY else address)
 

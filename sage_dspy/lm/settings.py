@@ -121,14 +121,30 @@ def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | 
                   options: Layer | None = None) -> LMSettings:
     """Options (already parsed by the CLI) over the environment over the file over the defaults."""
     file = read_config_file(Path(config_file)) if config_file else Layer()
-    return resolve(options or Layer(), from_environment(environ or {}), file)
+    return resolve(checked_options(options or Layer()), from_environment(environ or {}), file)
+
+
+# The command-line option of each setting, for errors about a value typed there.
+CLI_OPTIONS = {"model": "--lm", "api_base": "--api-base", "max_tokens": "--max-tokens", "seed": "--lm-seed",
+                "timeout": "--lm-timeout", "retries": "--lm-retries", "parse_retries": "--lm-parse-retries"}
+
+
+def checked_options(options: Layer) -> Layer:
+    """The command line's values pass the same checks as the file's and the environment's, so a value refused in
+    one place (`--lm-timeout inf`, `timeout = inf`) is refused in all."""
+    shared = {key: _value(CLI_OPTIONS.get(key, key), key, value) for key, value in options.shared.items()}
+    roles = {role: {key: _value(f"--{role}-lm" if key == "model" else key, key, value)
+                    for key, value in settings.items()} for role, settings in options.roles.items()}
+    return Layer(shared, roles, options.prices)
 
 
 # ------------------------------------------------------------------------------------------- the TOML file
 
 def read_config_file(path: Path) -> Layer:
-    if not path.is_file():
+    if not path.exists():  # a FIFO (`--config <(...)`) is no regular file but reads as one
         raise ConfigError(f"config file {path} does not exist; pass a TOML file (see README: Config file)")
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a directory; pass the TOML file of LM settings itself")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:

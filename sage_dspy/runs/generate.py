@@ -21,6 +21,7 @@ from sage_dspy.redact import redact
 from sage_dspy.runs.accepted import AcceptedGoal, tasks_until
 from sage_dspy.runs.budget import CallBudget
 from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.corpus_checks import check_titles_for_offline
 from sage_dspy.runs.folder import (ENDPOINTS_SETTING, RunFolder, disk_full_as_one_line, done_records, record_key,
                                      rewrite_records)
 from sage_dspy.runs.preflight import check_lms
@@ -77,6 +78,7 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
         require_prices(lms.ids().values(), prices)
     passages = passages if passages is not None else open_corpus(config.corpus, retriever=config.retriever,
                                                                   root=config.index_root, **config.corpus_fields)
+    check_titles_for_offline(passages, lms.ids(), config.corpus)
     index = open_searcher(passages, config.retriever, config.index_root)
     program = build_program(config, index, lms, program_folder, parallel_attempts)
     if lms.endpoints():  # runs on the offline LM read as before

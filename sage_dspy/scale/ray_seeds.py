@@ -29,6 +29,7 @@ from sage_dspy.runs.program import PROGRAM_FILE
 from sage_dspy.runs.records import record_for
 from sage_dspy.runs.seeds import SeedTask, key_of
 from sage_dspy.scale.casualties import WORKER_DIED, Casualties
+from sage_dspy.scale.ray_connect import RayConnectError, check_listening, connect_timeout, within
 from sage_dspy.scale.worker import SeedWorker
 from sage_dspy.search.index import pack_index
 from sage_dspy.search.passages import Passage, corpus_fingerprint
@@ -115,15 +116,20 @@ class RayEngine:
                 connection.close()
 
     def connect(self):
+        if self.address:
+            check_listening(self.address)  # before Ray sees the address (see scale/ray_connect.py)
         ray = import_ray()
         if ray.is_initialized():
             return ray, False
         try:
             if self.address:
-                ray.init(address=self.address, log_to_driver=False, logging_level="WARNING")
+                within(connect_timeout(), self.address,
+                       lambda: ray.init(address=self.address, log_to_driver=False, logging_level="WARNING"))
             else:
                 ray.init(num_cpus=LOCAL_CPUS, include_dashboard=False, _node_ip_address="127.0.0.1",
                          log_to_driver=False, logging_level="WARNING")
+        except RayConnectError:
+            raise
         except Exception as error:  # ConnectionError, RuntimeError, ValueError: Ray's own
             where = f"the Ray cluster at {self.address}" if self.address else "a local Ray cluster"
             raise RayUnavailableError(f"could not start or join {where} ({redact_text(str(error)).splitlines()[0]}"
