@@ -224,6 +224,12 @@ CASES = {
     "decontaminate benchmark bad line": lambda b: (["decontaminate", with_a_kept_pair(run := b.run_copy()), "-b",
                                                     b.file("b.jsonl", '{"question": "Q?"}\n{"question": \n')],
                                                    "line 2 is not valid JSON", (run,)),
+    # --- issue 24: training sets that train
+    "export split would be empty": lambda b: (["export", with_a_kept_pair(run := b.run_copy()), "--out",
+                                               b.work / "x", "--splits", "train=0.5,test=0.5"],
+                                              "split 'test' would get 0 pairs", (run,)),
+    "export min per split zero": lambda b: (["export", with_a_kept_pair(run := b.run_copy()), "--out", b.work / "x",
+                                             "--min-per-split", "0"], "would allow empty splits", (run,)),
 }
 
 

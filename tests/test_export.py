@@ -15,7 +15,7 @@ from huggingface_hub import DatasetCard
 from cli_helpers import assert_one_line_error, invoke
 from sage_dspy.dataset import export as exporting
 from sage_dspy.dataset.chats import shortest_correct_attempt
-from sage_dspy.dataset.formats import search_r1
+from sage_dspy.dataset.formats import hf, search_r1
 from sage_dspy.dataset.splits import evidence
 from vendor.search_r1_nq_search import make_prefix
 from vendor.search_r1_qa_em import compute_score_em, em_check
@@ -75,7 +75,7 @@ def test_every_format_is_written_for_every_split_and_loads(exported, kept, tmp_p
             assert pq.read_table(exported / name / f"{split}.parquet").num_rows == count
             assert load("parquet", exported / name / f"{split}.parquet", tmp_path).num_rows == count
         assert load("json", exported / "sft-openai" / f"{split}.jsonl", tmp_path).num_rows == count
-        assert pq.read_table(exported / "hf" / "data" / f"{split}.parquet").num_rows == count
+        assert pq.read_table(exported / "hf" / hf.DATA_PATH.format(split=split)).num_rows == count
     assert not [p for p in exported.parent.iterdir() if p.name.startswith(".")]  # no staging left behind
 
 
@@ -129,7 +129,7 @@ def test_verl_rows_are_what_verls_own_converter_makes_of_the_search_r1_rows(expo
                   for index, row in enumerate(rows(exported / "search-r1" / f"{split}.parquet"))]
         assert len(ours) == len(theirs)
         for row, expected in zip(ours, theirs):
-            assert row["agent_name"] == "tool_agent"  # verl's tool agent loop runs only rows that name it
+            assert "agent_name" not in row  # as verl's own rows: the loop comes from default_agent_loop
             for key in ("data_source", "prompt", "ability", "reward_model", "metadata"):
                 assert row[key] == expected[key], key
             assert {k: row["extra_info"][k] for k in expected["extra_info"]} == expected["extra_info"]
@@ -205,8 +205,73 @@ def test_hf_folder_loads_by_its_card_and_the_card_has_the_metadata(exported, run
     assert "MLflow run id | not tracked" in card.text
 
 
+def questions_by_split(folder: Path, cache: Path) -> dict[str, list[str]]:
+    """`load_dataset(<out>/hf)` as a user calls it, every load in this process sharing one cache."""
+    loaded = datasets.load_dataset(str(folder), cache_dir=str(cache))
+    return {split: sorted(loaded[split]["question"]) for split in loaded}
+
+
+def test_two_exports_and_a_re_export_each_load_their_own_rows(run_dir, tmp_path):
+    """One `datasets` cache for every load, as in a user's process: no export reads another's rows."""
+    cache, first, second = tmp_path / "cache", tmp_path / "first", tmp_path / "second"
+    assert invoke("export", run_dir, "--format", "hf", "--out", first, "--splits", "train=0.75,test=0.25",
+                  "--split-seed", 0).exit_code == 0
+    assert invoke("export", run_dir, "--format", "hf", "--out", second, "--splits", "train=0.5,holdout=0.5",
+                  "--split-seed", 3).exit_code == 0
+    expected = {out: {split: sorted(r["question"] for r in rows(out / "hf" / hf.DATA_PATH.format(split=split)))
+                      for split in json.loads((out / exporting.MANIFEST).read_text())["splits"]}
+                for out in (first, second)}
+    assert questions_by_split(first / "hf", cache) == expected[first]
+    assert questions_by_split(second / "hf", cache) == expected[second]
+    assert set(expected[second]) == {"train", "holdout"}  # a split name of the user's own is found too
+    result = invoke("export", run_dir, "--format", "hf", "--out", first, "--splits", "train=0.5,test=0.5")
+    assert result.exit_code == 0, result.output
+    again = {split: sorted(r["question"] for r in rows(first / "hf" / hf.DATA_PATH.format(split=split)))
+             for split in ("train", "test")}
+    assert again != expected[first] and questions_by_split(first / "hf", cache) == again
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--splits", "train=0.5,test=0.5", "--min-per-split", "5"], "split 'test' would get 3 pairs, fewer than "
+                                                                 "--min-per-split 5 (7 in all)"),
+    (["--splits", "train=0.9,dev=0.05,test=0.05"], "would get 0 pairs, fewer than --min-per-split 1"),
+    (["--min-per-split", "0"], "would allow empty splits"),
+])
+def test_a_split_below_the_minimum_is_refused_and_nothing_is_written(run_dir, kept, tmp_path, args, expected):
+    assert len(kept) == 7
+    result = invoke("export", run_dir, "--out", tmp_path / "out", *args)
+    assert_one_line_error(result, expected)
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+def test_the_card_names_a_local_corpus_by_its_file_name_and_says_what_the_splits_keep_apart(run_dir, tmp_path):
+    from sage_dspy.dataset.card import dataset_card
+    from sage_dspy.dataset.context import ExportContext
+    from sage_dspy.dataset.pairs import Run, read_run
+
+    run, pairs = read_run(run_dir)
+    private = str(tmp_path / "home" / "someone" / "corpora" / "wiki.jsonl")
+    local = Run(run.folder, {**run.settings, "corpus": private}, run.summary, run.mlflow_run_id)
+    context = ExportContext({run.name: local}, "hotpotqa", "unknown", {"train": 1.0}, 0)
+    text = dataset_card({"train": len(pairs)}, pairs, context).content
+    assert "`wiki.jsonl`" in text and str(tmp_path) not in text and "someone" not in text
+    assert run.summary["corpus"]["fingerprint"] in text  # what identifies the corpus without its path
+    assert "seed- and passage-disjoint" in text and "not answer-disjoint" in text
+    assert "configs:" not in text  # splits come from the file names (formats/hf.py)
+
+
+def test_our_verl_rows_mix_with_verls_own_and_take_one_agent_loop(exported):
+    theirs = [process_single_row(row, current_split_name="train", row_index=index).to_dict()
+              for index, row in enumerate(rows(exported / "search-r1" / "train.parquet"))]
+    mixed = datasets.concatenate_datasets([datasets.Dataset.from_parquet(str(exported / "verl" / "train.parquet")),
+                                           datasets.Dataset.from_list(theirs)])
+    # verl's agent loop fills agent_name from rollout.agent.default_agent_loop only when no row has the column:
+    # a column on ours alone would give theirs None, which no agent loop is registered under.
+    assert "agent_name" not in mixed.column_names and mixed.num_rows == 2 * len(theirs)
+
+
 def test_splits_keep_every_test_passage_out_of_training_evidence(exported):
-    split_rows = {split: rows(exported / "hf" / "data" / f"{split}.parquet") for split in SPLITS}
+    split_rows = {split: rows(exported / "hf" / hf.DATA_PATH.format(split=split)) for split in SPLITS}
     train = set().union(*(evidence(r) for r in split_rows["train"]))
     assert split_rows["test"] and not any(evidence(r) & train for r in split_rows["test"])
 
@@ -373,7 +438,7 @@ def test_decontaminate_leaves_out_pairs_that_match_a_benchmark_and_names_the_ite
     hotpot = BENCHMARKS / "hotpotqa_500.jsonl"  # a real benchmark beside it, where ../shared/data is present
     real = ["--decontaminate", hotpot] if hotpot.is_file() else []
     result = invoke("export", run_dir, "--format", "search-r1", "--out", tmp_path / "out",
-                    "--decontaminate", bench, *real)
+                    "--splits", "train=0.5,test=0.5", "--decontaminate", bench, *real)
     assert result.exit_code == 0, result.output
     every = [r for split in SPLITS for r in rows(tmp_path / "out" / "search-r1" / f"{split}.parquet")]
     removals = [json.loads(line) for line in (tmp_path / "out" / exporting.REMOVED).read_text().splitlines()]

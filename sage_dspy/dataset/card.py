@@ -28,7 +28,8 @@ def source_dataset(corpus: str) -> str:
     return corpus
 
 
-def card_data(counts: dict[str, int], context: ExportContext, data_path: str) -> DatasetCardData:
+def card_data(counts: dict[str, int], context: ExportContext) -> DatasetCardData:
+    """No `configs:` block: splits come from the data files' names (formats/hf.py says why)."""
     corpora = [run.settings.get("corpus", "bundled") for run in context.runs.values()]
     return DatasetCardData(
         license=context.license,
@@ -40,9 +41,15 @@ def card_data(counts: dict[str, int], context: ExportContext, data_path: str) ->
         annotations_creators=["machine-generated"],
         language_creators=["machine-generated"],
         tags=["synthetic", "sage"],
-        configs=[{"config_name": "default",
-                  "data_files": [{"split": split, "path": data_path.format(split=split)} for split in counts]}],
     )
+
+
+def corpus_label(corpus: str) -> str:
+    """A local corpus by its file or folder name only: the card is published by --push-to-hub, and the
+    absolute path of the user's machine has no business there (the fingerprint identifies the corpus)."""
+    if corpus == "bundled" or source_dataset(corpus) != "original":
+        return corpus
+    return Path(corpus).name
 
 
 def _models(pairs: list[dict]) -> dict[str, str]:
@@ -69,7 +76,7 @@ def run_section(run: Run, pairs: list[dict]) -> str:
         ("revision rounds", s.get("rounds")),
         ("protocol", s.get("protocol", "")),
         ("seed", s.get("random_seed")),
-        ("corpus", f"`{s.get('corpus', '')}` ({summary.get('corpus', {}).get('passages', '?')} passages, "
+        ("corpus", f"`{corpus_label(str(s.get('corpus', '')))}` ({summary.get('corpus', {}).get('passages', '?')} passages, "
                    f"fingerprint `{summary.get('corpus', {}).get('fingerprint', 'unknown')}`)"),
         ("yield", f"{overall['kept']} kept of {overall['seeds']} seeds "
                   f"({100.0 * overall['kept'] / overall['seeds'] if overall['seeds'] else 0:.1f}%); "
@@ -92,8 +99,7 @@ def intrinsic_table(summary: dict) -> list[str]:
     return lines
 
 
-def dataset_card(counts: dict[str, int], pairs: list[dict], context: ExportContext,
-                 data_path: str = "data/{split}.parquet") -> DatasetCard:
+def dataset_card(counts: dict[str, int], pairs: list[dict], context: ExportContext) -> DatasetCard:
     by_run = defaultdict(list)
     for pair in pairs:
         by_run[pair["source_run"]].append(pair)
@@ -113,7 +119,9 @@ def dataset_card(counts: dict[str, int], pairs: list[dict], context: ExportConte
         "",
         f"Requested shares: {shares} (split seed {context.split_seed}). Pairs that share a seed passage or a "
         "supporting passage are always in the same split, so no passage that answers a question of one split "
-        "is in the evidence of a question of another.",
+        "is in the evidence of a question of another: the splits are seed- and passage-disjoint. They are not "
+        "answer-disjoint: two questions built on different passages can share an answer (a year, a country, "
+        "yes or no) and land in different splits.",
         "",
         "## Fields",
         "",
@@ -126,5 +134,5 @@ def dataset_card(counts: dict[str, int], pairs: list[dict], context: ExportConte
         "",
         *(run_section(context.runs[name], run_pairs) + "\n" for name, run_pairs in by_run.items()),
     ]
-    data = card_data(counts, context, data_path)
+    data = card_data(counts, context)
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body))

@@ -18,11 +18,12 @@ from sage_dspy.dataset.decontaminate import find_contamination
 from sage_dspy.dataset.dedup import remove_near_duplicates
 from sage_dspy.dataset.formats import hf, search_r1, sft_openai, sft_trl, verl
 from sage_dspy.dataset.pairs import read_runs
-from sage_dspy.dataset.splits import assign
+from sage_dspy.dataset.splits import assign, too_small
 
 FORMATS = {module.NAME: module for module in (search_r1, verl, sft_openai, sft_trl, hf)}
 MANIFEST = "export.json"
 REMOVED = "removed.jsonl"  # one line per pair left out: near-duplicates, then benchmark matches
+MIN_PER_SPLIT = 1  # an empty split cannot be loaded or uploaded (splits.too_small)
 BUNDLED_LICENSE = "cc0-1.0"  # sage_dspy/data/README.md: the bundled corpus is CC0-1.0
 UNKNOWN_LICENSE = "unknown"
 
@@ -92,10 +93,14 @@ def removal_counts(removals: list[dict]) -> dict[str, int]:
 
 def export(run_dirs: list[Path], out: Path, formats: tuple[str, ...], ratios: dict[str, float], *,
            split_seed: int = 0, data_source: str = search_r1.DEFAULT_DATA_SOURCE,
-           license: str | None = None, benchmarks: list[Benchmark] = ()) -> ExportResult:
+           license: str | None = None, benchmarks: list[Benchmark] = (),
+           min_per_split: int = MIN_PER_SPLIT) -> ExportResult:
     """Write each format for the kept pairs of `run_dirs`, split by `ratios` without leaks, into `out`;
-    near-duplicates and pairs matching `benchmarks` are left out and listed in removed.jsonl."""
+    near-duplicates and pairs matching `benchmarks` are left out and listed in removed.jsonl. A split with
+    fewer than `min_per_split` pairs (or rows of a format) is refused and nothing is written."""
     check_data_source(data_source)
+    if min_per_split < 1:
+        raise ExportError(f"--min-per-split {min_per_split} would allow empty splits; give 1 or more")
     _check_out(Path(out))
     runs, pairs = read_runs([Path(d) for d in run_dirs])
     pairs, removals = select_pairs(pairs, benchmarks)
@@ -103,6 +108,7 @@ def export(run_dirs: list[Path], out: Path, formats: tuple[str, ...], ratios: di
         raise ExportError(f"every one of the {len(removals)} kept pairs was removed as a near-duplicate or "
                           "benchmark match; export other runs, or check the --decontaminate benchmarks")
     splits = assign(pairs, ratios, split_seed)
+    _check_sizes({name: len(split_pairs) for name, split_pairs in splits.items()}, min_per_split, "pairs")
     context = ExportContext({run.name: run for run in runs}, data_source, license or _default_license(runs), ratios,
                             split_seed)
     out = Path(out)
@@ -110,6 +116,8 @@ def export(run_dirs: list[Path], out: Path, formats: tuple[str, ...], ratios: di
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         rows = {name: FORMATS[name].write(splits, staging / name, context) for name in formats}
+        for name, counts in rows.items():  # SFT formats leave out pairs without a demonstration
+            _check_sizes(counts, min_per_split, f"{name} rows")
         counts = {name: len(split_pairs) for name, split_pairs in splits.items()}
         with (staging / REMOVED).open("w", encoding="utf-8") as sink:
             sink.writelines(json.dumps(removal, ensure_ascii=False) + "\n" for removal in removals)
@@ -122,6 +130,13 @@ def export(run_dirs: list[Path], out: Path, formats: tuple[str, ...], ratios: di
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportResult(out, counts, rows, removal_counts(removals))
+
+
+def _check_sizes(counts: dict[str, int], minimum: int, what: str) -> None:
+    problem = too_small(counts, minimum, what)
+    if problem:
+        raise ExportError(f"{problem}; nothing was written: give that split a larger share, export more runs, or "
+                          "leave the split out (as in --splits train=1)")
 
 
 def _default_license(runs) -> str:
