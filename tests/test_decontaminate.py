@@ -81,18 +81,39 @@ def checks_fired(question: str, answer: str, benchmark: Benchmark) -> dict[str, 
 def test_each_check_fires_on_its_own_kind_of_match():
     benchmark = bench(("Where was the author of Gull Songs born?", "Port Senna"), (LONG, "Arrowhead Stadium"),
                       (SHORT, "Zhao Hongyin"))
-    # case and punctuation only: every check
+    # case and punctuation only: every wording check
     assert set(checks_fired(LONG.upper().replace("?", " !"), "", benchmark)) == {EXACT, NGRAM, MINHASH}
-    # one word changed: no exact match; 8-grams and MinHash still see it
+    # one word changed: no exact match; the benchmark question's 2-grams and MinHash still see it
     changed = checks_fired(LONG.replace("hosted", "staged"), "", benchmark)
-    assert set(changed) == {NGRAM, MINHASH} and changed[MINHASH][0] == 1
-    # a short question with its word changed shares no 8-gram; MinHash and the gold answer catch it
-    assert set(checks_fired(SHORT.replace("father", "son"), "Zhao Hongyin", benchmark)) == {MINHASH, SAME_ANSWER}
-    # a paraphrase with the gold answer: only the answer check
+    assert set(changed) == {NGRAM, MINHASH} and changed[NGRAM] == (1, 0.85)
+    # a short question with its word changed, and the gold answer: all three
+    assert set(checks_fired(SHORT.replace("father", "son"), "Zhao Hongyin", benchmark)) == {NGRAM, MINHASH,
+                                                                                            SAME_ANSWER}
+    # a paraphrase with the gold answer: only the answer check (every anchor is there)
     paraphrase = "Emperor Taizong of Song: whose son was he?"
-    assert checks_fired(paraphrase, "zhao  hongyin.", benchmark) == {SAME_ANSWER: (2, 0.75)}
+    assert checks_fired(paraphrase, "zhao  hongyin.", benchmark) == {SAME_ANSWER: (2, 1.0)}
     # the same answer to an unrelated question is no flag
     assert checks_fired("Which official received the gannet flag in 1914?", "Zhao Hongyin", benchmark) == {}
+
+
+def test_the_benchmarks_template_about_other_entities_is_no_flag():
+    """What flagged clean pairs before: one shared 8-gram, or MinHash on template wording. Other names, other
+    question, even with most of its words (and, for a yes/no question, its answer)."""
+    benchmark = bench((LONG, "Arrowhead Stadium"), (SHORT, "Zhao Hongyin"),
+                      ("Were Scott Derrickson and Ed Wood of the same nationality?", "yes"))
+    assert checks_fired(LONG.replace("Kansas City", "Port Senna"), "Brenna Mill", benchmark) == {}
+    assert checks_fired(SHORT.replace("Emperor Taizong of Song", "Louis XIV"), "Louis XIII", benchmark) == {}
+    assert checks_fired("Were Ada Marlowe and Bram Tolliver of the same nationality?", "yes", benchmark) == {}
+
+
+def test_every_flag_reports_its_evidence():
+    benchmark = bench((LONG, "Arrowhead Stadium"))
+    report = find_contamination([{"question": LONG.replace("Pro Bowl", "Pro Final"), "answer": "arrowhead stadium"}],
+                                [benchmark])
+    flag = next(f for f in report.flags if f.check == NGRAM)
+    assert flag.evidence["missing_anchors"] == ["bowl"] and flag.evidence["anchors"] == ["city", "kansas", "pro"]
+    assert flag.evidence["same_answer"] is True and flag.evidence["coverage"] == round(flag.similarity, 4)
+    assert json.loads(json.dumps(report.to_dict()))["flags"][0]["evidence"] == report.flags[0].evidence
 
 
 def test_the_report_counts_per_benchmark_and_check_and_names_each_item():

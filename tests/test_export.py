@@ -447,9 +447,10 @@ def test_decontaminate_leaves_out_pairs_that_match_a_benchmark_and_names_the_ite
     (removal,) = [r for r in removals if r["removed"]["seed_id"] == planted["seed_id"]]
     assert removal["rule"] == "contamination: exact question" and removal["benchmark"] == "bench"
     assert removal["item"] == 1
-    # the offline LM writes its questions from one template, so others share an 8-gram with the planted one
-    assert {r["rule"] for r in removals if r is not removal} <= {"contamination: word 8-gram overlap"}
-    assert all(r["benchmark"] == "bench" for r in removals)  # none of hotpotqa's 500 questions matches
+    # the offline LM writes its questions from one template: the others share wording with the planted one,
+    # but not what it names, so they stay (before issue 24, one shared 8-gram removed them)
+    assert removals == [removal] and len(every) == len(kept) - 1
+    assert removal["evidence"]["missing_anchors"] == [] and removal["evidence"]["coverage"] == 1.0
     assert "1 contamination: exact question" in " ".join(result.stdout.split())
 
 

@@ -67,6 +67,7 @@ def _usd(value) -> str:
 def run_section(run: Run, pairs: list[dict]) -> str:
     s, summary = run.settings, run.summary
     overall, per_accepted = summary["overall"], summary.get("usage", {}).get("per_accepted", {})
+    corpus = summary.get("corpus", {})
     models = _models(pairs)
     facts = [
         ("generator / solver / judge / reviser", " / ".join(f"`{models[role]}`" for role in ROLES)),
@@ -76,8 +77,8 @@ def run_section(run: Run, pairs: list[dict]) -> str:
         ("revision rounds", s.get("rounds")),
         ("protocol", s.get("protocol", "")),
         ("seed", s.get("random_seed")),
-        ("corpus", f"`{corpus_label(str(s.get('corpus', '')))}` ({summary.get('corpus', {}).get('passages', '?')} passages, "
-                   f"fingerprint `{summary.get('corpus', {}).get('fingerprint', 'unknown')}`)"),
+        ("corpus", f"`{corpus_label(str(s.get('corpus', '')))}` ({corpus.get('passages', '?')} passages, "
+                   f"fingerprint `{corpus.get('fingerprint', 'unknown')}`)"),
         ("yield", f"{overall['kept']} kept of {overall['seeds']} seeds "
                   f"({100.0 * overall['kept'] / overall['seeds'] if overall['seeds'] else 0:.1f}%); "
                   f"{len(pairs)} exported"),

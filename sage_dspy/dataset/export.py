@@ -73,7 +73,7 @@ def select_pairs(pairs: list[dict], benchmarks: list[Benchmark] = ()) -> tuple[l
         first = flags[index][0]  # the first benchmark given, and its strongest check (CHECKS order)
         removals.append({"rule": f"contamination: {first.check}", "similarity": round(first.similarity, 4),
                          "removed": _identity(unique[index]), "benchmark": first.benchmark,
-                         "item": first.item_index, "item_question": first.item_question,
+                         "item": first.item_index, "item_question": first.item_question, "evidence": first.evidence,
                          "matches": [{"benchmark": f.benchmark, "item": f.item_index, "check": f.check}
                                      for f in flags[index]]})
     return [pair for index, pair in enumerate(unique) if index not in flags], removals
