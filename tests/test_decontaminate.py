@@ -187,3 +187,74 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, case, expected):
     result = invoke("decontaminate", *args, "--out", tmp_path / "report.json")
     assert_one_line_error(result, expected)
     assert not (tmp_path / "report.json").exists()
+
+
+# --- benchmarks in chat layout (Search-R1, verl) ----------------------------------------------------------
+PLANTED = [("Where was the author of Gull Songs born?", "Port Senna"), (LONG, "Arrowhead Stadium"),
+           (SHORT, "Zhao Hongyin"), ("Were Scott Derrickson and Ed Wood of the same nationality?", "yes"),
+           ("In what year was the company that was founded as Sound of Music added to the S&P 500", "1999")]
+
+
+def search_r1_rows(pairs, keep_source_columns: bool) -> list[dict]:
+    """Rows as Search-R1's nq_search.py writes them (process_fn: strip, add '?', make_prefix 'base')."""
+    from vendor.search_r1_nq_search import make_prefix
+
+    rows = []
+    for index, (question, answer) in enumerate(pairs):
+        question = question.strip() if question.strip().endswith("?") else question.strip() + "?"
+        row = {"data_source": "hotpotqa", "prompt": [{"role": "user", "content": make_prefix(
+            {"question": question}, template_type="base")}], "ability": "fact-reasoning",
+            "reward_model": {"style": "rule", "ground_truth": {"target": [answer]}},
+            "extra_info": {"split": "test", "index": index}}
+        rows.append({"id": str(index), "question": question, "golden_answers": [answer], **row}
+                    if keep_source_columns else row)
+    return rows
+
+
+def write_parquet(path, rows):
+    import datasets
+
+    datasets.Dataset.from_list(rows).to_parquet(str(path))
+    return path
+
+
+def test_search_r1_and_verl_parquet_catch_what_the_same_benchmark_in_json_catches(tmp_path):
+    from vendor.verl_preprocess_search_r1_dataset import process_single_row
+
+    as_json = write_jsonl(tmp_path / "bench.jsonl", [{"question": q, "answer": a} for q, a in PLANTED])
+    full = search_r1_rows(PLANTED, keep_source_columns=True)
+    sources = {
+        "json": as_json,
+        "search-r1": write_parquet(tmp_path / "search_r1.parquet", full),
+        "search-r1 prompt only": write_parquet(tmp_path / "prompt_only.parquet",
+                                               search_r1_rows(PLANTED, keep_source_columns=False)),
+        "verl": write_parquet(tmp_path / "verl.parquet", [process_single_row(row, "test", i).to_dict()
+                                                          for i, row in enumerate(full)]),
+    }
+    loaded = {name: load_benchmark(path) for name, path in sources.items()}
+    for name, benchmark in loaded.items():  # the question as written (nq_search adds a '?'), every answer
+        assert [(item.index, item.question.rstrip("?"), item.answers) for item in benchmark.items] == \
+            [(i, q.rstrip("?"), (a,)) for i, (q, a) in enumerate(PLANTED)], name
+    records = [{"seed_id": "exact", "question": SHORT, "answer": "x"},
+               {"seed_id": "edited", "question": LONG.replace("hosted", "staged"), "answer": ""},
+               {"seed_id": "paraphrase", "question": "Sound of Music, the company: in which year did it join the "
+                                                     "S&P 500?", "answer": "1999"},
+               {"seed_id": "look-alike", "question": "Were Ada Marlowe and Bram Tolliver of the same nationality?",
+                "answer": "yes"}]
+    found = {name: {(f.seed_id, f.item_index, f.check) for f in find_contamination(records, [b]).flags}
+             for name, b in loaded.items()}
+    assert {seed for seed, _, _ in found["json"]} == {"exact", "edited", "paraphrase"}
+    assert all(flags == found["json"] for flags in found.values()), found
+
+
+def test_the_against_option_reads_a_verl_parquet(tmp_path):
+    from vendor.verl_preprocess_search_r1_dataset import process_single_row
+
+    verl = write_parquet(tmp_path / "verl.parquet", [process_single_row(row, "test", i).to_dict() for i, row in
+                                                     enumerate(search_r1_rows(PLANTED, keep_source_columns=True))])
+    run = run_folder(tmp_path / "run", [{"seed_id": "w1", "question": LONG.lower(), "answer": "Arrowhead Stadium",
+                                         "kept": True}])
+    result = invoke("decontaminate", run, "--against", verl, "--out", tmp_path / "report.json")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert {f["check"] for f in report["flags"]} == set(CHECKS) and {f["item"] for f in report["flags"]} == {1}
