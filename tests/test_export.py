@@ -3,6 +3,7 @@ checked against the consumer's own code (vendored in tests/vendor/ with its comm
 
 import json
 import os
+import re
 import shutil
 import socket
 from pathlib import Path
@@ -17,12 +18,13 @@ from sage_dspy.dataset import export as exporting
 from sage_dspy.dataset.chats import shortest_correct_attempt
 from sage_dspy.dataset.formats import hf, search_r1
 from sage_dspy.dataset.splits import evidence
+from vendor.chat_template import render
 from vendor.search_r1_nq_search import make_prefix
 from vendor.search_r1_qa_em import compute_score_em, em_check
 from vendor.verl_preprocess_search_r1_dataset import process_single_row
 from vendor.verl_search_r1_like_qa_em import compute_score as verl_compute_score
 
-ALL_FORMATS = "search-r1,verl,sft-openai,sft-trl,hf"
+ALL_FORMATS = "search-r1,verl,sft-openai,sft-trl,sft-search-r1,sft-verl,hf"
 SPLITS = ("train", "test")
 
 
@@ -184,6 +186,68 @@ def test_sft_trl_rows_have_json_tool_calls_and_a_tools_column(exported, kept, tm
         check_demonstration(example["messages"], record, lambda arguments: arguments)  # a JSON object
         assert [m["name"] for m in example["messages"] if m["role"] == "tool"] == ["search"] * record["searches"]
         assert example["tools"][0]["function"]["name"] == "search"
+
+
+def rl_row_and_record(rl_rows: list[dict], prompt: list[dict], kept: dict) -> tuple[dict, dict]:
+    """The RL export's row with this prompt, and the kept record it came from."""
+    (row,) = [r for r in rl_rows if list(r["prompt"]) == list(prompt)]
+    (record,) = [r for r in kept.values() if r["seed_id"] == row["extra_info"]["seed_id"]]
+    return row, record
+
+
+def searches_of(record: dict) -> list[dict]:
+    return [step for step in shortest_correct_attempt(record)["steps"] if step["tool"] == "search"]
+
+
+def test_sft_search_r1_rows_are_search_r1_trajectories_that_score_one_under_its_reward(exported, kept, tmp_path):
+    rl_rows = [r for split in SPLITS for r in rows(exported / "search-r1" / f"{split}.parquet")]
+    count = 0
+    for split in SPLITS:
+        for example in load("parquet", exported / "sft-search-r1" / f"{split}.parquet", tmp_path):
+            row, record = rl_row_and_record(rl_rows, example["prompt"], kept)  # the Search-R1 export's prompt
+            [turn] = example["completion"]
+            trajectory, steps = turn["content"], searches_of(record)
+            assert turn["role"] == "assistant" and trajectory.startswith("<think>")
+            assert re.findall(r"<search> (.*?) </search>", trajectory) == [s["query"].strip() for s in steps]
+            assert re.findall(r"<information>(.*?)</information>", trajectory, re.S) == [
+                s["observation"].strip() for s in steps]
+            assert trajectory.endswith(f"<answer> {shortest_correct_attempt(record)['answer'].strip()} </answer>")
+            # rendered by TRL's Qwen2.5 training template; the trainer scores the decoded prompt + response
+            text, trained = render(example["prompt"] + example["completion"])
+            assert trained == ["\n" + trajectory + "<|im_end|>\n"]  # the whole trajectory is trained on
+            assert compute_score_em(text, row["reward_model"]["ground_truth"]) == 1
+            assert compute_score_em(text.replace(trajectory, "<answer> Beijing </answer>"),
+                                    row["reward_model"]["ground_truth"]) == 0
+            count += 1
+    assert count == len(kept)
+
+
+def test_sft_verl_rows_call_verls_search_tool_and_their_last_turn_scores_one(exported, kept, tmp_path):
+    import yaml
+
+    rl_rows = [r for split in SPLITS for r in rows(exported / "verl" / f"{split}.parquet")]
+    schema = yaml.safe_load((exported / "verl" / "search_tool_config.yaml").read_text())["tools"][0]["tool_schema"]
+    count = 0
+    for split in SPLITS:
+        for example in load("parquet", exported / "sft-verl" / f"{split}.parquet", tmp_path):
+            messages = example["messages"]
+            row, record = rl_row_and_record(rl_rows, [{k: m[k] for k in ("role", "content")} for m in messages[:2]],
+                                            kept)  # the verl export's system and user turns
+            assert example["tools"] == [schema]
+            calls = [m for m in messages if m["role"] == "assistant" and m.get("tool_calls")]
+            results = [m for m in messages if m["role"] == "tool"]
+            steps = searches_of(record)
+            assert [c["tool_calls"][0]["function"] for c in calls] == [
+                {"name": "search", "arguments": {"query_list": [s["query"].strip()]}} for s in steps]
+            assert [json.loads(r["content"])["result"] for r in results] == [s["observation"].strip() for s in steps]
+            text, trained = render(messages, example["tools"])
+            assert '<tool_call>\n{"name": "search", "arguments": {"query_list": [' in text
+            final = messages[-1]["content"]
+            assert trained[-1] == "\n" + final + "<|im_end|>\n" and len(trained) == len(calls) + 1
+            assert verl_compute_score(trained[-1], row["reward_model"]["ground_truth"]) == 1.0
+            assert verl_compute_score(trained[-2], row["reward_model"]["ground_truth"]) == 0  # a search turn
+            count += 1
+    assert count == len(kept)
 
 
 def test_hf_folder_loads_by_its_card_and_the_card_has_the_metadata(exported, run_dir, tmp_path):

@@ -16,11 +16,11 @@ from sage_dspy.dataset.benchmarks import Benchmark
 from sage_dspy.dataset.context import ExportContext
 from sage_dspy.dataset.decontaminate import find_contamination
 from sage_dspy.dataset.dedup import remove_near_duplicates
-from sage_dspy.dataset.formats import hf, search_r1, sft_openai, sft_trl, verl
+from sage_dspy.dataset.formats import hf, search_r1, sft_openai, sft_search_r1, sft_trl, sft_verl, verl
 from sage_dspy.dataset.pairs import read_runs
 from sage_dspy.dataset.splits import assign, too_small
 
-FORMATS = {module.NAME: module for module in (search_r1, verl, sft_openai, sft_trl, hf)}
+FORMATS = {module.NAME: module for module in (search_r1, verl, sft_openai, sft_trl, sft_search_r1, sft_verl, hf)}
 MANIFEST = "export.json"
 REMOVED = "removed.jsonl"  # one line per pair left out: near-duplicates, then benchmark matches
 MIN_PER_SPLIT = 1  # an empty split cannot be loaded or uploaded (splits.too_small)
