@@ -56,6 +56,7 @@ def exported(run_dir, tmp_path_factory) -> Path:
     result = invoke("export", run_dir, "--format", ALL_FORMATS, "--out", out, "--splits", "train=0.75,test=0.25")
     assert result.exit_code == 0, result.output
     assert "search-r1" in result.stdout and "pairs" in result.stdout
+    assert "least trainer settings these pairs fit in" in result.stdout and "max_turns=" in result.stdout
     return out
 
 
@@ -248,6 +249,35 @@ def test_sft_verl_rows_call_verls_search_tool_and_their_last_turn_scores_one(exp
             assert verl_compute_score(trained[-2], row["reward_model"]["ground_truth"]) == 0  # a search turn
             count += 1
     assert count == len(kept)
+
+
+def test_the_trainer_settings_fit_every_exported_trajectory_and_reach_the_card(exported, kept, tmp_path):
+    from sage_dspy.dataset.settings import CHARS_PER_TOKEN
+
+    settings = json.loads((exported / exporting.MANIFEST).read_text())["trainer_settings"]
+    most = max(record["searches"] for record in kept.values())
+    assert {int(n) for n in settings["searches"]} == {r["searches"] for r in kept.values()} and most >= 2
+    assert sum(settings["searches"].values()) == len(kept)
+    search_r1_needs, verl_needs = settings["search_r1"], settings["verl"]
+    assert search_r1_needs["max_turns"] == most and verl_needs[
+        "actor_rollout_ref.rollout.multi_turn.max_assistant_turns"] == most + 1
+    assert verl_needs["actor_rollout_ref.rollout.agent.default_agent_loop"] == "tool_agent"
+    for split in SPLITS:
+        for example in load("parquet", exported / "sft-search-r1" / f"{split}.parquet", tmp_path):
+            trajectory = example["completion"][0]["content"]
+            assert trajectory.count("<search>") <= search_r1_needs["max_turns"]
+            prompt = len(example["prompt"][0]["content"])
+            assert (prompt + len(trajectory)) / CHARS_PER_TOKEN <= search_r1_needs["data.max_prompt_length"]
+        for example in load("parquet", exported / "sft-verl" / f"{split}.parquet", tmp_path):
+            turns = example["messages"][2:]
+            assert sum(m["role"] == "assistant" for m in turns) <= verl_needs[
+                "actor_rollout_ref.rollout.multi_turn.max_assistant_turns"]
+            assert max(len(m["content"]) for m in turns if m["role"] == "tool") <= verl_needs[
+                "actor_rollout_ref.rollout.multi_turn.max_tool_response_length"]
+            written = sum(len(m["content"] or "") for m in turns)
+            assert written / CHARS_PER_TOKEN <= verl_needs["data.max_response_length"]
+    card = (exported / "hf" / "README.md").read_text()
+    assert f"max_turns={most}\n" in card and f"max_assistant_turns={most + 1}\n" in card
 
 
 def test_hf_folder_loads_by_its_card_and_the_card_has_the_metadata(exported, run_dir, tmp_path):

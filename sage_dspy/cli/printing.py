@@ -286,6 +286,11 @@ def exported(result) -> None:
     for name, rows in result.rows.items():
         table.add_row(name, *(str(rows[split]) for split in result.splits))
     out.print(table)
+    if result.settings:  # the RL recipes' defaults cut these pairs' rollouts short (dataset/settings.py)
+        out.print("least trainer settings these pairs fit in (export.json and the hf card have them too):",
+                  highlight=False)
+        for line in result.settings.lines():
+            out.print(f"  {line}", highlight=False, markup=False)
     short = [name for name, rows in result.rows.items() if rows != result.splits]
     if short:
         out.print(f"{', '.join(short)}: a pair whose kept round has no correct attempt using only the search tool "

@@ -12,6 +12,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from sage_dspy.dataset.context import ExportContext
 from sage_dspy.dataset.pairs import Run
+from sage_dspy.dataset.settings import CHARS_PER_TOKEN, trainer_settings
 
 ROLES = ("generator", "solver", "judge", "reviser")
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
@@ -100,6 +101,22 @@ def intrinsic_table(summary: dict) -> list[str]:
     return lines
 
 
+def settings_section(pairs: list[dict], context: ExportContext) -> list[str]:
+    """The RL recipes' settings these pairs need (settings.py), as overrides to paste."""
+    settings = trainer_settings(pairs, context)
+    if settings is None:
+        return []
+    spread = ", ".join(f"{count} need {n}" for n, count in settings.searches.items())
+    return ["## Training settings", "",
+            f"Searches per pair (its shortest correct attempt): {spread}. A rollout cut off before its last search "
+            "cannot reach the answer, and the recipes' defaults allow two searches (Search-R1 `max_turns=2`, verl "
+            "`max_assistant_turns=2`). These are the least values the pairs fit in: keep any larger value a recipe "
+            "already sets. Lengths are in tokens, estimated at "
+            f"{CHARS_PER_TOKEN} characters a token (they err long); check them with your tokenizer.", "",
+            "```", "# Search-R1 (train_ppo.sh)", *(f"{k}={v}" for k, v in settings.search_r1.items()),
+            "# verl (search recipe overrides)", *(f"{k}={v}" for k, v in settings.verl.items()), "```", ""]
+
+
 def dataset_card(counts: dict[str, int], pairs: list[dict], context: ExportContext) -> DatasetCard:
     by_run = defaultdict(list)
     for pair in pairs:
@@ -131,6 +148,7 @@ def dataset_card(counts: dict[str, int], pairs: list[dict], context: ExportConte
         "`k`, `seed_id`, `supporting_ids` (passages the answering steps cite), `rounds_used`, `lms` (model per "
         "role), `run`, `mlflow_run_id`, `pair_id`.",
         "",
+        *settings_section(pairs, context),
         "## How it was made",
         "",
         *(run_section(context.runs[name], run_pairs) + "\n" for name, run_pairs in by_run.items()),

@@ -18,6 +18,7 @@ from sage_dspy.dataset.decontaminate import find_contamination
 from sage_dspy.dataset.dedup import remove_near_duplicates
 from sage_dspy.dataset.formats import hf, search_r1, sft_openai, sft_search_r1, sft_trl, sft_verl, verl
 from sage_dspy.dataset.pairs import read_runs
+from sage_dspy.dataset.settings import TrainerSettings, trainer_settings
 from sage_dspy.dataset.splits import assign, too_small
 
 FORMATS = {module.NAME: module for module in (search_r1, verl, sft_openai, sft_trl, sft_search_r1, sft_verl, hf)}
@@ -38,6 +39,7 @@ class ExportResult:
     splits: dict[str, int]  # pairs per split
     rows: dict[str, dict[str, int]]  # per format, rows per split (SFT formats skip pairs without a demonstration)
     removed: dict[str, int] = field(default_factory=dict)  # pairs left out per rule (removed.jsonl has each)
+    settings: TrainerSettings | None = None  # what the RL recipes must allow for these pairs (settings.py)
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
@@ -111,6 +113,7 @@ def export(run_dirs: list[Path], out: Path, formats: tuple[str, ...], ratios: di
     _check_sizes({name: len(split_pairs) for name, split_pairs in splits.items()}, min_per_split, "pairs")
     context = ExportContext({run.name: run for run in runs}, data_source, license or _default_license(runs), ratios,
                             split_seed)
+    settings = trainer_settings(pairs, context)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
@@ -124,12 +127,13 @@ def export(run_dirs: list[Path], out: Path, formats: tuple[str, ...], ratios: di
         manifest = {"runs": [str(Path(d)) for d in run_dirs], "formats": rows, "splits": counts,
                     "ratios": ratios, "split_seed": split_seed, "data_source": data_source,
                     "license": context.license, "removed": removal_counts(removals),
-                    "benchmarks": [benchmark.name for benchmark in benchmarks]}
+                    "benchmarks": [benchmark.name for benchmark in benchmarks],
+                    "trainer_settings": settings.to_dict() if settings else None}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         _publish(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return ExportResult(out, counts, rows, removal_counts(removals))
+    return ExportResult(out, counts, rows, removal_counts(removals), settings)
 
 
 def _check_sizes(counts: dict[str, int], minimum: int, what: str) -> None:

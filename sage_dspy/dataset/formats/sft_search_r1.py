@@ -29,10 +29,20 @@ def think(thought: str) -> str:
     return f"<think>{thought.strip()}</think>\n" if thought.strip() else ""
 
 
+def model_turns(chat: Transcript) -> list[str]:
+    """What the policy writes, turn by turn: each search, then the answer (the environment adds the rest)."""
+    return [f"{think(call.thought)}<search> {call.query.strip()} </search>" for call in chat.calls] + [
+        f"{think(chat.conclusion)}<answer> {chat.answer.strip()} </answer>"]
+
+
+def information(observation: str) -> str:
+    """What Search-R1's environment appends after a search (execute_predictions)."""
+    return f"\n\n<information>{observation.strip()}</information>\n\n"
+
+
 def completion(chat: Transcript) -> str:
-    steps = [f"{think(call.thought)}<search> {call.query.strip()} </search>"
-             f"\n\n<information>{call.observation.strip()}</information>\n\n" for call in chat.calls]
-    return "".join(steps) + f"{think(chat.conclusion)}<answer> {chat.answer.strip()} </answer>"
+    *searches, answer = model_turns(chat)
+    return "".join(turn + information(call.observation) for turn, call in zip(searches, chat.calls)) + answer
 
 
 def row(chat: Transcript) -> dict:
