@@ -267,7 +267,10 @@ def test_the_trainer_settings_fit_every_exported_trajectory_and_reach_the_card(e
             trajectory = example["completion"][0]["content"]
             assert trajectory.count("<search>") <= search_r1_needs["max_turns"]
             prompt = len(example["prompt"][0]["content"])
+            assert prompt / CHARS_PER_TOKEN <= search_r1_needs["data.max_start_length"]
             assert (prompt + len(trajectory)) / CHARS_PER_TOKEN <= search_r1_needs["data.max_prompt_length"]
+            for block in re.findall(r"<information>.*?</information>", trajectory, re.S):
+                assert len(block) / CHARS_PER_TOKEN <= search_r1_needs["data.max_obs_length"]
         for example in load("parquet", exported / "sft-verl" / f"{split}.parquet", tmp_path):
             turns = example["messages"][2:]
             assert sum(m["role"] == "assistant" for m in turns) <= verl_needs[

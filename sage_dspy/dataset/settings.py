@@ -5,9 +5,10 @@ answer, so a recipe run with its defaults (Search-R1's `train_ppo.sh`: `max_turn
 `max_assistant_turns=2`) never sees the harder pairs solved. The counts come from each pair's demonstration
 (chats.transcript: the shortest correct attempt, what the SFT formats hold):
 - Search-R1 (`search_r1/llm_agent/generation.py` `run_llm_loop`): every loop turn may search, and a last
-  rollout after the loop answers, so `max_turns` = the most searches a pair needs. `data.max_response_length`
-  caps one turn's generation, `max_obs_length` one information block; the prompt grows turn by turn, so
-  `data.max_prompt_length` must hold the prompt plus the whole trajectory.
+  rollout after the loop answers, so `max_turns` = the most searches a pair needs. `data.max_start_length`
+  holds the prompt, `data.max_response_length` one turn's generation, `data.max_obs_length` one information
+  block, and `data.max_prompt_length` follows `train_ppo.sh`'s rule: start + response * (turns - 1) +
+  observation * turns.
 - verl (`verl/experimental/agent_loop/tool_agent_loop.py`): each search is an assistant turn and a tool
   (user) turn, and the answer one more assistant turn, so `max_assistant_turns` = searches + 1 and
   `max_user_turns` = searches; `data.max_response_length` holds every turn after the prompt, tool results
@@ -64,11 +65,15 @@ def trainer_settings(pairs: list[dict], context: ExportContext) -> TrainerSettin
     most = max(len(chat.calls) for chat in chats)
     observations = [call.observation.strip() for chat in chats for call in chat.calls] or [""]
     prompt = max(len(search_r1.PREFIX.format(question=search_r1.search_r1_question(c.question))) for c in chats)
+    turn = tokens(max(len(t) for c in chats for t in sft_search_r1.model_turns(c)))
+    observation = tokens(max(len(sft_search_r1.information(o)) for o in observations))
     search_r1_settings = {
         "max_turns": most,
-        "data.max_response_length": tokens(max(len(t) for c in chats for t in sft_search_r1.model_turns(c))),
-        "max_obs_length": tokens(max(len(sft_search_r1.information(o)) for o in observations)),
-        "data.max_prompt_length": tokens(prompt + max(len(sft_search_r1.completion(c)) for c in chats)),
+        "data.max_start_length": tokens(prompt),
+        "data.max_response_length": turn,
+        "data.max_obs_length": observation,
+        # train_ppo.sh's own rule for the prompt the rollout grows into (its comment above the command)
+        "data.max_prompt_length": tokens(prompt) + turn * (most - 1) + observation * most,
     }
     verl_settings = {
         "actor_rollout_ref.rollout.agent.default_agent_loop": verl.AGENT_LOOP,
