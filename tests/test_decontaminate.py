@@ -158,6 +158,7 @@ def test_decontaminate_prints_the_counts_and_writes_every_flag(tmp_path):
     result = invoke("decontaminate", run, other, "--benchmark", benchmark, "--out", tmp_path / "r" / "report.json")
     assert result.exit_code == 0, result.output
     assert "2 of 2 kept pairs flagged" in result.stdout and "hotpot" in result.stdout
+    assert "hotpot#0 exact question (1.00; anchors 4/4, same answer)" in " ".join(result.stdout.split())
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["counts"]["hotpot"] == {EXACT: 2, NGRAM: 2, MINHASH: 2, SAME_ANSWER: 1}
     assert {(f["run"], f["seed_id"], f["item"]) for f in report["flags"]} == {(str(run), "w1", 0),

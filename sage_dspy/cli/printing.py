@@ -310,11 +310,20 @@ def contamination_table(report: Report) -> Table:
     return table
 
 
+def _evidence(flag) -> str:
+    """"; anchors 3/4, same answer": what the match rests on, beside its score."""
+    evidence = flag.evidence
+    if not evidence:
+        return ""
+    found, missing = len(evidence["anchors"]), len(evidence["missing_anchors"])
+    return f"; anchors {found}/{found + missing}" + (", same answer" if evidence["same_answer"] else "")
+
+
 def contamination(report: Report, listed_all: bool) -> None:
     """`sage decontaminate`: flagged pairs per benchmark and check, then the first flags themselves."""
     out.print(contamination_table(report))
     for flag in report.flags[:SHOWN_FLAGS]:
-        out.print(f"{flag.benchmark}#{flag.item_index} {flag.check} ({flag.similarity:.2f}): "
+        out.print(f"{flag.benchmark}#{flag.item_index} {flag.check} ({flag.similarity:.2f}{_evidence(flag)}): "
                   f"{flag.question!r} ~ {flag.item_question!r}", highlight=False, markup=False)
     if len(report.flags) > SHOWN_FLAGS:
         out.print(f"... and {len(report.flags) - SHOWN_FLAGS} more flags" + ("" if listed_all else
