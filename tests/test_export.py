@@ -355,6 +355,10 @@ def test_the_card_names_a_local_corpus_by_its_file_name_and_says_what_the_splits
     assert run.summary["corpus"]["fingerprint"] in text  # what identifies the corpus without its path
     assert "seed- and passage-disjoint" in text and "not answer-disjoint" in text
     assert "configs:" not in text  # splits come from the file names (formats/hf.py)
+    gone = Run(run.folder, {**run.settings, "corpus": "/home/someone/corpora/wiki-folder"}, run.summary, "")
+    text = dataset_card({"train": len(pairs)}, pairs, ExportContext({run.name: gone}, "hotpotqa", "unknown",
+                                                                    {"train": 1.0}, 0)).content
+    assert "`wiki-folder`" in text and "someone" not in text  # a folder no longer there is still local
 
 
 def test_our_verl_rows_mix_with_verls_own_and_take_one_agent_loop(exported):

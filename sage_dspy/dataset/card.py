@@ -24,9 +24,15 @@ def size_category(count: int) -> str:
 
 def source_dataset(corpus: str) -> str:
     """'original' for the bundled corpus or a local file; a Hub dataset name as it was given."""
-    if corpus == "bundled" or Path(corpus).exists() or corpus.endswith((".jsonl", ".json", ".parquet", ".csv")):
+    if corpus == "bundled" or _local(corpus):
         return "original"
     return corpus
+
+
+def _local(corpus: str) -> bool:
+    """A path on the user's machine, even one gone since the run: a Hub name is `name` or `owner/name`."""
+    return (Path(corpus).exists() or corpus.endswith((".jsonl", ".json", ".parquet", ".csv"))
+            or corpus.startswith(("/", "~", ".")) or "\\" in corpus or corpus.count("/") > 1)
 
 
 def card_data(counts: dict[str, int], context: ExportContext) -> DatasetCardData:
