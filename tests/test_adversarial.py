@@ -102,6 +102,15 @@ def with_a_kept_pair(run: Path) -> Path:
     return run
 
 
+def without_a_demonstration(run: Path) -> Path:
+    """A kept pair none of whose attempts is correct: the SFT formats have no chat to show for it (issue 24)."""
+    records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+    for attempt in (attempt for past in records[0]["rounds"] for attempt in past["attempts"]):
+        attempt["correct"] = False
+    (run / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return run
+
+
 def held_lock(bench: Bench, run: Path):
     """Another process's lock on `run`, as the kernel sees it: this test's own open file description."""
     handle = (run / run_folder.LOCK_FILE).open("a+")
@@ -244,6 +253,18 @@ CASES = {
         "pass --title-field NAME", ()),
     "ray address with nothing listening": lambda b: (no_ray(b) or b.generate("--ray", f"127.0.0.1:{closed_port()}"),
                                                      "nothing answers at 127.0.0.1", ()),
+    # --- issue 24: training sets that train
+    "export split would be empty": lambda b: (["export", with_a_kept_pair(run := b.run_copy()), "--out",
+                                               b.work / "x", "--splits", "train=0.5,test=0.5"],
+                                              "split 'test' would get 0 pairs", (run,)),
+    "export min per split zero": lambda b: (["export", with_a_kept_pair(run := b.run_copy()), "--out", b.work / "x",
+                                             "--min-per-split", "0"], "would allow empty splits", (run,)),
+    # the pair has no correct attempt to show: an empty OpenAI training file would fail its check
+    "export sft split would be empty": lambda b: (["export", without_a_demonstration(with_a_kept_pair(
+                                                       run := b.run_copy())), "--out",
+                                                   b.work / "x", "--splits", "train=1", "--format",
+                                                   "search-r1,sft-openai"],
+                                                  "split 'train' would get 0 sft-openai rows", (run,)),
 }
 
 

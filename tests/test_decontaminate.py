@@ -81,18 +81,39 @@ def checks_fired(question: str, answer: str, benchmark: Benchmark) -> dict[str, 
 def test_each_check_fires_on_its_own_kind_of_match():
     benchmark = bench(("Where was the author of Gull Songs born?", "Port Senna"), (LONG, "Arrowhead Stadium"),
                       (SHORT, "Zhao Hongyin"))
-    # case and punctuation only: every check
+    # case and punctuation only: every wording check
     assert set(checks_fired(LONG.upper().replace("?", " !"), "", benchmark)) == {EXACT, NGRAM, MINHASH}
-    # one word changed: no exact match; 8-grams and MinHash still see it
+    # one word changed: no exact match; the benchmark question's 2-grams and MinHash still see it
     changed = checks_fired(LONG.replace("hosted", "staged"), "", benchmark)
-    assert set(changed) == {NGRAM, MINHASH} and changed[MINHASH][0] == 1
-    # a short question with its word changed shares no 8-gram; MinHash and the gold answer catch it
-    assert set(checks_fired(SHORT.replace("father", "son"), "Zhao Hongyin", benchmark)) == {MINHASH, SAME_ANSWER}
-    # a paraphrase with the gold answer: only the answer check
+    assert set(changed) == {NGRAM, MINHASH} and changed[NGRAM] == (1, 0.85)
+    # a short question with its word changed, and the gold answer: all three
+    assert set(checks_fired(SHORT.replace("father", "son"), "Zhao Hongyin", benchmark)) == {NGRAM, MINHASH,
+                                                                                            SAME_ANSWER}
+    # a paraphrase with the gold answer: only the answer check (every anchor is there)
     paraphrase = "Emperor Taizong of Song: whose son was he?"
-    assert checks_fired(paraphrase, "zhao  hongyin.", benchmark) == {SAME_ANSWER: (2, 0.75)}
+    assert checks_fired(paraphrase, "zhao  hongyin.", benchmark) == {SAME_ANSWER: (2, 1.0)}
     # the same answer to an unrelated question is no flag
     assert checks_fired("Which official received the gannet flag in 1914?", "Zhao Hongyin", benchmark) == {}
+
+
+def test_the_benchmarks_template_about_other_entities_is_no_flag():
+    """What flagged clean pairs before: one shared 8-gram, or MinHash on template wording. Other names, other
+    question, even with most of its words (and, for a yes/no question, its answer)."""
+    benchmark = bench((LONG, "Arrowhead Stadium"), (SHORT, "Zhao Hongyin"),
+                      ("Were Scott Derrickson and Ed Wood of the same nationality?", "yes"))
+    assert checks_fired(LONG.replace("Kansas City", "Port Senna"), "Brenna Mill", benchmark) == {}
+    assert checks_fired(SHORT.replace("Emperor Taizong of Song", "Louis XIV"), "Louis XIII", benchmark) == {}
+    assert checks_fired("Were Ada Marlowe and Bram Tolliver of the same nationality?", "yes", benchmark) == {}
+
+
+def test_every_flag_reports_its_evidence():
+    benchmark = bench((LONG, "Arrowhead Stadium"))
+    report = find_contamination([{"question": LONG.replace("Pro Bowl", "Pro Final"), "answer": "arrowhead stadium"}],
+                                [benchmark])
+    flag = next(f for f in report.flags if f.check == NGRAM)
+    assert flag.evidence["missing_anchors"] == ["bowl"] and flag.evidence["anchors"] == ["city", "kansas", "pro"]
+    assert flag.evidence["same_answer"] is True and flag.evidence["coverage"] == round(flag.similarity, 4)
+    assert json.loads(json.dumps(report.to_dict()))["flags"][0]["evidence"] == report.flags[0].evidence
 
 
 def test_the_report_counts_per_benchmark_and_check_and_names_each_item():
@@ -137,6 +158,7 @@ def test_decontaminate_prints_the_counts_and_writes_every_flag(tmp_path):
     result = invoke("decontaminate", run, other, "--benchmark", benchmark, "--out", tmp_path / "r" / "report.json")
     assert result.exit_code == 0, result.output
     assert "2 of 2 kept pairs flagged" in result.stdout and "hotpot" in result.stdout
+    assert "hotpot#0 exact question (1.00; anchors 4/4, same answer)" in " ".join(result.stdout.split())
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["counts"]["hotpot"] == {EXACT: 2, NGRAM: 2, MINHASH: 2, SAME_ANSWER: 1}
     assert {(f["run"], f["seed_id"], f["item"]) for f in report["flags"]} == {(str(run), "w1", 0),
@@ -166,3 +188,74 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, case, expected):
     result = invoke("decontaminate", *args, "--out", tmp_path / "report.json")
     assert_one_line_error(result, expected)
     assert not (tmp_path / "report.json").exists()
+
+
+# --- benchmarks in chat layout (Search-R1, verl) ----------------------------------------------------------
+PLANTED = [("Where was the author of Gull Songs born?", "Port Senna"), (LONG, "Arrowhead Stadium"),
+           (SHORT, "Zhao Hongyin"), ("Were Scott Derrickson and Ed Wood of the same nationality?", "yes"),
+           ("In what year was the company that was founded as Sound of Music added to the S&P 500", "1999")]
+
+
+def search_r1_rows(pairs, keep_source_columns: bool) -> list[dict]:
+    """Rows as Search-R1's nq_search.py writes them (process_fn: strip, add '?', make_prefix 'base')."""
+    from vendor.search_r1_nq_search import make_prefix
+
+    rows = []
+    for index, (question, answer) in enumerate(pairs):
+        question = question.strip() if question.strip().endswith("?") else question.strip() + "?"
+        row = {"data_source": "hotpotqa", "prompt": [{"role": "user", "content": make_prefix(
+            {"question": question}, template_type="base")}], "ability": "fact-reasoning",
+            "reward_model": {"style": "rule", "ground_truth": {"target": [answer]}},
+            "extra_info": {"split": "test", "index": index}}
+        rows.append({"id": str(index), "question": question, "golden_answers": [answer], **row}
+                    if keep_source_columns else row)
+    return rows
+
+
+def write_parquet(path, rows):
+    import datasets
+
+    datasets.Dataset.from_list(rows).to_parquet(str(path))
+    return path
+
+
+def test_search_r1_and_verl_parquet_catch_what_the_same_benchmark_in_json_catches(tmp_path):
+    from vendor.verl_preprocess_search_r1_dataset import process_single_row
+
+    as_json = write_jsonl(tmp_path / "bench.jsonl", [{"question": q, "answer": a} for q, a in PLANTED])
+    full = search_r1_rows(PLANTED, keep_source_columns=True)
+    sources = {
+        "json": as_json,
+        "search-r1": write_parquet(tmp_path / "search_r1.parquet", full),
+        "search-r1 prompt only": write_parquet(tmp_path / "prompt_only.parquet",
+                                               search_r1_rows(PLANTED, keep_source_columns=False)),
+        "verl": write_parquet(tmp_path / "verl.parquet", [process_single_row(row, "test", i).to_dict()
+                                                          for i, row in enumerate(full)]),
+    }
+    loaded = {name: load_benchmark(path) for name, path in sources.items()}
+    for name, benchmark in loaded.items():  # the question as written (nq_search adds a '?'), every answer
+        assert [(item.index, item.question.rstrip("?"), item.answers) for item in benchmark.items] == \
+            [(i, q.rstrip("?"), (a,)) for i, (q, a) in enumerate(PLANTED)], name
+    records = [{"seed_id": "exact", "question": SHORT, "answer": "x"},
+               {"seed_id": "edited", "question": LONG.replace("hosted", "staged"), "answer": ""},
+               {"seed_id": "paraphrase", "question": "Sound of Music, the company: in which year did it join the "
+                                                     "S&P 500?", "answer": "1999"},
+               {"seed_id": "look-alike", "question": "Were Ada Marlowe and Bram Tolliver of the same nationality?",
+                "answer": "yes"}]
+    found = {name: {(f.seed_id, f.item_index, f.check) for f in find_contamination(records, [b]).flags}
+             for name, b in loaded.items()}
+    assert {seed for seed, _, _ in found["json"]} == {"exact", "edited", "paraphrase"}
+    assert all(flags == found["json"] for flags in found.values()), found
+
+
+def test_the_against_option_reads_a_verl_parquet(tmp_path):
+    from vendor.verl_preprocess_search_r1_dataset import process_single_row
+
+    verl = write_parquet(tmp_path / "verl.parquet", [process_single_row(row, "test", i).to_dict() for i, row in
+                                                     enumerate(search_r1_rows(PLANTED, keep_source_columns=True))])
+    run = run_folder(tmp_path / "run", [{"seed_id": "w1", "question": LONG.lower(), "answer": "Arrowhead Stadium",
+                                         "kept": True}])
+    result = invoke("decontaminate", run, "--against", verl, "--out", tmp_path / "report.json")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert {f["check"] for f in report["flags"]} == set(CHECKS) and {f["item"] for f in report["flags"]} == {1}

@@ -26,12 +26,13 @@ def decontaminate_command(
     run_dirs: Annotated[Optional[list[Path]], typer.Argument(metavar="RUN_DIR", show_default=False,
                                                              help="run folders written by `sage generate`")] = None,
     benchmark: Annotated[Optional[list[str]], typer.Option(
-        "--benchmark", "-b", help="a JSON / JSONL / parquet file with a question (and answer) field, or a "
-                                  "cached Hugging Face dataset (NAME, NAME:CONFIG, NAME@SPLIT); repeat for "
-                                  "several")] = None,
+        "--benchmark", "--against", "-b",
+        help="a JSON / JSONL / parquet file with a question (and answer) field or a chat prompt (Search-R1, verl "
+             "parquet), or a cached Hugging Face dataset (NAME, NAME:CONFIG, NAME@SPLIT); repeat for several")] = None,
     out_file: Annotated[Optional[Path], typer.Option("--out", help="write every flag to this JSON report")] = None,
 ) -> None:
-    """Flag kept pairs that match a benchmark question: exact, word 8-gram, MinHash or same answer."""
+    """Flag kept pairs that match a benchmark question: exact, 2-gram coverage, MinHash or same answer (the
+    wording checks and the answer check also need what the benchmark question names)."""
     if not run_dirs:
         fail("no run folder given; pass one or more RUN_DIR written by `sage generate`")
     if not benchmark:

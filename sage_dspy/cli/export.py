@@ -31,6 +31,9 @@ def export(
     splits: Annotated[str, typer.Option(help="split shares summing to 1; pairs sharing a seed or supporting "
                                              "passage stay in one split")] = "train=0.9,test=0.1",
     split_seed: Annotated[int, typer.Option(help="seed for assigning groups of pairs to splits")] = 0,
+    min_per_split: Annotated[int, typer.Option(
+        help="refuse the export (nothing written) when a split would get fewer pairs, or fewer rows in a "
+             "format")] = exporting.MIN_PER_SPLIT,
     data_source: Annotated[str, typer.Option(help=DATA_SOURCE_HELP)] = DEFAULT_DATA_SOURCE,
     license_id: Annotated[Optional[str], typer.Option("--license", help=LICENSE_HELP)] = None,
     decontaminate: Annotated[Optional[list[str]], typer.Option(
@@ -49,7 +52,7 @@ def export(
         hub.check_push(push_to_hub, chosen)  # offline or tokenless: said before anything is written
     result = exporting.export(run_dirs, out_dir, chosen, ratios,
                               split_seed=split_seed, data_source=exporting.check_data_source(data_source),
-                              license=license_id, benchmarks=benchmarks)
+                              license=license_id, benchmarks=benchmarks, min_per_split=min_per_split)
     printing.exported(result)
     if push_to_hub:
         printing.out.print(f"pushed: {hub.push(result.out / 'hf', push_to_hub)}", highlight=False)

@@ -300,6 +300,11 @@ def exported(result) -> None:
     for name, rows in result.rows.items():
         table.add_row(name, *(str(rows[split]) for split in result.splits))
     out.print(table)
+    if result.settings:  # the RL recipes' defaults cut these pairs' rollouts short (dataset/settings.py)
+        out.print("least trainer settings these pairs fit in (export.json and the hf card have them too):",
+                  highlight=False)
+        for line in result.settings.lines():
+            out.print(f"  {line}", highlight=False, markup=False)
     short = [name for name, rows in result.rows.items() if rows != result.splits]
     if short:
         out.print(f"{', '.join(short)}: a pair whose kept round has no correct attempt using only the search tool "
@@ -319,11 +324,20 @@ def contamination_table(report: Report) -> Table:
     return table
 
 
+def _evidence(flag) -> str:
+    """"; anchors 3/4, same answer": what the match rests on, beside its score."""
+    evidence = flag.evidence
+    if not evidence:
+        return ""
+    found, missing = len(evidence["anchors"]), len(evidence["missing_anchors"])
+    return f"; anchors {found}/{found + missing}" + (", same answer" if evidence["same_answer"] else "")
+
+
 def contamination(report: Report, listed_all: bool) -> None:
     """`sage decontaminate`: flagged pairs per benchmark and check, then the first flags themselves."""
     out.print(contamination_table(report))
     for flag in report.flags[:SHOWN_FLAGS]:
-        out.print(f"{flag.benchmark}#{flag.item_index} {flag.check} ({flag.similarity:.2f}): "
+        out.print(f"{flag.benchmark}#{flag.item_index} {flag.check} ({flag.similarity:.2f}{_evidence(flag)}): "
                   f"{flag.question!r} ~ {flag.item_question!r}", highlight=False, markup=False)
     if len(report.flags) > SHOWN_FLAGS:
         out.print(f"... and {len(report.flags) - SHOWN_FLAGS} more flags" + ("" if listed_all else

@@ -1,6 +1,12 @@
 """Benchmarks to decontaminate against: JSON, JSON Lines or parquet files, a folder of data files, or a
 Hugging Face dataset already in the local cache (`NAME[:CONFIG][@SPLIT]`, read offline). Each becomes
 items of a question and its gold answers, whatever the source calls those fields.
+
+RL training files hold the question in a chat (`prompt` or `messages`: Search-R1's and verl's parquet, and
+DeepResearcher's files built the same way). There the question is the last user turn as their preprocessing
+wrote it, less the instruction it was wrapped in (Search-R1's `nq_search.py` prefix and trailing newline,
+verl's `preprocess_search_r1_dataset.py` prefix), and the answers come from `reward_model.ground_truth`
+(`{"target": [...]}`, a list or a string) or `golden_answers`.
 """
 
 import json
@@ -12,6 +18,7 @@ from sage_dspy.jsonl import JsonlError, read_jsonl
 
 QUESTION_FIELDS = ("question", "query", "problem", "Prompt")
 ANSWER_FIELDS = ("answer", "answers", "golden_answers", "Answer")
+CHAT_FIELDS = ("prompt", "messages")
 FILE_SUFFIXES = (".json", ".jsonl", ".parquet")
 
 
@@ -136,10 +143,54 @@ def _answers(value) -> tuple[str, ...]:
     return (str(value),)
 
 
+def _is_chat(value) -> bool:
+    return isinstance(value, (list, tuple)) and bool(value) and all(
+        isinstance(turn, dict) and "role" in turn and "content" in turn for turn in value)
+
+
+def _instructions() -> tuple[tuple[str, str], ...]:
+    """(prefix, suffix) around the question in the RL formats' user turns, as their preprocessing writes it."""
+    from sage_dspy.dataset.formats import search_r1, verl  # the exporters quote the consumers' scripts
+
+    before, after = search_r1.PREFIX.split("{question}")
+    return (before, after), (verl.USER_CONTENT_PREFIX.rstrip("\n"), "")
+
+
+def chat_question(turns: list[dict]) -> str:
+    """The last user turn, its known instruction wrapper taken off (exactly; any other text is kept whole)."""
+    content = next((str(turn["content"]) for turn in reversed(turns) if turn["role"] == "user"), "")
+    for before, after in _instructions():
+        if content.startswith(before) and content.endswith(after):
+            return content[len(before):len(content) - len(after)]
+    return content
+
+
+def _chat_answers(row: dict) -> tuple[str, ...]:
+    reward = row.get("reward_model")
+    truth = reward.get("ground_truth") if isinstance(reward, dict) else None
+    if isinstance(truth, dict):
+        truth = truth.get("target")
+    return _answers(truth) or _answers(row.get("golden_answers"))
+
+
+def _chat_items(rows: list[dict], field_name: str) -> tuple[BenchmarkItem, ...]:
+    items = []
+    for index, row in enumerate(rows):
+        turns = row.get(field_name) if isinstance(row, dict) else None
+        question = chat_question(turns) if _is_chat(turns) else ""
+        if question.strip():
+            items.append(BenchmarkItem(index, question, _chat_answers(row)))
+    return tuple(items)
+
+
 def _items(rows: list[dict], source: str) -> tuple[BenchmarkItem, ...]:
     if not rows:
         raise BenchmarkError(f"benchmark {source} has no rows; give a file with one question per row")
+    chat_field = _field(rows, CHAT_FIELDS)
     question_field = _field(rows, QUESTION_FIELDS)
+    if chat_field and any(_is_chat(row.get(chat_field)) for row in rows[:100] if isinstance(row, dict)) and (
+            question_field is None or question_field == chat_field):
+        return _chat_items(rows, chat_field)
     if question_field is None:
         found = sorted({key for row in rows[:100] if isinstance(row, dict) for key in row})
         raise BenchmarkError(f"benchmark {source} has no question field (looked for {', '.join(QUESTION_FIELDS)};"

@@ -12,6 +12,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from sage_dspy.dataset.context import ExportContext
 from sage_dspy.dataset.pairs import Run
+from sage_dspy.dataset.settings import CHARS_PER_TOKEN, trainer_settings
 
 ROLES = ("generator", "solver", "judge", "reviser")
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
@@ -23,12 +24,19 @@ def size_category(count: int) -> str:
 
 def source_dataset(corpus: str) -> str:
     """'original' for the bundled corpus or a local file; a Hub dataset name as it was given."""
-    if corpus == "bundled" or Path(corpus).exists() or corpus.endswith((".jsonl", ".json", ".parquet", ".csv")):
+    if corpus == "bundled" or _local(corpus):
         return "original"
     return corpus
 
 
-def card_data(counts: dict[str, int], context: ExportContext, data_path: str) -> DatasetCardData:
+def _local(corpus: str) -> bool:
+    """A path on the user's machine, even one gone since the run: a Hub name is `name` or `owner/name`."""
+    return (Path(corpus).exists() or corpus.endswith((".jsonl", ".json", ".parquet", ".csv"))
+            or corpus.startswith(("/", "~", ".")) or "\\" in corpus or corpus.count("/") > 1)
+
+
+def card_data(counts: dict[str, int], context: ExportContext) -> DatasetCardData:
+    """No `configs:` block: splits come from the data files' names (formats/hf.py says why)."""
     corpora = [run.settings.get("corpus", "bundled") for run in context.runs.values()]
     return DatasetCardData(
         license=context.license,
@@ -40,9 +48,15 @@ def card_data(counts: dict[str, int], context: ExportContext, data_path: str) ->
         annotations_creators=["machine-generated"],
         language_creators=["machine-generated"],
         tags=["synthetic", "sage"],
-        configs=[{"config_name": "default",
-                  "data_files": [{"split": split, "path": data_path.format(split=split)} for split in counts]}],
     )
+
+
+def corpus_label(corpus: str) -> str:
+    """A local corpus by its file or folder name only: the card is published by --push-to-hub, and the
+    absolute path of the user's machine has no business there (the fingerprint identifies the corpus)."""
+    if corpus == "bundled" or source_dataset(corpus) != "original":
+        return corpus
+    return Path(corpus).name
 
 
 def _models(pairs: list[dict]) -> dict[str, str]:
@@ -60,6 +74,7 @@ def _usd(value) -> str:
 def run_section(run: Run, pairs: list[dict]) -> str:
     s, summary = run.settings, run.summary
     overall, per_accepted = summary["overall"], summary.get("usage", {}).get("per_accepted", {})
+    corpus = summary.get("corpus", {})
     models = _models(pairs)
     facts = [
         ("generator / solver / judge / reviser", " / ".join(f"`{models[role]}`" for role in ROLES)),
@@ -69,8 +84,8 @@ def run_section(run: Run, pairs: list[dict]) -> str:
         ("revision rounds", s.get("rounds")),
         ("protocol", s.get("protocol", "")),
         ("seed", s.get("random_seed")),
-        ("corpus", f"`{s.get('corpus', '')}` ({summary.get('corpus', {}).get('passages', '?')} passages, "
-                   f"fingerprint `{summary.get('corpus', {}).get('fingerprint', 'unknown')}`)"),
+        ("corpus", f"`{corpus_label(str(s.get('corpus', '')))}` ({corpus.get('passages', '?')} passages, "
+                   f"fingerprint `{corpus.get('fingerprint', 'unknown')}`)"),
         ("yield", f"{overall['kept']} kept of {overall['seeds']} seeds "
                   f"({100.0 * overall['kept'] / overall['seeds'] if overall['seeds'] else 0:.1f}%); "
                   f"{len(pairs)} exported"),
@@ -92,8 +107,23 @@ def intrinsic_table(summary: dict) -> list[str]:
     return lines
 
 
-def dataset_card(counts: dict[str, int], pairs: list[dict], context: ExportContext,
-                 data_path: str = "data/{split}.parquet") -> DatasetCard:
+def settings_section(pairs: list[dict], context: ExportContext) -> list[str]:
+    """The RL recipes' settings these pairs need (settings.py), as overrides to paste."""
+    settings = trainer_settings(pairs, context)
+    if settings is None:
+        return []
+    spread = ", ".join(f"{count} need {n}" for n, count in settings.searches.items())
+    return ["## Training settings", "",
+            f"Searches per pair (its shortest correct attempt): {spread}. A rollout cut off before its last search "
+            "cannot reach the answer, and the recipes' defaults allow two searches (Search-R1 `max_turns=2`, verl "
+            "`max_assistant_turns=2`). These are the least values the pairs fit in: keep any larger value a recipe "
+            "already sets. Lengths are in tokens, estimated at "
+            f"{CHARS_PER_TOKEN} characters a token (they err long); check them with your tokenizer.", "",
+            "```", "# Search-R1 (train_ppo.sh)", *(f"{k}={v}" for k, v in settings.search_r1.items()),
+            "# verl (search recipe overrides)", *(f"{k}={v}" for k, v in settings.verl.items()), "```", ""]
+
+
+def dataset_card(counts: dict[str, int], pairs: list[dict], context: ExportContext) -> DatasetCard:
     by_run = defaultdict(list)
     for pair in pairs:
         by_run[pair["source_run"]].append(pair)
@@ -113,7 +143,9 @@ def dataset_card(counts: dict[str, int], pairs: list[dict], context: ExportConte
         "",
         f"Requested shares: {shares} (split seed {context.split_seed}). Pairs that share a seed passage or a "
         "supporting passage are always in the same split, so no passage that answers a question of one split "
-        "is in the evidence of a question of another.",
+        "is in the evidence of a question of another: the splits are seed- and passage-disjoint. They are not "
+        "answer-disjoint: two questions built on different passages can share an answer (a year, a country, "
+        "yes or no) and land in different splits.",
         "",
         "## Fields",
         "",
@@ -122,9 +154,10 @@ def dataset_card(counts: dict[str, int], pairs: list[dict], context: ExportConte
         "`k`, `seed_id`, `supporting_ids` (passages the answering steps cite), `rounds_used`, `lms` (model per "
         "role), `run`, `mlflow_run_id`, `pair_id`.",
         "",
+        *settings_section(pairs, context),
         "## How it was made",
         "",
         *(run_section(context.runs[name], run_pairs) + "\n" for name, run_pairs in by_run.items()),
     ]
-    data = card_data(counts, context, data_path)
+    data = card_data(counts, context)
     return DatasetCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body))

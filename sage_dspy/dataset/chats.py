@@ -33,6 +33,7 @@ class Transcript:
     question: str
     calls: list[SearchCall]
     answer: str  # the attempt's own answer (judged correct), not the gold answer
+    conclusion: str = ""  # the agent's thought at its closing `finish` step ("" when it wrote none)
 
 
 def shortest_correct_attempt(record: dict) -> dict | None:
@@ -55,7 +56,8 @@ def transcript(record: dict) -> Transcript | None:
         return None
     calls = [SearchCall(step["thought"], step["query"], step["observation"])
              for step in attempt["steps"] if step["tool"] == SEARCH_TOOL]
-    return Transcript(record["question"], calls, attempt["answer"])
+    closing = [step.get("thought") or "" for step in attempt["steps"] if step["tool"] == FINISH_TOOL]
+    return Transcript(record["question"], calls, attempt["answer"], closing[-1] if closing else "")
 
 
 def search_tool_schema(search_k: int) -> dict:

@@ -16,13 +16,15 @@ from sage_dspy.dataset.benchmarks import Benchmark
 from sage_dspy.dataset.context import ExportContext
 from sage_dspy.dataset.decontaminate import find_contamination
 from sage_dspy.dataset.dedup import remove_near_duplicates
-from sage_dspy.dataset.formats import hf, search_r1, sft_openai, sft_trl, verl
+from sage_dspy.dataset.formats import hf, search_r1, sft_openai, sft_search_r1, sft_trl, sft_verl, verl
 from sage_dspy.dataset.pairs import read_runs
-from sage_dspy.dataset.splits import assign
+from sage_dspy.dataset.settings import TrainerSettings, trainer_settings
+from sage_dspy.dataset.splits import assign, too_small
 
-FORMATS = {module.NAME: module for module in (search_r1, verl, sft_openai, sft_trl, hf)}
+FORMATS = {module.NAME: module for module in (search_r1, verl, sft_openai, sft_trl, sft_search_r1, sft_verl, hf)}
 MANIFEST = "export.json"
 REMOVED = "removed.jsonl"  # one line per pair left out: near-duplicates, then benchmark matches
+MIN_PER_SPLIT = 1  # an empty split cannot be loaded or uploaded (splits.too_small)
 BUNDLED_LICENSE = "cc0-1.0"  # sage_dspy/data/README.md: the bundled corpus is CC0-1.0
 UNKNOWN_LICENSE = "unknown"
 
@@ -37,6 +39,7 @@ class ExportResult:
     splits: dict[str, int]  # pairs per split
     rows: dict[str, dict[str, int]]  # per format, rows per split (SFT formats skip pairs without a demonstration)
     removed: dict[str, int] = field(default_factory=dict)  # pairs left out per rule (removed.jsonl has each)
+    settings: TrainerSettings | None = None  # what the RL recipes must allow for these pairs (settings.py)
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
@@ -72,7 +75,7 @@ def select_pairs(pairs: list[dict], benchmarks: list[Benchmark] = ()) -> tuple[l
         first = flags[index][0]  # the first benchmark given, and its strongest check (CHECKS order)
         removals.append({"rule": f"contamination: {first.check}", "similarity": round(first.similarity, 4),
                          "removed": _identity(unique[index]), "benchmark": first.benchmark,
-                         "item": first.item_index, "item_question": first.item_question,
+                         "item": first.item_index, "item_question": first.item_question, "evidence": first.evidence,
                          "matches": [{"benchmark": f.benchmark, "item": f.item_index, "check": f.check}
                                      for f in flags[index]]})
     return [pair for index, pair in enumerate(unique) if index not in flags], removals
@@ -92,10 +95,14 @@ def removal_counts(removals: list[dict]) -> dict[str, int]:
 
 def export(run_dirs: list[Path], out: Path, formats: tuple[str, ...], ratios: dict[str, float], *,
            split_seed: int = 0, data_source: str = search_r1.DEFAULT_DATA_SOURCE,
-           license: str | None = None, benchmarks: list[Benchmark] = ()) -> ExportResult:
+           license: str | None = None, benchmarks: list[Benchmark] = (),
+           min_per_split: int = MIN_PER_SPLIT) -> ExportResult:
     """Write each format for the kept pairs of `run_dirs`, split by `ratios` without leaks, into `out`;
-    near-duplicates and pairs matching `benchmarks` are left out and listed in removed.jsonl."""
+    near-duplicates and pairs matching `benchmarks` are left out and listed in removed.jsonl. A split with
+    fewer than `min_per_split` pairs (or rows of a format) is refused and nothing is written."""
     check_data_source(data_source)
+    if min_per_split < 1:
+        raise ExportError(f"--min-per-split {min_per_split} would allow empty splits; give 1 or more")
     _check_out(Path(out))
     runs, pairs = read_runs([Path(d) for d in run_dirs])
     pairs, removals = select_pairs(pairs, benchmarks)
@@ -103,25 +110,37 @@ def export(run_dirs: list[Path], out: Path, formats: tuple[str, ...], ratios: di
         raise ExportError(f"every one of the {len(removals)} kept pairs was removed as a near-duplicate or "
                           "benchmark match; export other runs, or check the --decontaminate benchmarks")
     splits = assign(pairs, ratios, split_seed)
+    _check_sizes({name: len(split_pairs) for name, split_pairs in splits.items()}, min_per_split, "pairs")
     context = ExportContext({run.name: run for run in runs}, data_source, license or _default_license(runs), ratios,
                             split_seed)
+    settings = trainer_settings(pairs, context)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
         rows = {name: FORMATS[name].write(splits, staging / name, context) for name in formats}
+        for name, counts in rows.items():  # SFT formats leave out pairs without a demonstration
+            _check_sizes(counts, min_per_split, f"{name} rows")
         counts = {name: len(split_pairs) for name, split_pairs in splits.items()}
         with (staging / REMOVED).open("w", encoding="utf-8") as sink:
             sink.writelines(json.dumps(removal, ensure_ascii=False) + "\n" for removal in removals)
         manifest = {"runs": [str(Path(d)) for d in run_dirs], "formats": rows, "splits": counts,
                     "ratios": ratios, "split_seed": split_seed, "data_source": data_source,
                     "license": context.license, "removed": removal_counts(removals),
-                    "benchmarks": [benchmark.name for benchmark in benchmarks]}
+                    "benchmarks": [benchmark.name for benchmark in benchmarks],
+                    "trainer_settings": settings.to_dict() if settings else None}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         _publish(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return ExportResult(out, counts, rows, removal_counts(removals))
+    return ExportResult(out, counts, rows, removal_counts(removals), settings)
+
+
+def _check_sizes(counts: dict[str, int], minimum: int, what: str) -> None:
+    problem = too_small(counts, minimum, what)
+    if problem:
+        raise ExportError(f"{problem}; nothing was written: give that split a larger share, export more runs, or "
+                          "leave the split out (as in --splits train=1)")
 
 
 def _default_license(runs) -> str:

@@ -84,6 +84,18 @@ def assign(pairs: list[dict], ratios: dict[str, float], seed: int = 0) -> dict[s
     return {name: [pairs[i] for i in sorted(indices)] for name, indices in chosen.items()}
 
 
+def too_small(counts: dict[str, int], minimum: int, what: str = "pairs") -> str | None:
+    """A sentence naming the smallest split when it has fewer than `minimum` rows; None when every split has
+    enough.
+    An empty split is refused rather than written: `datasets` cannot load a HF folder with an empty split
+    ("corresponds to no data"), and an empty OpenAI validation file fails its file check."""
+    name = min(counts, key=counts.__getitem__)  # the first of equals, in the order the splits were given
+    if counts[name] >= minimum:
+        return None
+    return (f"split {name!r} would get {counts[name]} {what}, fewer than --min-per-split {minimum} "
+            f"({sum(counts.values())} in all)")
+
+
 def leaks(splits: dict[str, list[dict]], held_out: str) -> set[str]:
     """Passages in the evidence of a `held_out` pair that are also in another split's evidence (empty when
     the splits do not leak)."""

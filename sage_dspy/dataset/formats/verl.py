@@ -9,8 +9,12 @@ Matched against volcengine/verl at commit b178a3cd56f58b2d502255daba591e92833930
 - `verl/utils/reward_score/__init__.py` `default_compute_score`: "searchR1_<one of Search-R1's seven
   names>" selects `search_r1_like_qa_em.compute_score` (exact match on the last <answer>); any other name
   raises NotImplementedError.
-- `docs/start/agentic_rl.rst` and `examples/data_preprocess/gsm8k_tool_agent_loop.py`: the tool agent loop
-  needs `agent_name: "tool_agent"` per row (without it a row runs `single_turn_agent`, with no tool calls).
+- `verl/experimental/agent_loop/agent_loop.py` `generate_sequences`: a row's `agent_name` picks its agent loop;
+  only when the batch has no such column does every row get `rollout.agent.default_agent_loop`. verl's own
+  search rows (above) have no `agent_name`, so ours have none either: a column on our rows alone would give
+  theirs None once the two are mixed (`datasets.concatenate_datasets` fills the missing column), and None is
+  no registered loop. Set `actor_rollout_ref.rollout.agent.default_agent_loop=tool_agent` (the export prints
+  it with the other trainer settings, settings.py) and both run the tool agent.
 - `examples/sglang_multiturn/config/tool_config/search_tool_config.yaml`: the tool the rows are for, written
   beside the parquet as TOOL_CONFIG (point `retrieval_service_url` at a retriever serving your corpus).
 """
@@ -23,7 +27,7 @@ from sage_dspy.dataset.formats.search_r1 import ABILITY, reward_model, search_r1
 from sage_dspy.dataset.provenance import provenance
 
 NAME = "verl"
-AGENT_NAME = "tool_agent"
+AGENT_LOOP = "tool_agent"  # for rollout.agent.default_agent_loop; not a column (see above)
 SYSTEM_CONTENT = "You are a helpful and harmless assistant."
 USER_CONTENT_PREFIX = (
     "Answer the given question. You must conduct reasoning inside <think> and </think> "
@@ -73,7 +77,6 @@ def row(pair: dict, split: str, index: int, context: ExportContext) -> dict:
     source = data_source(context.data_source)
     return {
         "data_source": source,
-        "agent_name": AGENT_NAME,
         "prompt": [{"role": "system", "content": SYSTEM_CONTENT},
                    {"role": "user", "content": USER_CONTENT_PREFIX.rstrip("\n") + question}],
         "ability": ABILITY,
