@@ -20,7 +20,7 @@ from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.redact import redact
 from sage_dspy.runs.accepted import AcceptedGoal, tasks_until
 from sage_dspy.runs.budget import CallBudget
-from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.config import GenerateConfig, identified
 from sage_dspy.runs.folder import (ENDPOINTS_SETTING, RunFolder, disk_full_as_one_line, done_records, record_key,
                                      rewrite_records)
 from sage_dspy.runs.preflight import check_lms
@@ -52,7 +52,8 @@ def generate(config: GenerateConfig, *, fresh: bool = False, workers: int = 1, *
     built first, so bad LM settings are refused before the folder is created."""
     lms = RoleLMs.from_specs(config.lms, role_options=config.role_options, lanes=RoleLMs.lanes_for(workers),
                              **config.lm_options)
-    run = RunFolder(config.out_dir, config.to_dict(), fresh=fresh)
+    config = identified(config)  # which index the retriever serves, compared on resume
+    run = RunFolder(config.out_dir, config.to_dict(), fresh=fresh, earlier=config.earlier_settings())
     with run.locked():
         return _generate(config, run, lms, workers=workers, **options)
 
