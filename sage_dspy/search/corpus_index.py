@@ -59,11 +59,14 @@ def _check_server_splits(retriever: str, source: str | Path, split_documents: in
     identity = read_index_identity(retriever)
     if identity.served_by_sage:
         return
-    why = f"; {identity.problem}" if identity.problem else ""
-    raise CorpusError(f"corpus {source} has {split_documents} text(s) longer than {max_words} words, which sage "
-                      "splits into passages under ids of its own while the retriever (not `sage serve-index`"
-                      f"{why}) returns whole documents under its ids; split the corpus into passages of at most "
-                      f"{max_words} words first, as Search-R1's wiki-18 is, or serve it with `sage serve-index`")
+    texts = f"corpus {source} has {split_documents} text(s) longer than {max_words} words, which sage splits into "
+    if identity.fault:
+        raise CorpusError(texts + "passages under ids of its own, and the retriever could not be asked whether it "
+                          f"splits them alike ({identity.problem}); start it and run again, or split the corpus "
+                          f"into passages of at most {max_words} words first")
+    raise CorpusError(texts + "passages under ids of its own while the retriever (not `sage serve-index`) returns "
+                      f"whole documents under its ids; split the corpus into passages of at most {max_words} words "
+                      "first, as Search-R1's wiki-18 is, or serve it with `sage serve-index`")
 
 
 def open_corpus_index(source: str | Path, *, root: Path = ARTIFACTS / "indexes", **options) -> SearchIndex:
