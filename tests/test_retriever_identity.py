@@ -217,13 +217,15 @@ def chunked_status(url: str, body: bytes) -> int:
     ({"queries": ["Harbor Bridge"], "topk": -3}, 422, "topk -3 is not within 1..5"),
     ({"queries": ["Harbor Bridge"], "topk": 6}, 422, "topk 6 is not within 1..5"),
     ({"queries": ["Harbor Bridge"] * 5}, 413, "5 queries in one request; this server takes at most 4"),
+    ({"queries": ["Harbor Bridge"] * 3, "topk": 5}, 413, "3 queries at topk 5 ask for 15 documents; this server "
+                                                         "returns at most 12 a request (serve-index --max-results)"),
     ({"queries": ["Harbor Bridge " * 40]}, 413, "the request body is over 400 bytes (serve-index --max-body-bytes)"),
 ])
 def test_requests_beyond_the_caps_are_refused_before_any_search(tiny_passages, request_body, status, said):
-    with index_in_thread(SearchIndex.build(tiny_passages), limits=Limits(4, 5, 400)) as url:
+    with index_in_thread(SearchIndex.build(tiny_passages), limits=Limits(4, 5, 400, max_results=12)) as url:
         code, reply = status_of(url, json.dumps(request_body).encode())
         assert code == status and reply["detail"].startswith(said)
-        assert status_of(url, json.dumps({"queries": ["Harbor Bridge"] * 4, "topk": 5}).encode())[0] == 200
+        assert status_of(url, json.dumps({"queries": ["Harbor Bridge"] * 4, "topk": 3}).encode())[0] == 200
 
 
 def test_a_chunked_body_beyond_the_cap_is_refused_as_it_comes(tiny_passages):
@@ -234,7 +236,7 @@ def test_a_chunked_body_beyond_the_cap_is_refused_as_it_comes(tiny_passages):
 
 def test_the_default_caps_take_search_r1s_training_batch():
     limits = Limits()  # train_ppo.sh: 512 prompts x 5 rollouts in one request, topk 3, queries of ~100 words
-    assert limits.max_queries >= 512 * 5 and limits.max_topk >= 3
+    assert limits.max_queries >= 512 * 5 and limits.max_topk >= 3 and limits.max_results >= 512 * 5 * 3
     assert len(json.dumps({"queries": ["word " * 100] * 2560, "topk": 3}).encode()) < limits.max_body_bytes
 
 

@@ -30,6 +30,8 @@ def serve_index_command(
         LIMITS.max_queries,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="largest request body in bytes (beyond: HTTP 413)")] =
         LIMITS.max_body_bytes,
+    max_results: Annotated[int, typer.Option(min=1, help="most documents one request may ask for, queries x topk "
+                                                         "(beyond: HTTP 413)")] = LIMITS.max_results,
 ) -> None:
     """Serve a corpus's search index with Search-R1's API (POST /retrieve, GET /health) until Ctrl-C or SIGTERM."""
     if topk > max_topk:
@@ -40,4 +42,4 @@ def serve_index_command(
     shown = f"[{host}]" if ":" in host else host
     out.print(f"serving {len(index)} passages of {corpus} at http://{shown}:{sock.getsockname()[1]}/retrieve "
               f"(index {index.fingerprint}; GET /health; Ctrl-C stops)", highlight=False, markup=False, soft_wrap=True)
-    serve(index, sock, topk, Limits(max_queries=max_queries, max_topk=max_topk, max_body_bytes=max_body_bytes))
+    serve(index, sock, topk, Limits(max_queries, max_topk, max_body_bytes, max_results))

@@ -9,9 +9,9 @@ pool: requests are answered concurrently (the index is read-only). uvicorn stops
 
 Additions Search-R1's clients do not read (they take `reply["result"]` and each document's "contents"): every
 reply carries {"metadata": {"fingerprint"}}, the index's fingerprint that GET /health reports too, so a run can
-tell which index answered it (search/identity.py). A request is bounded (`Limits`): a body over max_body_bytes
-or more than max_queries queries is 413, a topk outside 1..max_topk is 422, before any search runs; without
-them 100 queries at a topk of 10^6 took 1.6 GB.
+tell which index answered it (search/identity.py). A request is bounded (`Limits`): a body over max_body_bytes,
+more than max_queries queries or more than max_results documents asked for is 413, a topk outside 1..max_topk
+is 422, before any search runs; without them 100 queries at a topk of 10^6 took 1.6 GB.
 """
 
 import errno
@@ -37,6 +37,9 @@ class Limits:
     max_queries: int = 4096
     max_topk: int = 100
     max_body_bytes: int = 8 * 1024 * 1024
+    # queries x topk: what the reply's size follows (4,096 x 100 documents of the dev corpus: a 508 MB reply,
+    # 3.2 GB at the server's peak); 32,768 takes a training batch at topk 12
+    max_results: int = 32_768
 
 
 class PortInUseError(SageError):
@@ -67,7 +70,7 @@ def retrieve(index: SearchIndex, request: QueryRequest, default_topk: int = DEFA
     return {"result": result, "metadata": {"fingerprint": index.fingerprint}}
 
 
-def refusal(request: QueryRequest, limits: Limits) -> tuple[int, str] | None:
+def refusal(request: QueryRequest, limits: Limits, default_topk: int) -> tuple[int, str] | None:
     """(HTTP status, why) for a request beyond `limits`; None for one within them."""
     if len(request.queries) > limits.max_queries:
         return 413, (f"{len(request.queries)} queries in one request; this server takes at most "
@@ -75,6 +78,11 @@ def refusal(request: QueryRequest, limits: Limits) -> tuple[int, str] | None:
     if request.topk is not None and not 1 <= request.topk <= limits.max_topk:
         return 422, (f"topk {request.topk} is not within 1..{limits.max_topk} (serve-index --max-topk); leave it "
                      "out for the server's default")
+    results = len(request.queries) * (default_topk if request.topk is None else request.topk)
+    if results > limits.max_results:
+        return 413, (f"{len(request.queries)} queries at topk {results // len(request.queries)} ask for {results} "
+                     f"documents; this server returns at most {limits.max_results} a request (serve-index "
+                     "--max-results): send fewer queries per request")
     return None
 
 
@@ -87,7 +95,7 @@ def create_app(index: SearchIndex, default_topk: int = DEFAULT_TOPK, limits: Lim
 
     @app.post("/retrieve")
     def retrieve_endpoint(request: QueryRequest):
-        refused = refusal(request, limits)
+        refused = refusal(request, limits, default_topk)
         if refused:
             return JSONResponse({"detail": refused[1]}, status_code=refused[0])
         return retrieve(index, request, default_topk)
