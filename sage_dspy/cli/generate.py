@@ -101,11 +101,11 @@ def generate_command(
     )
     if max_cost is not None:
         require_prices(config.lms.values(), settings.prices)  # before the corpus is read or any call made
-    config, identity_notes = _with_notes(identified, config)  # the index behind --retriever, for MLflow too
-    printing.notes(identity_notes)
     engine = ray_engine(ray)  # no Ray installed: said before the corpus is read
     program_folder = _program_folder(program)
     check_out_folder(out_dir)  # a file, read-only or someone else's folder: said before the corpus is indexed
+    config, identity_notes = _with_notes(identified, config)  # the index behind --retriever, for MLflow too
+    printing.notes(identity_notes)
     # bad input: before the run folder is created; a local corpus is streamed into its index (or that is opened)
     passages, corpus_notes = _with_notes(open_corpus, corpus, retriever=config.retriever, root=config.index_root,
                                          **fields)
