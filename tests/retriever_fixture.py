@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sage_dspy.offline.process import stop_process
 from sage_dspy.search.index import SearchIndex
+from sage_dspy.search.server import bind, create_app, Limits
 
 READY_TIMEOUT_S = 60.0
 _SERVING = re.compile(r"at (http://\S+/retrieve)")
@@ -65,6 +66,27 @@ def _wait_for_url(stdout: Path, stderr: Path, process: subprocess.Popen) -> str:
             raise RuntimeError(f"sage serve-index exited with {process.returncode}: {stderr.read_text()}")
         time.sleep(0.05)
     raise TimeoutError("sage serve-index printed no URL in time")
+
+
+@contextmanager
+def index_in_thread(index: SearchIndex, port: int = 0, limits: Limits = Limits()):
+    """search/server.py's app over `index` on a thread of this process (uvicorn, as `sage serve-index` runs it):
+    a second one can take the port of the first once that one has stopped. Yields the /retrieve URL."""
+    import uvicorn
+
+    sock = bind("127.0.0.1", port)
+    server = uvicorn.Server(uvicorn.Config(create_app(index, limits=limits), log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/retrieve"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 class StandIn:

@@ -265,6 +265,15 @@ CASES = {
                                                    b.work / "x", "--splits", "train=1", "--format",
                                                    "search-r1,sft-openai"],
                                                   "split 'train' would get 0 sft-openai rows", (run,)),
+    # --- issue 22 item 10 (branch identity): the retriever's URL and serve-index's caps
+    "retriever with credentials": lambda b: (b.generate("--retriever", "http://alice:s3cret@127.0.0.1:9/retrieve"),
+                                             "--retriever carries credentials", ()),
+    "retriever with credentials, solve": lambda b: (["solve", "--questions", b.file("q.jsonl", '{"question": "Q?", '
+                                                    '"answer": "A"}\n'), "--retriever",
+                                                    "http://alice:s3cret@127.0.0.1:9/retrieve"],
+                                                   "--retriever carries credentials", ()),
+    "serve-index topk above its cap": lambda b: (["serve-index", "--corpus", b.corpus, "--topk", "5", "--max-topk",
+                                                  "3"], "--topk 5 is above --max-topk 3", ()),
 }
 
 

@@ -17,6 +17,7 @@ from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.runs.generate import generate
 from sage_dspy.search import remote
 from sage_dspy.search.corpus import load_corpus
+from sage_dspy.search.identity import PROBE_QUERIES
 from sage_dspy.search.passages import failure_kind
 from sage_dspy.search.remote import RemoteIndex, SearchFailed
 from sage_dspy.search.tool import SearchTool
@@ -81,12 +82,15 @@ def test_generate_over_serve_index_gives_the_records_of_the_embedded_run(served,
     assert "retriever" not in json.loads((workdir / "embedded" / "config.json").read_text())
 
 
-def test_a_resume_with_another_retriever_is_refused(served, workdir):
+def test_a_resume_with_another_retriever_is_refused_but_not_with_another_spelling(served, workdir):
     corpus, server = served
     common = ("--corpus", corpus, "--seeds", 1, "--no-track", "--out", workdir / "run")
     assert invoke("generate", *common, "--retriever", server.url).exit_code == 0
-    other = server.url.replace("127.0.0.1", "localhost")
-    assert_one_line_error(invoke("generate", *common, "--retriever", other), "retriever_fingerprint")
+    other = server.url.replace("127.0.0.1", "localhost").replace("/retrieve", "/retrieve/")
+    resumed = invoke("generate", *common, "--retriever", other)  # the same server, spelt otherwise
+    assert resumed.exit_code == 0, resumed.output
+    elsewhere = server.url.replace("127.0.0.1", "127.0.0.2")
+    assert_one_line_error(invoke("generate", *common, "--retriever", elsewhere), "retriever_fingerprint")
     assert_one_line_error(invoke("generate", *common), "retriever")
 
 
@@ -108,19 +112,30 @@ def test_our_server_answers_bare_documents_without_scores_and_uses_its_default_t
     assert len(documents) == 3 and "score" not in documents[0]
     assert documents[0] == {"id": "p-bridge", "title": "Harbor Bridge", "contents": '"Harbor Bridge"\n'
                             + documents[0]["text"], "text": documents[0]["text"]}
-    assert post(server.url, {"queries": ["zzzz qqqq"], "topk": 2}) == {"result": [[]]}
+    fingerprint = health(server.url)["fingerprint"]
+    assert post(server.url, {"queries": ["zzzz qqqq"], "topk": 2}) == {"result": [[]],
+                                                                       "metadata": {"fingerprint": fingerprint}}
 
 
 def test_our_server_answers_concurrent_requests_and_health(served):
     _, server = served
-    with urllib.request.urlopen(server.url.replace("/retrieve", "/health"), timeout=5) as reply:
-        health = json.loads(reply.read())
-    assert health["status"] == "ok" and health["passages"] == 8
+    said = health(server.url)
+    assert said["status"] == "ok" and said["passages"] == 8 and len(said["fingerprint"]) == 16
     queries = ["Harbor Bridge", "Ada Marlowe", "Corvel Institute", "Tobias Wren"] * 8
     with ThreadPoolExecutor(max_workers=16) as pool:
         firsts = list(pool.map(lambda q: post(server.url, {"queries": [q], "topk": 1})["result"][0][0]["title"],
                                queries))
     assert firsts == queries
+
+
+def health(url: str) -> dict:
+    with urllib.request.urlopen(url.replace("/retrieve", "/health"), timeout=5) as reply:
+        return json.loads(reply.read())
+
+
+def searches(stand_in: StandIn) -> list[dict]:
+    """The requests the agents made: all but the probe that asked which index the server holds."""
+    return [request for request in stand_in.requests if request["queries"] != list(PROBE_QUERIES)]
 
 
 def post(url: str, body: dict) -> dict:
@@ -138,8 +153,8 @@ def test_the_pipeline_over_a_search_r1_server_cites_its_ids_and_reads_its_passag
         config = GenerateConfig(seeds=4, min_target=2, max_target=3, random_seed=1, out_dir=tmp_path / "run",
                                 index_root=tmp_path / "indexes", retriever=url)
         result = generate(config, passages=list(tiny_passages))
-    assert stand_in.requests and all(r == {"queries": r["queries"], "topk": 3, "return_scores": True} and
-                                     len(r["queries"]) == 1 for r in stand_in.requests)
+    assert searches(stand_in) and all(r == {"queries": r["queries"], "topk": 3, "return_scores": True} and
+                                      len(r["queries"]) == 1 for r in searches(stand_in))
     seed_ids = {p.id for p in tiny_passages}
     cited = [i for r in result.records for i in r["supporting_ids"] if i not in seed_ids]
     assert cited and set(cited) <= set(titles)  # supporting passages are the server's documents
@@ -167,7 +182,7 @@ def test_retriever_faults_are_observations_counted_in_the_summary(fault, kind, t
                     if s["tool"] == "search"]
     assert observations and all(failure_kind(o) == kind for o in observations)
     retried = 1 + remote.RETRIES if kind == "server error" else 1
-    assert len(stand_in.requests) == retried * sum(failures["searches"].values())
+    assert len(searches(stand_in)) == retried * sum(failures["searches"].values())
 
 
 def test_a_timeout_is_bounded_retried_and_read_by_the_agent(tiny_passages, fast_retries):

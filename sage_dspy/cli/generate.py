@@ -12,14 +12,15 @@ import sage_dspy
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
 from sage_dspy.cli.options import LmParseRetries
-from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
-                                   LmSeed, LmTimeout, MaxTokens, RayAddress, Recipe, Retriever, Workers, check_choice,
-                                   check_protocol, lm_settings, parse_targets, ray_engine)
+from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, IdField,
+                                   LmRetries, LmSeed, LmTimeout, MaxTokens, RayAddress, Recipe, Retriever, TextField,
+                                   TitleField, Workers, check_choice, check_protocol, corpus_fields, lm_settings,
+                                   parse_targets, ray_engine)
 from sage_dspy.errors import SageError
 from sage_dspy.lm.pricing import require_prices
 from sage_dspy.lm.roles import ROLES
 from sage_dspy.programs import RECIPES
-from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.config import GenerateConfig, identified
 from sage_dspy.runs.folder import check_out_folder, RECORDS_FILE
 from sage_dspy.runs.generate import generate, GenerateResult
 from sage_dspy.search.corpus_index import open_corpus
@@ -50,9 +51,9 @@ def generate_command(
     random_seed: DrawSeed = 0,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for records.jsonl, dataset.jsonl, summary")] =
         ARTIFACTS / "runs" / "latest",
-    text_field: Annotated[Optional[str], typer.Option(help="corpus field holding the passage text")] = None,
-    title_field: Annotated[Optional[str], typer.Option(help="corpus field holding the title")] = None,
-    id_field: Annotated[Optional[str], typer.Option(help="corpus field holding the passage id")] = None,
+    text_field: TextField = None,
+    title_field: TitleField = None,
+    id_field: IdField = None,
     track: Annotated[bool, typer.Option(help="log the run to MLflow (artifacts/mlflow.db, or "
                                              "MLFLOW_TRACKING_URI)")] = True,
     program: Annotated[Optional[str], typer.Option(help="a compiled program: a folder from `sage compile`, "
@@ -85,8 +86,7 @@ def generate_command(
                         "--accepted N for a count of kept pairs")
     low, high = parse_targets(targets)
     check_choice("program recipe", recipe, RECIPES)
-    fields = {name: value for name, value in
-              (("text_field", text_field), ("title_field", title_field), ("id_field", id_field)) if value}
+    fields = corpus_fields(text_field, title_field, id_field)
     settings = lm_settings(config_file, {"generator": generator_lm, "solver": solver_lm, "judge": judge_lm,
                                          "reviser": reviser_lm}, lm=lm, api_base=api_base, max_tokens=max_tokens,
                            seed=lm_seed, timeout=lm_timeout, retries=lm_retries,
@@ -104,6 +104,8 @@ def generate_command(
     engine = ray_engine(ray)  # no Ray installed: said before the corpus is read
     program_folder = _program_folder(program)
     check_out_folder(out_dir)  # a file, read-only or someone else's folder: said before the corpus is indexed
+    config, identity_notes = _with_notes(identified, config)  # the index behind --retriever, for MLflow too
+    printing.notes(identity_notes)
     # bad input: before the run folder is created; a local corpus is streamed into its index (or that is opened)
     passages, corpus_notes = _with_notes(open_corpus, corpus, retriever=config.retriever, root=config.index_root,
                                          **fields)

@@ -120,6 +120,9 @@ EveryRoleLm = Annotated[Optional[str], typer.Option("--lm", help="LM for every r
 Recipe = Annotated[str, typer.Option("--recipe", help=f"program recipe: {', '.join(RECIPES)}")]
 Attempts = Annotated[int, typer.Option("--k", min=1, max=32, help="search-agent attempts per question")]
 DrawSeed = Annotated[int, typer.Option("--seed", help="seed for drawing passages and targets")]
+TextField = Annotated[Optional[str], typer.Option("--text-field", help="corpus field holding the passage text")]
+TitleField = Annotated[Optional[str], typer.Option("--title-field", help="corpus field holding the title")]
+IdField = Annotated[Optional[str], typer.Option("--id-field", help="corpus field holding the passage id")]
 Retriever = Annotated[Optional[str], typer.Option("--retriever", help="search through a retrieval server with "
                                                   "Search-R1's API (e.g. http://127.0.0.1:8000/retrieve, or `sage "
                                                   "serve-index`) instead of the embedded bm25s index")]
@@ -132,6 +135,12 @@ RayAddress = Annotated[Optional[str], typer.Option("--ray", metavar="[ADDRESS]",
                                                         "'sage-dspy\\[ray]')")]  # \\[: not Rich markup
 PROTOCOL_HELP = ("how each pair is checked: 'lean' stops its attempts once one makes it too easy and judges "
                  "normalised matches without a call; 'paper' runs all K attempts and has the LM judge every answer")
+
+
+def corpus_fields(text_field: Optional[str], title_field: Optional[str], id_field: Optional[str]) -> dict[str, str]:
+    """The corpus-reading options given (search/corpus.py's read_corpus), for a run's settings and the reader."""
+    return {name: value for name, value in
+            (("text_field", text_field), ("title_field", title_field), ("id_field", id_field)) if value}
 
 
 def ray_engine(address: Optional[str]):

@@ -22,11 +22,11 @@ from sage_dspy.search.corpus_index import open_corpus
 from sage_dspy.search.passages import corpus_fingerprint, Passage
 from sage_dspy.lm.roles import RoleLMs, build_lm, loggable_options
 from sage_dspy.method.metrics import sage_metric
-from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.config import GenerateConfig, identified
 from sage_dspy.runs.library_logs import library_output
 from sage_dspy.runs.program import PROGRAM_FILE, build_program
 from sage_dspy.answers import ANSWER_TYPES
-from sage_dspy.search.remote import redacted, retriever_fingerprint
+from sage_dspy.search.identity import retriever_settings
 from sage_dspy.search.tool import open_searcher
 
 
@@ -53,11 +53,13 @@ class CompileConfig:
     out_root: Path = ARTIFACTS / "programs"
     index_root: Path = ARTIFACTS / "indexes"
     retriever: str = ""  # a retrieval server's URL (search/remote.py); "" searches the embedded index
+    retriever_index: str | None = None  # which index it serves (search/identity.py); None: not asked yet
     eval_seeds: int = 0  # held-out seeds, the same for every compile on this corpus, scored before and after
 
     def to_dict(self) -> dict:
         settings = {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
-        settings.update(retriever=redacted(self.retriever), retriever_fingerprint=retriever_fingerprint(self.retriever))
+        del settings["retriever"], settings["retriever_index"]
+        settings.update(retriever_settings(self.retriever, self.retriever_index))
         settings["lm_options"] = loggable_options(self.lm_options)
         settings["role_options"] = {role: loggable_options(o) for role, o in self.role_options.items()}
         return settings
@@ -153,6 +155,7 @@ def compile_program(config: CompileConfig, passages: Sequence[Passage] | None = 
     goes to the folder's compile.log (and the terminal too with `verbose`). `workers`: seeds scored at once,
     by the optimizer (DSPy's num_threads) and before/after; it changes how long a compile waits on the LMs,
     not what it finds (tests/test_compile.py), so it is no setting of the compiled program."""
+    config = identified(config)  # config.json names the index the program was compiled against
     passages = passages if passages is not None else open_corpus(config.corpus, retriever=config.retriever,
                                                                   root=config.index_root)
     check_seed_count(len(passages), config.train_size, config.val_size, config.eval_seeds)  # before any folder

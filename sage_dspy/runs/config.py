@@ -1,12 +1,13 @@
 """A generate run's settings: one frozen value, saved as the run folder's config.json (so a resume can tell
 the same run from another) and logged to MLflow with secrets left out."""
 
-from dataclasses import asdict, dataclass, field
+import warnings
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.lm.roles import loggable_options
-from sage_dspy.search.remote import redacted, retriever_fingerprint
+from sage_dspy.search.identity import earlier_url_fingerprint, read_index_identity, retriever_settings
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class GenerateConfig:
     index_root: Path = ARTIFACTS / "indexes"
     search_k: int = 3
     retriever: str = ""  # a retrieval server's URL (search/remote.py); "" searches the embedded bm25s index
+    retriever_index: str | None = None  # which index it serves (search/identity.py); None: not asked yet
 
     def to_dict(self) -> dict:
         settings = {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
@@ -40,11 +42,27 @@ class GenerateConfig:
             del settings["role_options"]  # runs that set nothing per role read as before the setting existed
         if not self.accepted:
             del settings["accepted"]  # likewise for runs that ask for a count of seeds
-        settings.update(retriever=redacted(self.retriever), retriever_fingerprint=retriever_fingerprint(self.retriever))
-        if not self.retriever:
-            del settings["retriever"], settings["retriever_fingerprint"]  # embedded runs read as before, too
+        del settings["retriever"], settings["retriever_index"]
+        settings.update(retriever_settings(self.retriever, self.retriever_index))  # embedded runs read as before
         return settings
+
+    def earlier_settings(self) -> dict:
+        """What an older sage recorded for these same settings (run folders from before keep resuming)."""
+        return {"retriever_fingerprint": earlier_url_fingerprint(self.retriever)} if self.retriever else {}
 
     def corpus_label(self) -> str:
         """A short name for the corpus in folder names: 'bundled', or the file or folder name."""
         return Path(self.corpus.rstrip("/")).stem or "corpus"
+
+
+def identified(config):
+    """`config` (a GenerateConfig or CompileConfig) with its retriever's index read from the server, once: a
+    server that cannot say leaves it "" (the run then records the URL alone, as runs did before), with a note
+    unless it failed at the infrastructure, which the search itself meets and reports."""
+    if not config.retriever or config.retriever_index is not None:
+        return config
+    identity = read_index_identity(config.retriever)
+    if not identity.value and not identity.fault:
+        warnings.warn(f"the retriever did not say which index it serves ({identity.problem}); the run records "
+                      "its address only, so a resume cannot tell another index behind it", stacklevel=2)
+    return replace(config, retriever_index=identity.value)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sage_dspy.jsonl import read_jsonl
 from sage_dspy.method.feedback import MIN_KEPT_SEARCHES
-from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.config import GenerateConfig, identified
 from sage_dspy.runs.generate import generate
 from sage_dspy.runs.summary import summarize
 from sage_dspy.runs.folder import RECORDS_FILE, run_settings
@@ -71,6 +71,7 @@ def evaluate_recipes(base: GenerateConfig, recipes: tuple[str, ...], runs_root: 
     `workers` and `engine` are generate's (calls in flight; where seeds run): they change when records come,
     never what they hold, so they are no run settings and a run made with others is reused all the same. One
     engine session holds a Ray cluster for every recipe instead of starting one per run."""
+    base = identified(base)  # the index behind --retriever is part of what makes a run reusable
     results = {}
     with engine.session() if engine is not None else contextlib.nullcontext():
         for recipe in recipes:

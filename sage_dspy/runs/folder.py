@@ -32,6 +32,10 @@ ENDPOINTS_SETTING = "endpoints"  # {role: fingerprint of the endpoint its LM rea
 # Settings that do not change a run's records: where it is written and where indexes are cached; and the
 # endpoints, which a user may fix between runs (a changed one retries the failed seeds: `retried_on_resume`).
 NOT_RUN_SETTINGS = ("out_dir", "index_root", ENDPOINTS_SETTING)
+INDEX_SETTING = "retriever_index"  # which index the retrieval server serves (search/identity.py)
+# Settings older folders lack: compared only where the folder and this run both hold one, and kept from the
+# folder when this run could not tell (a retriever that did not answer which index it serves).
+RECORDED_SINCE = (INDEX_SETTING,)
 
 
 LOCK_FILE = ".lock"  # flock'ed by the one process writing the folder; holds its pid for the message of a second
@@ -100,8 +104,10 @@ def record_key(record: dict) -> str:
 
 
 class RunFolder:
-    def __init__(self, folder: Path, settings: dict, *, fresh: bool = False):
+    def __init__(self, folder: Path, settings: dict, *, fresh: bool = False, earlier: dict | None = None):
+        """`earlier`: values an older sage recorded for these same settings, which resume as they did."""
         self.folder, self.settings, self.fresh = Path(folder), settings, fresh
+        self.earlier = earlier or {}
         self.records_path = self.folder / RECORDS_FILE
         self.endpoint_changed = False  # set by open(): the resumed run reached its LMs elsewhere
 
@@ -135,8 +141,16 @@ class RunFolder:
             (self.folder / TRACKING_FILE).unlink(missing_ok=True)  # it named the MLflow run of other records
         elif settings_file.exists():
             saved = self._saved_settings(settings_file)
+            for key in RECORDED_SINCE:
+                if key in saved and key not in self.settings:
+                    self.settings[key] = saved[key]
             changed = sorted(key for key in set(run_settings(saved)) | set(run_settings(self.settings))
-                             if saved.get(key) != self.settings.get(key))
+                             if self._differs(key, saved))
+            if changed == [INDEX_SETTING]:
+                raise RunMismatchError(
+                    f"{self.folder} holds a run made against another index behind --retriever (index "
+                    f"{saved[INDEX_SETTING]} then, {self.settings[INDEX_SETTING]} now); serve the run's index there "
+                    "again, pass another --out, or --fresh to start over")
             if changed:
                 raise RunMismatchError(
                     f"{self.folder} holds a run with other settings ({', '.join(changed)}); resume it with the "
@@ -148,6 +162,11 @@ class RunFolder:
         with disk_full_as_one_line(settings_file):
             settings_file.write_text(json.dumps(self.settings, indent=2), encoding="utf-8")
         return finished
+
+    def _differs(self, key: str, saved: dict) -> bool:
+        if saved.get(key) == self.settings.get(key) or (key in self.earlier and saved.get(key) == self.earlier[key]):
+            return False
+        return key not in RECORDED_SINCE or (key in saved and key in self.settings)
 
     def _saved_settings(self, settings_file: Path) -> dict:
         try:

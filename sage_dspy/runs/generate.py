@@ -20,7 +20,7 @@ from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.redact import redact
 from sage_dspy.runs.accepted import AcceptedGoal, tasks_until
 from sage_dspy.runs.budget import CallBudget
-from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.config import GenerateConfig, identified
 from sage_dspy.runs.corpus_checks import check_titles_for_offline
 from sage_dspy.runs.folder import (ENDPOINTS_SETTING, RunFolder, disk_full_as_one_line, done_records, record_key,
                                      rewrite_records)
@@ -55,7 +55,8 @@ def generate(config: GenerateConfig, *, fresh: bool = False, workers: int = 1, *
                              **config.lm_options)
     if options.get("program_folder") is not None:
         compiled_prompts(Path(options["program_folder"]) / PROGRAM_FILE)  # a broken file: refused before the folder
-    run = RunFolder(config.out_dir, config.to_dict(), fresh=fresh)
+    config = identified(config)  # which index the retriever serves, compared on resume
+    run = RunFolder(config.out_dir, config.to_dict(), fresh=fresh, earlier=config.earlier_settings())
     with run.locked():
         return _generate(config, run, lms, workers=workers, **options)
 

@@ -55,6 +55,7 @@ class _Fields:
 # Bump when reading a source gives other passages (cleaning, splitting, ids): corpus_index.py then reads
 # every source again instead of reusing the index it built from it.
 READER_VERSION = 1
+PASSAGE_WORDS = 150  # a longer text is split into passages of this many words, overlapping (read_corpus)
 
 
 def load_corpus(source: str | Path, **options) -> list[Passage]:
@@ -64,9 +65,17 @@ def load_corpus(source: str | Path, **options) -> list[Passage]:
     return list(non_empty(passages, label))
 
 
+@dataclass
+class ReadCount:
+    """What reading a corpus did besides giving passages, counted as the passages are taken."""
+
+    split_documents: int = 0  # texts longer than max_words, split into windows under ids of their own
+
+
 def read_corpus(source: str | Path, *, text_field: str | None = None, title_field: str | None = None,
                 id_field: str | None = None, split: str = "train",
-                max_words: int = 150, overlap_words: int = 30) -> tuple[str, Iterator[Passage]]:
+                max_words: int = PASSAGE_WORDS, overlap_words: int = 30,
+                count: ReadCount | None = None) -> tuple[str, Iterator[Passage]]:
     """The corpus's label and its passages as a stream: a JSONL file or a folder is read as the passages are
     taken, so a corpus of any size can be indexed without holding it (search/corpus_index.py). A missing
     source or bad options are refused here, before anything is read."""
@@ -75,7 +84,7 @@ def read_corpus(source: str | Path, *, text_field: str | None = None, title_fiel
                           "lower the overlap or raise max_words")
     fields = _Fields(text_field, title_field, id_field)
     label, raws = _read_source(source, fields, split)
-    return label, _to_passages(raws, max_words, overlap_words)
+    return label, _to_passages(raws, max_words, overlap_words, count or ReadCount())
 
 
 def non_empty(passages: Iterable[Passage], label: str) -> Iterator[Passage]:
@@ -333,13 +342,14 @@ def _as_text(value: object) -> str:
 
 # ---------------------------------------------------------------------------------------------- passages
 
-def _to_passages(raws: Iterable[_Raw], max_words: int, overlap_words: int) -> Iterator[Passage]:
+def _to_passages(raws: Iterable[_Raw], max_words: int, overlap_words: int, count: ReadCount) -> Iterator[Passage]:
     # Repeated passages are dropped by a 16-byte digest of their content, not the content itself, so a
     # streamed 21M-passage corpus does not hold its text here (_clean leaves no \x1f in a title or a chunk).
     seen_content: set[bytes] = set()
     used_ids: set[str] = set()
     for raw in raws:
         title, chunks = _clean(raw.title), _split_words(_clean(raw.text), max_words, overlap_words)
+        count.split_documents += len(chunks) > 1
         for chunk in chunks:
             digest = hashlib.blake2b(f"{title}\x1f{chunk}".encode("utf-8"), digest_size=16).digest()
             if digest in seen_content:

@@ -13,7 +13,10 @@ found by their fingerprint). A Hugging Face dataset name has no such identity: i
 
 With a retrieval server (`--retriever`) nothing here searches, so the passages go to a store of their own
 (root/passages/<fingerprint>/, search/store.py's files), written in one pass without tokenising, and are
-remembered the same way.
+remembered the same way, with the number of texts the reader split. The seeds come from these passages and the
+agents' evidence from the server, so their ids must agree: a corpus with texts longer than a passage is
+refused unless the server is `sage serve-index`, which splits them as this reader does (a retriever such as
+Search-R1's returns whole documents under their own ids).
 """
 
 import hashlib
@@ -25,7 +28,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sage_dspy.environment import ARTIFACTS
-from sage_dspy.search.corpus import load_corpus, non_empty, read_corpus, READER_VERSION, source_files
+from sage_dspy.search.corpus import (CorpusError, load_corpus, non_empty, PASSAGE_WORDS, read_corpus, ReadCount,
+                                    READER_VERSION, source_files)
+from sage_dspy.search.identity import read_index_identity
 from sage_dspy.search.build import batches
 from sage_dspy.search.index import is_index_of, SearchIndex
 from sage_dspy.search.passages import Passage
@@ -42,8 +47,26 @@ def open_corpus(source: str | Path, *, retriever: str = "", root: Path = ARTIFAC
     server searches (`retriever`), a store of the passages alone: no index is needed here then, and tokenising
     wiki-18 would take hours. `options`: read_corpus's."""
     if retriever:
-        return open_corpus_store(source, root=root, **options)
+        passages, split_documents = _open_store(source, root, options)
+        if split_documents:
+            _check_server_splits(retriever, source, split_documents, options.get("max_words", PASSAGE_WORDS))
+        return passages
     return open_corpus_index(source, root=root, **options).passages
+
+
+def _check_server_splits(retriever: str, source: str | Path, split_documents: int, max_words: int) -> None:
+    """Refuse split texts unless the server splits them alike (see the module docstring)."""
+    identity = read_index_identity(retriever)
+    if identity.served_by_sage:
+        return
+    texts = f"corpus {source} has {split_documents} text(s) longer than {max_words} words, which sage splits into "
+    if identity.fault:
+        raise CorpusError(texts + "passages under ids of its own, and the retriever could not be asked whether it "
+                          f"splits them alike ({identity.problem}); start it and run again, or split the corpus "
+                          f"into passages of at most {max_words} words first")
+    raise CorpusError(texts + "passages under ids of its own while the retriever (not `sage serve-index`) returns "
+                      f"whole documents under its ids; split the corpus into passages of at most {max_words} words "
+                      "first, as Search-R1's wiki-18 is, or serve it with `sage serve-index`")
 
 
 def open_corpus_index(source: str | Path, *, root: Path = ARTIFACTS / "indexes", **options) -> SearchIndex:
@@ -65,16 +88,23 @@ def open_corpus_index(source: str | Path, *, root: Path = ARTIFACTS / "indexes",
 def open_corpus_store(source: str | Path, *, root: Path = ARTIFACTS / "indexes", **options) -> Sequence[Passage]:
     """The passages of `source` in an on-disk store of their own (root/passages/<fingerprint>/), written in one
     streaming pass; a list for a dataset name."""
+    return _open_store(source, root, options)[0]
+
+
+def _open_store(source: str | Path, root: Path, options: dict) -> tuple[Sequence[Passage], int]:
+    """open_corpus_store's passages, and how many texts the reader split into several."""
+    reading = ReadCount()
     identity = source_identity(source, options)
     if identity is None:
-        return load_corpus(source, **options)
+        label, passages = read_corpus(source, count=reading, **options)
+        return list(non_empty(passages, label)), reading.split_documents
     identity["only"] = "passages"  # another record than the index's of the same source
     record = _record_of(root, identity)
-    fingerprint = _known_fingerprint(record)
+    fingerprint, split_documents = _known_fingerprint(record), _known_split(record)
     stores = Path(root) / STORES_DIR
-    if fingerprint and _is_store_of(stores / fingerprint, fingerprint):
-        return PassageStore(stores / fingerprint, fingerprint)
-    label, passages = read_corpus(source, **options)
+    if fingerprint and split_documents is not None and _is_store_of(stores / fingerprint, fingerprint):
+        return PassageStore(stores / fingerprint, fingerprint), split_documents
+    label, passages = read_corpus(source, count=reading, **options)
     stores.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=stores))
     try:
@@ -91,8 +121,8 @@ def open_corpus_store(source: str | Path, *, root: Path = ARTIFACTS / "indexes",
                     raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    _remember(record, fingerprint, source, identity)
-    return PassageStore(stores / fingerprint, fingerprint)
+    _remember(record, fingerprint, source, {**identity, "split_documents": reading.split_documents})
+    return PassageStore(stores / fingerprint, fingerprint), reading.split_documents
 
 
 def _is_store_of(directory: Path, fingerprint: str) -> bool:
@@ -120,11 +150,22 @@ def _remember(record: Path, fingerprint: str, source: str | Path, identity: dict
 
 
 def _known_fingerprint(record: Path) -> str | None:
+    return _known(record, "fingerprint", str)
+
+
+def _known_split(record: Path) -> int | None:
+    """The texts split when the record was written; None for a record from before they were counted (the
+    source is then read again, and its store found by fingerprint)."""
+    return _known(record, "split_documents", int)
+
+
+def _known(record: Path, name: str, kind: type):
+    """The `name` field of a small JSON file when it is of `kind`; None for no file, no field, or another kind."""
     try:
-        fingerprint = json.loads(record.read_text(encoding="utf-8")).get("fingerprint")
+        value = json.loads(record.read_text(encoding="utf-8")).get(name)
     except (OSError, ValueError, AttributeError):
         return None
-    return fingerprint if isinstance(fingerprint, str) else None
+    return value if isinstance(value, kind) else None
 
 
 def _write_atomically(path: Path, data: dict) -> None:

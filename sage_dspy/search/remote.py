@@ -35,7 +35,16 @@ class RetrieverURLError(SageError, ValueError):
 
 
 def check_url(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # an unclosed "[" of an IPv6 host
+        raise RetrieverURLError("--retriever is not a URL; pass the server's endpoint, e.g. "
+                                "http://127.0.0.1:8000/retrieve") from None
+    if "@" in parts.netloc:  # said without the URL, which holds the secret (as --api-base: lm/endpoint.py)
+        raise RetrieverURLError("--retriever carries credentials (user:password@ before the host), which the "
+                                "search client would take as part of the host name (every search would fail); "
+                                "pass the URL without them, with an authenticating proxy on 127.0.0.1 in front of "
+                                "a server that needs them")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise RetrieverURLError(f"--retriever {url!r} is not an http(s) URL; pass the server's endpoint, "
                                 "e.g. http://127.0.0.1:8000/retrieve")
@@ -45,11 +54,6 @@ def check_url(url: str) -> str:
 def redacted(url: str) -> str:
     """What a run's settings record: "<set>", never the URL (it may carry a token or an internal host)."""
     return "<set>" if url else ""
-
-
-def retriever_fingerprint(url: str) -> str:
-    """12 hex chars naming the retriever without revealing it: a resume with another server is refused."""
-    return hashlib.sha256(url.encode("utf-8")).hexdigest()[:12] if url else ""
 
 
 def split_contents(contents: str) -> tuple[str, str]:
@@ -102,6 +106,11 @@ class RemoteIndex:
             return []
         body = json.dumps({"queries": [query], "topk": k, "return_scores": True}).encode("utf-8")
         return parse_reply(self._post(body, query), query)[:k]
+
+    def ask(self, payload: dict, what: str) -> object:
+        """The decoded reply to any request `payload` (search/identity.py's probe), sent and retried as a search
+        is; `what` names it in a SearchFailed's message."""
+        return self._post(json.dumps(payload).encode("utf-8"), what)
 
     def _post(self, body: bytes, query: str) -> object:
         for attempt in range(self.retries + 1):
