@@ -94,6 +94,9 @@ def generation(result, title: str, offline: bool) -> None:
     if summary["stopped"]:
         out.print(f"stopped: {summary['stopped']}; every finished seed is saved, re-run the same command "
                   "with a larger --max-calls or --max-cost to continue", highlight=False)
+    if summary.get("dropped"):
+        out.print("dropped: " + ", ".join(f"{reason} {count}" for reason, count in summary["dropped"].items()),
+                  highlight=False)
     failures = summary["failures"]
     if failures["seeds"] or failures["attempts"] or failures.get("searches"):
         out.print(f"failures: seeds {failures['seeds'] or 'none'}; attempts {failures['attempts'] or 'none'}; "
