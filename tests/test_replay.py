@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import invoke
+from cli_helpers import assert_one_line_error, invoke
 from sage_dspy.offline.http import ServerConfig
 from sage_dspy.offline.replay import Recording, replier
 from server_fixture import in_process_server
@@ -32,9 +32,7 @@ def test_the_garbage_pair_of_issue_23_is_replayed_and_dropped_with_its_reason(wo
     """The recorded run kept seed w099 (target 2, 10 failed solver searches, the same model judging); replayed,
     the run makes the same decisions and the pair is dropped: its generator never retrieved a passage."""
     with replay("schema_records.jsonl") as server:
-        result = invoke("generate", "--corpus", "bundled", "--seeds", 2, "--k", 1, "--rounds", 0, "--lm",
-                        "hosted_vllm/smollm2", "--api-base", api_base(server), "--out", workdir / "run",
-                        "--no-track")
+        result = invoke(*replayed_run(server, workdir), "--allow-weak-judge")
     assert result.exit_code == 0, result.output
     records = {r["seed_id"]: r for r in map(json.loads, (workdir / "run" / "records.jsonl").read_text().splitlines())}
     garbage = records["w099"]
@@ -44,6 +42,30 @@ def test_the_garbage_pair_of_issue_23_is_replayed_and_dropped_with_its_reason(wo
     assert garbage["grounding"] == {"passage_id": "", "method": "none", "generator_passages": 0}
     assert "dropped: no successful generator search 1" in result.stdout
     assert (workdir / "run" / "dataset.jsonl").read_text() == ""
+    # the judge that said "correct" to garbage fails calibration: the run went on only because it was told to
+    assert "WEAK JUDGE: hosted_vllm/smollm2 got 3 of 6 calibration items right" in result.stdout
+    assert "note: the judge is hosted_vllm/smollm2, the solver's own model" in result.stderr
+    calibration = json.loads((workdir / "run" / "summary.json").read_text())["judge_calibration"]
+    assert calibration["passed"] is False and (calibration["right"], calibration["items"]) == (3, 6)
+
+
+@needs_recordings
+def test_the_real_models_judge_stops_the_run_before_any_seed(workdir):
+    with replay("schema_records.jsonl") as server:
+        result = invoke(*replayed_run(server, workdir))
+        completions = server.stats.completions
+    assert_one_line_error(result, "the judge LM 'hosted_vllm/smollm2' got 3 of 6 calibration items right (wrong: "
+                                  "'1790' for '1851' (different): said correct;")
+    assert result.stderr.strip().endswith("pass a stronger --judge-lm, or --allow-weak-judge to run anyway")
+    # the reachability ping and the six items, each twice (the recorded JSON fails the chat adapter, then its JSON
+    # fallback reads it): no seed ran
+    assert completions == 1 + 2 * 6
+    assert not (workdir / "run" / "records.jsonl").exists() or not (workdir / "run" / "records.jsonl").read_text()
+
+
+def replayed_run(server, workdir) -> list:
+    return ["generate", "--corpus", "bundled", "--seeds", 2, "--k", 1, "--rounds", 0, "--lm", "hosted_vllm/smollm2",
+            "--api-base", api_base(server), "--out", workdir / "run", "--no-track"]
 
 
 @needs_recordings

@@ -94,6 +94,11 @@ def generation(result, title: str, offline: bool) -> None:
     if summary["stopped"]:
         out.print(f"stopped: {summary['stopped']}; every finished seed is saved, re-run the same command "
                   "with a larger --max-calls or --max-cost to continue", highlight=False)
+    calibration = summary.get("judge_calibration") or {}
+    if calibration and not calibration["passed"]:
+        out.print(f"WEAK JUDGE: {calibration['model']} got {calibration['right']} of {calibration['items']} "
+                  "calibration items right; this run went on because of --allow-weak-judge, so every verdict in it "
+                  "is suspect", highlight=False, markup=False)
     if summary.get("dropped"):
         out.print("dropped: " + ", ".join(f"{reason} {count}" for reason, count in summary["dropped"].items()),
                   highlight=False)
