@@ -313,7 +313,7 @@ class OfflineHandler(BaseHTTPRequestHandler):
         try:
             text, usage = self.server.reply(body)
         except Exception as error:  # a rule that breaks is a 500 the client can see, not a dead server
-            self._send(500, error_body(f"offline LM failed: {type(error).__name__}: {str(error)[:200]}",
+            self._send(500, error_body(f"the server's reply failed: {type(error).__name__}: {str(error)[:200]}",
                                        "server_error"))
             return 500, None
         if fault == "nomarkers":
