@@ -224,6 +224,10 @@ CASES = {
     "decontaminate benchmark bad line": lambda b: (["decontaminate", with_a_kept_pair(run := b.run_copy()), "-b",
                                                     b.file("b.jsonl", '{"question": "Q?"}\n{"question": \n')],
                                                    "line 2 is not valid JSON", (run,)),
+    # --- issue 23 (models): sage check's LM settings
+    "check unknown lm": lambda b: (["check", "--lm", "gpt4"], "unknown LM 'gpt4'", ()),
+    "check judge lm unknown": lambda b: (["check", "--judge-lm", "gpt4"], "unknown LM 'gpt4'", ()),
+    "check config is a folder": lambda b: (["check", "--config", b.work], "is a directory", ()),
 }
 
 
