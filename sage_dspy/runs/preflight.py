@@ -5,6 +5,8 @@ the run before any seed, unless the user insists (`allow_weak_judge`)."""
 
 import warnings
 
+import dspy
+
 from sage_dspy.errors import SageError
 from sage_dspy.lm.endpoint import lm_fingerprint
 from sage_dspy.lm.roles import RoleLMs
@@ -44,7 +46,7 @@ WEAK_JUDGE = "WEAK JUDGE"  # how the warning and the printed line start, when a 
 def check_judge(lms: RoleLMs, allow_weak_judge: bool = False) -> dict:
     """The judge's calibration (about six short calls), as a dict for the run's summary. A failed one raises
     WeakJudgeError naming the items it got wrong, or with `allow_weak_judge` warns and lets the run go on."""
-    with lms.use("judge"):
+    with lms.use("judge"), dspy.context(callbacks=[]):  # a check before the run: not among the run's traces
         calibration = calibrate_judge()
     model = lms.ids().get("judge", "the configured LM")
     if model == lms.ids().get("solver") and model != MODEL_NAME:

@@ -42,7 +42,8 @@ def summarize(records: list[dict]) -> dict:
 
 def dropped_by_reason(records: list[dict]) -> dict[str, int]:
     """{drop reason: pairs}, most frequent first; failed seeds are counted under failures instead."""
-    reasons = Counter(r["drop_reason"] for r in records if not r.get("kept") and not r["error"] and r["drop_reason"])
+    reasons = Counter(r["drop_reason"] for r in records
+                      if not r.get("kept") and not r.get("error") and r.get("drop_reason"))
     return dict(reasons.most_common())
 
 
