@@ -13,7 +13,7 @@ of the same settings.
 
 - pipeline: `generate` on the bundled corpus for N seeds, corpus loaded and index built beforehand (a
   1-seed warm-up run), CPU of the generate call only, divided by the completions the server served for it
-  (the records' lm_calls plus check_lms's one probe).
+  (the records' lm_calls plus check_lms's one probe and the judge's calibration items).
 - baseline (1.0x): a bare `dspy.Predict` with a one-input signature, over the same server and LM settings,
   whose input text is padded so that its prompt has the pipeline's mean prompt size (chars, system + user),
   the same number of calls, CPU per call. It runs DSPy's own ChatAdapter, as a plain DSPy program does.
@@ -447,7 +447,8 @@ def render_markdown(results: dict) -> str:
     lines += ["", "Notes: CPU is this process's `time.process_time()` (all threads) around the `generate` call "
               "only (corpus loaded, index built and imports warmed by a 1-seed run first) and around the bare "
               "calls; the server is another process, so the LM's own work is not counted. LM calls = completions "
-              "the server served during the call (records' lm_calls plus the one check_lms probe). Prompt chars = "
+              "the server served during the call (records' lm_calls plus the one check_lms probe and the judge's "
+              "calibration items). Prompt chars = "
               "the server's prompt tokens x 4 (the offline engine counts chars/4). The baseline's input is padded "
               "so its prompt has the pipeline's mean size; both sides use the same LM settings "
               f"({results['settings']['model']}, native lm15, cache off, seed=0) in the same run; the pipeline's "

@@ -68,16 +68,17 @@ def offline_servers(folder: Path, *arg_lists: list[str], env: dict | None = None
 
 
 @contextmanager
-def in_process_server(config):
+def in_process_server(config, **serve_options):
     """The server in a thread of this process (a real socket on 127.0.0.1, no process start), stopped at the end.
-    `config` is an `offline.http.ServerConfig`; yields the server (its port: `server.server_address[1]`)."""
+    `config` is an `offline.http.ServerConfig`; `serve_options` go to `serve` (a recording's `reply`, replay.py);
+    yields the server (its port: `server.server_address[1]`)."""
     import threading
 
     from sage_dspy.offline import http as offline_http
 
     ready, holder = threading.Event(), {}
     thread = threading.Thread(target=lambda: holder.update(done=offline_http.serve(
-        config, lambda server: (holder.update(server=server), ready.set()))), daemon=True)
+        config, lambda server: (holder.update(server=server), ready.set()), **serve_options)), daemon=True)
     thread.start()
     assert ready.wait(10), "the in-process server did not start"
     try:

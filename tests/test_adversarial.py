@@ -274,6 +274,10 @@ CASES = {
                                                    "--retriever carries credentials", ()),
     "serve-index topk above its cap": lambda b: (["serve-index", "--corpus", b.corpus, "--topk", "5", "--max-topk",
                                                   "3"], "--topk 5 is above --max-topk 3", ()),
+    # --- issue 23 (models): sage check's LM settings
+    "check unknown lm": lambda b: (["check", "--lm", "gpt4"], "unknown LM 'gpt4'", ()),
+    "check judge lm unknown": lambda b: (["check", "--judge-lm", "gpt4"], "unknown LM 'gpt4'", ()),
+    "check config is a folder": lambda b: (["check", "--config", b.work], "is a directory", ()),
 }
 
 

@@ -6,6 +6,7 @@ import json
 
 from bench import client_overhead
 from bench.report import read_report_section, write_report_section
+from sage_dspy.method.calibration import JUDGE_CALIBRATION
 
 
 def test_client_overhead_writes_json_and_its_report_section(tmp_path):
@@ -23,8 +24,9 @@ def test_client_overhead_writes_json_and_its_report_section(tmp_path):
         assert {"cpu_s", "cpu_ms_per_call", "mean_prompt_chars", "server"} <= set(side)
         assert side["cpu_s"] > 0
     assert pipeline["errors"] == 0 and pipeline["seeds"] == 2
-    # LM calls: what the server served for the generate call = records' calls + check_lms's probe
-    assert pipeline["lm_calls"] == pipeline["records_lm_calls"] + 1 > 2
+    # LM calls: what the server served for the generate call = records' calls + check_lms's probe + the judge's
+    # calibration items
+    assert pipeline["lm_calls"] == pipeline["records_lm_calls"] + 1 + len(JUDGE_CALIBRATION) > 2
     assert bare["calls"] == pipeline["lm_calls"] == bare["server"]["served"]
     assert abs(bare["mean_prompt_chars"] - pipeline["mean_prompt_chars"]) <= 0.05 * pipeline["mean_prompt_chars"]
     # the ratio is the two per-call figures of this run

@@ -23,6 +23,8 @@ INTERNAL = {
         "ends an attempt once its result cannot matter; the solver records it on the attempt",
     "sage_dspy.method.loop.ServiceUnavailable":
         "every attempt of a round failed at the LM service; runs/generate records it on the seed",
+    "sage_dspy.offline.replay.NoRecordedReply":
+        "a recording holds no reply of that kind; the replay server answers the request with a 500 naming it",
     "sage_dspy.search.remote.SearchFailed":
         "the retriever did not answer a search; search/tool.py turns it into the observation the agent reads",
 }

@@ -2,7 +2,10 @@
 
 import pytest
 
-from sage_dspy.method.feedback import MIN_KEPT_SEARCHES, Attempt, Verdict, drop_reason, feedback_text, verdict_for
+from sage_dspy.method.feedback import (MIN_KEPT_SEARCHES, NO_GENERATOR_SEARCH, UNGROUNDED, Attempt, Grounding,
+                                      Verdict, cited_grounding, drop_reason, feedback_text, passage_stating,
+                                      verdict_for)
+from sage_dspy.search.passages import Passage
 from sage_dspy.runs.records import mark_kept
 from sage_dspy.runs.summary import summarize
 from sage_dspy.method.trajectory import Step
@@ -99,6 +102,56 @@ def test_feedback_text_differs_by_kind(specs, target):
 ])
 def test_drop_reason(specs, target, reason):
     assert drop_reason(verdict_for(attempts(*specs), target)) == reason
+
+
+# ---------------------------------------------------------------------------------------------- grounding
+
+ADA = Passage("p-ada", "Ada Marlowe", "Ada Marlowe studied at Corvel Institute, which has 3,400 students.")
+ANNVILLE = Passage("p-ann", "Annville", "Annville is a town founded in 1851.")
+
+
+@pytest.mark.parametrize("answer, aliases, found", [
+    ("Corvel Institute", (), ("p-ada", "contained")),
+    ("the corvel institute.", (), ("p-ada", "contained")),  # normalised both sides
+    ("3400", (), ("p-ada", "contained")),  # 3,400 in the passage
+    ("Ada Marlowe", (), ("p-ada", "contained")),  # a title counts
+    ("1851", (), ("p-ann", "contained")),
+    ("Ann", (), ("", "none")),  # whole words only: "Annville" does not state "Ann"
+    ("Corvel", (), ("p-ada", "contained")),
+    ("Ms Marlowe", ("Ada Marlowe",), ("p-ada", "alias")),
+    ("[#description of question] #outputJSON (", (), ("", "none")),  # the kept garbage of issue 23
+    ("", (), ("", "none")),
+])
+def test_passage_stating_is_a_whole_word_normalised_match(answer, aliases, found):
+    assert passage_stating(answer, [ANNVILLE, ADA], aliases) == found
+
+
+@pytest.mark.parametrize("cited, passage_id, method", [
+    ("p-ada", "p-ada", "lm"),
+    ("id: p-ada", "p-ada", "lm"),
+    ("`p-ann`", "p-ann", "lm"),
+    ("p-elsewhere", "", "none"),  # a passage nobody retrieved is no evidence
+    ("none", "", "none"),
+    ("", "", "none"),
+])
+def test_a_citation_counts_only_for_a_retrieved_passage(cited, passage_id, method):
+    assert cited_grounding(cited, [ADA, ANNVILLE], generator_passages=2) == Grounding(passage_id, method, 2)
+
+
+ACCEPTED = [("a", 3, True)]
+
+
+@pytest.mark.parametrize("specs, grounding, reason", [
+    (ACCEPTED, None, None),  # not checked: verdicts alone
+    (ACCEPTED, Grounding("p-ada", "contained", 2), None),
+    (ACCEPTED, Grounding("p-ada", "lm", 1), None),
+    (ACCEPTED, Grounding("", "none", 0), NO_GENERATOR_SEARCH),  # issue 23's w099: every search an error
+    (ACCEPTED, Grounding("p-ada", "contained", 0), NO_GENERATOR_SEARCH),  # the solver's passages are not enough
+    (ACCEPTED, Grounding("", "none", 3), UNGROUNDED),
+    ([("x", 3, False)], Grounding("", "none", 0), "incorrect"),  # the verdict's reason comes first
+])
+def test_drop_reason_keeps_only_grounded_pairs_of_a_searching_generator(specs, grounding, reason):
+    assert drop_reason(verdict_for(attempts(*specs), 2), grounding) == reason
 
 
 # ---------------------------------------------------------------------------------------------- mark_kept

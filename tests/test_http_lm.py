@@ -23,6 +23,7 @@ import dspy.clients.execution as dspy_execution
 import pytest
 from typer.testing import CliRunner
 
+from sage_dspy.method.calibration import JUDGE_CALIBRATION
 from sage_dspy.lm import roles as role_lms
 from sage_dspy.cli.app import app
 from sage_dspy.search.corpus import load_corpus
@@ -253,8 +254,9 @@ def test_pipeline_over_http_gives_the_offline_records(clean, engine, offline_rec
     assert [r["error"] for r in result.records] == [""] * SEEDS
     assert [comparable(r) for r in result.records] == [comparable(r) for r in offline_records]
     assert result.records[0]["rounds"], "the comparison covered whole rounds"
-    # every call went over the wire once (plus check_lms's probe): no retry, no adapter fallback
-    assert served == sum(r["lm_calls"] for r in result.records) + 1
+    # every call went over the wire once (plus check_lms's probe and the judge's calibration items): no retry,
+    # no adapter fallback
+    assert served == sum(r["lm_calls"] for r in result.records) + 1 + len(JUDGE_CALIBRATION)
     assert read_jsonl(result.records_path) == result.records
 
 
@@ -413,7 +415,7 @@ def test_a_seed_killed_by_unparseable_replies_keeps_the_reply_and_its_role(kind_
     server = kind_servers["nomarkers"]
     use_http_lms(monkeypatch, lambda role: http_lm(api_base_of(server), "auto", role, timeout=5.0))
     result = generate(GenerateConfig(seeds=1, lms={role: MODEL for role in ROLES}, out_dir=tmp_path,
-                                     index_root=index_root))
+                                     index_root=index_root), allow_weak_judge=True)  # its judge cannot parse either
     record = read_jsonl(result.records_path)[0]
     assert (record["error_kind"], record["failed_in"]) == ("AdapterParseError", "generator")
     assert offline_http.NO_MARKERS_TEXT in record["raw_reply"] and len(record["raw_reply"]) <= 2000

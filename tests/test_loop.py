@@ -338,6 +338,42 @@ def test_an_empty_question_gives_k_failed_attempts_without_calling_the_lm(tiny_i
 
 # ---------------------------------------------------------------------------------------------- the judge
 
+# ---------------------------------------------------------------------------------------------- grounding
+
+def test_an_accepted_answer_stated_in_a_retrieved_passage_is_grounded_without_a_call(run):
+    lms = roles(generator=GENERATED, solver=RIGHT_2 * 2)
+    result = run(sage, lms, target=2, k=2)
+    assert result.grounding.passage_id == "p-ada" and result.grounding.method == "contained"
+    assert result.grounding.generator_passages >= 2
+    assert lms.judge.calls == []
+
+
+@pytest.mark.parametrize("cited, passage_id", [("p-corvel", "p-corvel"), ("p-nowhere", "")])
+def test_an_answer_no_passage_contains_goes_to_the_judge_which_must_cite_a_retrieved_passage(run, cited,
+                                                                                             passage_id):
+    """"Tobias Wren" is stated in p-corvel (retrieved by the solver here), written "T. Wren" in the pair."""
+    pair = proposal(["Harbor Bridge", "Ada Marlowe"], Q0, "T. Wren", STEPS0)
+    right = attempt(["Harbor Bridge", "Corvel Institute rector"], "T. Wren")
+    lms = roles(generator=pair, solver=right * 2, judge=[{"supporting_passage_id": cited}])
+    result = run(sage, lms, target=2, k=2)
+    assert result.verdict.accepted
+    assert result.grounding.passage_id == passage_id and result.grounding.method == ("lm" if passage_id else "none")
+    [call] = lms.judge.calls
+    assert call.asks_for("supporting_passage_id") and call.field("answer") == "T. Wren"
+    assert "(id: p-corvel)" in call.field("passages") and "(id: p-ada)" in call.field("passages")
+
+
+def test_a_generator_that_never_retrieved_a_passage_is_not_grounded_and_costs_no_call(run):
+    """Issue 23's w099: the generator's only step failed, the solver 'searched' (its attempts are scripted
+    right here), the judge agreed: no passage of the generator's is evidence, so the pair is dropped."""
+    pair = [act("finish", type="x"), {"reasoning": "?", "question": Q0, "answer": "Corvel Institute",
+                                      "answering_steps": []}]
+    lms = roles(generator=pair, solver=RIGHT_2 * 2)
+    result = run(sage, lms, target=2, k=2)
+    assert result.verdict.accepted and result.grounding.generator_passages == 0
+    assert result.grounding.passage_id == "" and lms.judge.calls == []
+
+
 @pytest.mark.parametrize("gold, predicted, aliases", [
     ("Corvel Institute", "corvel institute", ()),
     ("Corvel Institute", "The Corvel Institute.", ()),

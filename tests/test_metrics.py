@@ -6,10 +6,10 @@ import inspect
 import dspy
 import pytest
 
-from sage_dspy.method.feedback import Attempt, Verdict, drop_reason, verdict_for
+from sage_dspy.method.feedback import Attempt, Grounding, Verdict, drop_reason, verdict_for
 from sage_dspy.lm.roles import offline_lm
 from sage_dspy.method.loop import Round
-from sage_dspy.method.metrics import TOO_EASY_CEILING, explain_verdict, sage_metric, score_verdict
+from sage_dspy.method.metrics import TOO_EASY_CEILING, UNGROUNDED_FEEDBACK, explain_verdict, sage_metric, score_verdict
 from sage_dspy.offline.proposer import ADVICE
 from sage_dspy.method.pair import QAPair
 from sage_dspy.programs import load_recipe
@@ -119,6 +119,20 @@ def test_sage_metric_scores_the_loops_verdict(case):
     # keyword form, and the three-argument form other optimizers use, agree
     assert sage_metric(example, prediction, trace=None, pred_name=None, pred_trace=None) == result
     assert sage_metric(example, prediction).score == result.score
+
+
+@pytest.mark.parametrize("grounding, score", [
+    (Grounding("p-ada", "contained", 2), 1.0),
+    (Grounding("", "none", 2), 0.0),  # an answer no retrieved passage states
+    (Grounding("", "none", 0), 0.0),  # a generator that never retrieved a passage
+])
+def test_an_accepted_pair_generation_would_drop_as_ungrounded_scores_nothing(grounding, score):
+    attempts, target, _ = ATTEMPT_SETS["accepted"]
+    prediction = prediction_for(attempts, target)
+    prediction.grounding = grounding
+    result = sage_metric(dspy.Example(target_searches=target), prediction)
+    assert result.score == score
+    assert (result.feedback == UNGROUNDED_FEEDBACK) == (score == 0.0)
 
 
 def test_sage_metric_signature_is_the_five_argument_gepa_form():

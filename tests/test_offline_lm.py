@@ -107,6 +107,15 @@ def test_the_offline_engine_judges_through_the_real_signature():
     assert (wrong.correct, wrong.judged_by) == (False, "lm")
 
 
+def test_the_offline_engine_cites_a_passage_through_the_real_signature(tiny_passages):
+    """"Corvel Technical Institute" is in no passage word for word: the citation call decides, and must name a retrieved id."""
+    with dspy.context(lm=offline_lm()):
+        found = AnswerJudge().ground("Where?", "Corvel Technical Institute", list(tiny_passages), generator_passages=1)
+        missing = AnswerJudge().ground("Where?", "Lune Polytechnic", list(tiny_passages), generator_passages=1)
+    assert found.method == "lm" and "Corvel Institute" in {p.title for p in tiny_passages if p.id == found.passage_id}
+    assert (missing.passage_id, missing.method) == ("", "none")
+
+
 # ---------------------------------------------------------------------------------------------- grammar
 
 @pytest.mark.parametrize("plan", [

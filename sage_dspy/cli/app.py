@@ -6,6 +6,7 @@ import sys
 import typer
 
 from sage_dspy.cli import export, store
+from sage_dspy.cli.check import check_command
 from sage_dspy.cli.compile import compile_command
 from sage_dspy.cli.decontaminate import decontaminate_command
 from sage_dspy.cli.evaluate import evaluate_command
@@ -27,6 +28,7 @@ def root() -> None:
 app.command("generate")(generate_command)
 app.command("evaluate")(evaluate_command)
 app.command("solve")(solve_command)
+app.command("check")(check_command)
 app.command("compile")(compile_command)
 app.add_typer(store.prompts_app, name="prompts")
 app.add_typer(store.runs_app, name="runs")

@@ -79,6 +79,8 @@ def generate_command(
     lm_parse_retries: LmParseRetries = None,
     retriever: Retriever = None,
     ray: RayAddress = None,
+    allow_weak_judge: Annotated[bool, typer.Option(help="run even when the judge LM fails its calibration items "
+                                                        "(checked before any seed), with a loud warning")] = False,
 ) -> None:
     """Generate verified QA pairs that need at least S searches, and print the paper's table for the run."""
     if seeds is not None and accepted is not None:
@@ -119,7 +121,8 @@ def generate_command(
             result, notes = _generate_with_progress(config, passages=passages, program_folder=program_folder,
                                                     fresh=fresh, workers=workers, max_calls=max_calls,
                                                     max_cost=max_cost, prices=settings.prices,
-                                                    parallel_attempts=parallel_attempts, engine=engine)
+                                                    parallel_attempts=parallel_attempts, engine=engine,
+                                                    allow_weak_judge=allow_weak_judge)
             run_id = log_generate(run, config, result) if run else None
     except KeyboardInterrupt:
         printing.interrupted(_seeds_saved(out_dir), config.seeds, out_dir, _resume_command(ctx))

@@ -171,3 +171,4 @@ def lm_settings(config_file: Optional[Path], models: dict[str, Optional[str]], *
     options = Layer({key: value for key, value in shared.items() if value is not None},
                     {role: {"model": model} for role, model in models.items() if model})
     return load_settings(config_file, os.environ, options)
+

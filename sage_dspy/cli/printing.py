@@ -108,6 +108,14 @@ def generation(result, title: str, offline: bool) -> None:
     if summary["stopped"]:
         out.print(f"stopped: {summary['stopped']}; every finished seed is saved, re-run the same command "
                   "with a larger --max-calls or --max-cost to continue", highlight=False)
+    calibration = summary.get("judge_calibration") or {}
+    if calibration and not calibration["passed"]:
+        out.print(f"WEAK JUDGE: {calibration['model']} got {calibration['right']} of {calibration['items']} "
+                  "calibration items right; this run went on because of --allow-weak-judge, so every verdict in it "
+                  "is suspect", highlight=False, markup=False)
+    if summary.get("dropped"):
+        out.print("dropped: " + ", ".join(f"{reason} {count}" for reason, count in summary["dropped"].items()),
+                  highlight=False)
     failures = summary["failures"]
     if failures["seeds"] or failures["attempts"] or failures.get("searches"):
         out.print(f"failures: seeds {failures['seeds'] or 'none'}; attempts {failures['attempts'] or 'none'}; "
@@ -343,3 +351,25 @@ def contamination(report: Report, listed_all: bool) -> None:
         out.print(f"... and {len(report.flags) - SHOWN_FLAGS} more flags" + ("" if listed_all else
                                                                                  " (--out FILE lists them all)"))
     out.print(f"{len(report.flagged_records())} of {report.records} kept pairs flagged", highlight=False)
+
+
+def checked(verdicts: list, offline: bool) -> None:
+    """`sage check`'s table (one row per role and adapter), then each role's verdict and advice."""
+    table = Table(title="sage check: each role on fixed small tasks")
+    for column in ("role", "model", "adapter", "calls", "parsed", "tool calls valid", "retrieved", "judge items",
+                   "longest reply", "s/call"):
+        table.add_column(column, justify="left" if column in ("role", "model", "adapter") else "right")
+    for verdict in verdicts:
+        for m in verdict.measures:
+            items = f"{m.calibration['right']}/{m.calibration['items']}" if m.calibration else "-"
+            tools = f"{m.valid_tool_calls}/{m.tool_calls}" if m.role in ("generator", "solver") else "-"
+            limit = f" (max {m.max_tokens})" if m.max_tokens else ""
+            table.add_row(m.role, m.model, m.adapter, str(m.calls), "-" if m.service_error else f"{m.parsed:.0%}",
+                          tools, str(m.retrievals) if tools != "-" else "-", items, f"{m.longest_reply}{limit}",
+                          f"{m.seconds_per_call:.2f}")
+    out.print(table)
+    for verdict in verdicts:
+        out.print(f"{verdict.role}: {verdict.verdict}; advice: {verdict.advice}", highlight=False, markup=False,
+                  soft_wrap=True)
+    if offline:
+        out.print(OFFLINE_RUN)

@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 from sage_dspy.answers import normalize_answer
 from sage_dspy.method.failures import JUDGE, is_service_kind
 from sage_dspy.method.trajectory import Step
+from sage_dspy.search.passages import Passage
 
 MIN_KEPT_SEARCHES = 2  # the paper drops pairs a search agent answers with fewer searches
+NO_GENERATOR_SEARCH = "no successful generator search"
+UNGROUNDED = "answer in no retrieved passage"
 
 
 @dataclass(frozen=True)
@@ -94,14 +97,56 @@ def feedback_text(verdict: Verdict, attempts: list[Attempt], answer: str) -> str
     return "Accepted: the pair is correct and needs at least the target number of searches."
 
 
-def drop_reason(verdict: Verdict) -> str | None:
-    """Why a pair is not kept, or None if it is."""
+@dataclass(frozen=True)
+class Grounding:
+    """Where an accepted pair's answer comes from: the retrieved passage that states it, and how it was found.
+    A judge that agrees with a weak solver is no evidence: only a passage the agents retrieved is."""
+
+    passage_id: str  # "" when no retrieved passage supports the answer
+    method: str  # "contained" (normalised text match), "alias", "lm" (the judge cited it) or "none"
+    generator_passages: int  # passages the generator's own searches returned: 0 means it never retrieved one
+
+    def to_dict(self) -> dict:
+        return {"passage_id": self.passage_id, "method": self.method, "generator_passages": self.generator_passages}
+
+
+def contains_answer(answer: str, text: str) -> bool:
+    """The normalised answer is a run of whole words of the normalised text (3,400 matches 3400; "Ann" does
+    not match "Annville")."""
+    needle = normalize_answer(answer)
+    return bool(needle) and f" {needle} " in f" {normalize_answer(text)} "
+
+
+def passage_stating(answer: str, passages: list[Passage], aliases: tuple[str, ...] = ()) -> tuple[str, str]:
+    """(passage id, "contained" or "alias") of the first passage whose title or text holds the answer or one of
+    its aliases; ("", "none") when none does."""
+    for method, names in (("contained", (answer,)), ("alias", aliases)):
+        for passage in passages:
+            if any(contains_answer(name, f"{passage.title}\n{passage.text}") for name in names):
+                return passage.id, method
+    return "", "none"
+
+
+def cited_grounding(cited_id: str, passages: list[Passage], generator_passages: int) -> Grounding:
+    """The judge's citation counts only when it names a passage the agents actually retrieved."""
+    cited = cited_id.strip().strip("\"'`[]() ").removeprefix("id:").strip()
+    known = {passage.id for passage in passages}
+    return Grounding(cited if cited in known else "", "lm" if cited in known else "none", generator_passages)
+
+
+def drop_reason(verdict: Verdict, grounding: Grounding | None = None) -> str | None:
+    """Why a pair is not kept, or None if it is. `grounding` None: not checked (a pair that was not accepted,
+    or a caller scoring verdicts alone)."""
     if not verdict.correct:
         return "incorrect"
     if not verdict.accepted:
         return "too easy"
     if verdict.searches is None or verdict.searches < MIN_KEPT_SEARCHES:
         return f"fewer than {MIN_KEPT_SEARCHES} searches"
+    if grounding is not None and grounding.generator_passages == 0:
+        return NO_GENERATOR_SEARCH
+    if grounding is not None and not grounding.passage_id:
+        return UNGROUNDED
     return None
 
 

@@ -5,9 +5,11 @@ from dataclasses import dataclass
 import dspy
 
 from sage_dspy.method.attempts import run_attempts
-from sage_dspy.method.feedback import Attempt, Verdict, is_service_fault, settles_too_easy, verdict_for
+from sage_dspy.method.feedback import (Attempt, Grounding, Verdict, is_service_fault, settles_too_easy,
+                                      verdict_for)
 from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.method.pair import QAPair
+from sage_dspy.method.trajectory import passages_seen
 from sage_dspy.search.passages import Passage
 
 
@@ -72,7 +74,17 @@ class SageLoop(dspy.Module):
             with self.lms.use(self.next_pair.role):
                 pair = self.next_pair(seed=seed, target_searches=target_searches, answer_type=answer_type,
                                       rounds=rounds)
-        return dspy.Prediction(pair=pair, verdict=verdict, rounds=rounds)
+        grounding = self.ground(pair, rounds) if verdict.accepted else None
+        return dspy.Prediction(pair=pair, verdict=verdict, rounds=rounds, grounding=grounding)
+
+    def ground(self, pair: QAPair, rounds: list[Round]) -> Grounding:
+        """Which passage the agents retrieved states the answer (feedback.drop_reason keeps only such pairs)."""
+        generator_steps = [step for past in rounds for step in past.pair.trajectory]
+        solver_steps = [step for past in rounds for attempt in past.attempts for step in attempt.steps]
+        generator_passages = len(passages_seen(generator_steps))
+        with self.lms.use("judge"):
+            return self.judge.ground(pair.question, pair.answer, passages_seen(generator_steps + solver_steps),
+                                     generator_passages)
 
     def check(self, pair: QAPair, target_searches: int) -> list[Attempt]:
         """The search agent's K attempts at the pair, each judged as soon as it ends."""

@@ -7,9 +7,11 @@ feedback text is what `dspy.GEPA` reflects on.
 
 import dspy
 
-from sage_dspy.method.feedback import Verdict
+from sage_dspy.method.feedback import NO_GENERATOR_SEARCH, UNGROUNDED, Verdict, drop_reason
 
 TOO_EASY_CEILING = 0.5  # a too-easy pair never scores as much as half an accepted one
+UNGROUNDED_FEEDBACK = ("Not grounded: the answer is stated in no passage your searches retrieved. Search the "
+                       "corpus first, then take the answer word for word from the last passage on the path.")
 
 
 def score_verdict(verdict: Verdict | None) -> float:
@@ -42,5 +44,9 @@ def sage_metric(example, prediction, trace=None, pred_name=None, pred_trace=None
     pair = getattr(prediction, "pair", None)
     rounds = getattr(prediction, "rounds", None) or []
     attempts = rounds[-1].attempts if rounds else ()
+    grounding = getattr(prediction, "grounding", None)
+    if verdict is not None and drop_reason(verdict, grounding) in (NO_GENERATOR_SEARCH, UNGROUNDED):
+        # an accepted pair the generation run would drop scores nothing, so training and generation agree
+        return dspy.Prediction(score=0.0, feedback=UNGROUNDED_FEEDBACK)
     score = score_verdict(verdict)
     return dspy.Prediction(score=score, feedback=explain_verdict(verdict, getattr(pair, "question", ""), attempts))

@@ -49,6 +49,17 @@ class JudgeAnswer(dspy.Signature):
     is_correct: bool = dspy.OutputField()
 
 
+class CiteSupportingPassage(dspy.Signature):
+    """Find the passage that states the answer to the question. Reply with that passage's id exactly as it
+    is written after "id:", or "none" if no passage states the answer: a passage that only mentions related
+    facts, or states a different value, does not count."""
+
+    question: str = dspy.InputField()
+    answer: str = dspy.InputField()
+    passages: str = dspy.InputField(desc="the passages the agents retrieved, each headed by its title and id")
+    supporting_passage_id: str = dspy.OutputField(desc='the id of the passage that states the answer, or "none"')
+
+
 class ReviseTooEasy(dspy.Signature):
     """The search agent answered this question correctly with fewer searches than the target. Read the
     feedback and the agents' trajectories to see how it short-cut the intended path, then rewrite the pair so

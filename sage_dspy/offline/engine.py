@@ -26,6 +26,8 @@ def respond(prompt: Prompt) -> dict:
         return solver.answer(prompt)
     if "is_correct" in outputs:
         return judge.judge(prompt.inputs)
+    if "supporting_passage_id" in outputs:
+        return judge.cite(prompt.inputs)
     if outputs & set(proposer.PROPOSAL_FIELDS):
         return {**fill_any(prompt), **proposer.propose_instruction(prompt)}
     if "revised_question" in outputs:

@@ -113,8 +113,9 @@ class OfflineServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 1024  # listen backlog: 256 clients connecting at once must not overflow it (SYN retries)
 
-    def __init__(self, config: ServerConfig):
+    def __init__(self, config: ServerConfig, reply=reply_for):
         self.config = config
+        self.reply = reply  # body -> (text, usage): the offline LM's, or a recording's (replay.py)
         self.stats = Stats()
         self.lock = threading.Lock()
         self.failing: dict[str, int] = {}  # (client, request body) digest -> faults in a row it just met
@@ -310,9 +311,9 @@ class OfflineHandler(BaseHTTPRequestHandler):
             self._send(200, GARBAGE_BODY)
             return 200, fault
         try:
-            text, usage = reply_for(body)
+            text, usage = self.server.reply(body)
         except Exception as error:  # a rule that breaks is a 500 the client can see, not a dead server
-            self._send(500, error_body(f"offline LM failed: {type(error).__name__}: {str(error)[:200]}",
+            self._send(500, error_body(f"the server's reply failed: {type(error).__name__}: {str(error)[:200]}",
                                        "server_error"))
             return 500, None
         if fault == "nomarkers":
@@ -333,9 +334,10 @@ class OfflineHandler(BaseHTTPRequestHandler):
         return status, None
 
 
-def serve(config: ServerConfig, ready=None) -> OfflineServer:
-    """Run until the server stops itself (or is interrupted); `ready(server)` is called once it listens."""
-    server = OfflineServer(config)
+def serve(config: ServerConfig, ready=None, reply=reply_for) -> OfflineServer:
+    """Run until the server stops itself (or is interrupted); `ready(server)` is called once it listens.
+    `reply(body) -> (text, usage)` answers each completion: the offline LM's unless told otherwise."""
+    server = OfflineServer(config, reply)
     threading.Thread(target=server.watch, daemon=True, name="offline-server-watchdog").start()
     if ready:
         ready(server)

@@ -4,6 +4,7 @@ import re
 
 from sage_dspy.answers import MONTHS
 from sage_dspy.offline.text import normalize
+from sage_dspy.search.passages import parse_passages
 
 
 def same_answer(gold: str, predicted: str) -> bool:
@@ -39,3 +40,12 @@ def _token_f1(a: str, b: str) -> float:
 def judge(inputs: dict[str, str]) -> dict:
     verdict = same_answer(inputs.get("gold_answer", ""), inputs.get("predicted_answer", ""))
     return {"is_correct": verdict}
+
+
+def cite(inputs: dict[str, str]) -> dict:
+    """The first listed passage holding every word of the answer (any order), else "none"."""
+    words = set(normalize(inputs.get("answer", "")).split())
+    for passage in parse_passages(inputs.get("passages", "")):
+        if words and words <= set(normalize(f"{passage.title} {passage.text}").split()):
+            return {"supporting_passage_id": passage.id}
+    return {"supporting_passage_id": "none"}

@@ -24,7 +24,7 @@ from sage_dspy.runs.config import GenerateConfig, identified
 from sage_dspy.runs.corpus_checks import check_titles_for_offline
 from sage_dspy.runs.folder import (ENDPOINTS_SETTING, RunFolder, disk_full_as_one_line, done_records, record_key,
                                      rewrite_records)
-from sage_dspy.runs.preflight import check_lms
+from sage_dspy.runs.preflight import check_judge, check_lms
 from sage_dspy.runs.program import PROGRAM_FILE, build_program, compiled_prompts
 from sage_dspy.runs.records import mark_kept, slim_record
 from sage_dspy.runs.scheduler import run_seeds
@@ -66,14 +66,16 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
               program_folder: Path | None = None, passages: Sequence[Passage] | None = None,
               workers: int = 1, max_calls: int | None = None,
               parallel_attempts: bool = False, max_cost: float | None = None,
-              prices: dict[str, Price] | None = None, engine=None) -> GenerateResult:
+              prices: dict[str, Price] | None = None, engine=None,
+              allow_weak_judge: bool = False) -> GenerateResult:
     """Run every seed through the program, resuming a run of the same settings in `config.out_dir` (unless
     `fresh`); `passages` skips loading when the caller already has them. `workers` bounds the LM calls in
     flight; `parallel_attempts` runs each pair's K attempts at once (same records, less waiting).
     `max_calls` and `max_cost` (USD, at `prices` over the bundled price map) stop starting seeds once spent;
     a cost budget with a model of unknown price is refused before anything runs. `engine` runs the seeds
     elsewhere (sage_dspy.scale.ray_seeds.RayEngine: its `seed_runner` yields a `run_seeds`); this process still
-    writes every record."""
+    writes every record. Before the first seed runs, the LMs are reached and the judge calibrated
+    (preflight.py): a judge that fails stops the run, unless `allow_weak_judge`."""
     in_use = price_table(lms.ids().values(), prices)
     if max_cost is not None:
         require_prices(lms.ids().values(), prices)
@@ -92,20 +94,28 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
     del finished
     # The end of the run needs no transcripts: keeping only the slim records keeps memory flat.
     done = {key: slim_record(record) for key, record in done.items()}
+    calibration: dict = {}
+
+    def preflight() -> None:  # only when a seed is left to run: a finished run pays for no call
+        check_lms(lms)
+        calibration.update(check_judge(lms, allow_weak_judge))
+
     scheduler = (engine.seed_runner(config, passages, program_folder, parallel_attempts) if engine is not None
                  else contextlib.nullcontext(run_seeds))
     with scheduler as seeds_runner:
         if config.accepted:
             records, summary, beyond = _run_until_accepted(config, program, lms, passages, run, done, budget,
-                                                           on_record, workers, seeds_runner)
-            return _finish(config, run, records, summary, in_use, prices, passages, beyond)
-        return _run_seed_count(config, program, lms, passages, run, done, budget, on_record, workers, seeds_runner,
-                               in_use, prices)
+                                                           on_record, workers, seeds_runner, preflight)
+            return _finish(config, run, records, summary | {"judge_calibration": calibration}, in_use, prices,
+                           passages, beyond)
+        records, summary = _run_seed_count(config, program, lms, passages, run, done, budget, on_record, workers,
+                                           seeds_runner, preflight)
+        return _finish(config, run, records, summary | {"judge_calibration": calibration}, in_use, prices, passages)
 
 
 def _run_seed_count(config: GenerateConfig, program, lms: RoleLMs, passages: Sequence[Passage], run: RunFolder,
                     done: dict[str, dict], budget: CallBudget, on_record, workers: int, seeds_runner,
-                    in_use: dict, prices: dict[str, Price] | None) -> GenerateResult:
+                    preflight: Callable[[], None]) -> tuple[list[dict], dict]:
     """`--seeds M`: the M seeds drawn at once, those a resumed run finished skipped."""
 
     tasks = draw_seeds(passages, config.seeds, (config.min_target, config.max_target),
@@ -118,7 +128,7 @@ def _run_seed_count(config: GenerateConfig, program, lms: RoleLMs, passages: Seq
             on_record(done[key_of(task)])  # resumed seeds count as progress too
     missing = [t for t in tasks if key_of(t) not in done]
     if missing:
-        check_lms(lms)  # a resumed run with nothing left to do pays for no call
+        preflight()  # a resumed run with nothing left to do pays for no call
 
     for record in seeds_runner(program, missing, lms.ids(), workers, budget):
         run.append(record)  # in finishing order: on disk as soon as it is done
@@ -130,17 +140,18 @@ def _run_seed_count(config: GenerateConfig, program, lms: RoleLMs, passages: Seq
     mark_kept(records)
     summary = summarize(records)
     summary["stopped"] = budget.stop_reason(len(records), len(tasks))
-    return _finish(config, run, records, summary, in_use, prices, passages)
+    return records, summary
 
 
 def _run_until_accepted(config: GenerateConfig, program, lms: RoleLMs, passages: Sequence[Passage], run: RunFolder,
-                        done: dict[str, dict], budget: CallBudget, on_record, workers: int, seeds_runner=run_seeds):
+                        done: dict[str, dict], budget: CallBudget, on_record, workers: int, seeds_runner=run_seeds,
+                        preflight: Callable[[], None] = lambda: None):
     """`--accepted N`: seeds of the stream until its smallest prefix holding N kept pairs is finished. Returns
     that prefix (marked), the summary, and the seeds that finished past it (runs/accepted.py)."""
     goal = AcceptedGoal(config.accepted)
     stream = seed_stream(passages, (config.min_target, config.max_target), config.random_seed)
     report = on_record or (lambda record: None)
-    tasks = tasks_until(goal, stream, done, on_done=report, before_first_run=lambda: check_lms(lms))
+    tasks = tasks_until(goal, stream, done, on_done=report, before_first_run=preflight)
     for record in seeds_runner(program, tasks, lms.ids(), workers, budget):
         run.append(record)  # in finishing order: on disk as soon as it is done
         goal.add(slim_record(record))

@@ -66,10 +66,12 @@ def record_for(task, prediction, lm_ids: dict[str, str], error: str = "", error_
         "raw_reply": raw_reply,
         "kept": False,
         "drop_reason": "error" if error else "",
+        "grounding": {},  # accepted pairs: the retrieved passage stating the answer (feedback.Grounding)
     }
     if prediction is None:
         return record
     verdict, pair = prediction.verdict, prediction.pair
+    grounding = getattr(prediction, "grounding", None)
     record.update(
         question=pair.question,
         answer=pair.answer,
@@ -82,7 +84,8 @@ def record_for(task, prediction, lm_ids: dict[str, str], error: str = "", error_
         rounds_used=len(prediction.rounds),
         supporting_ids=pair.cited_ids or [task.passage.id],
         rounds=[_round_dict(r) for r in prediction.rounds],
-        drop_reason=drop_reason(verdict) or "",
+        drop_reason=drop_reason(verdict, grounding) or "",
+        grounding=grounding.to_dict() if grounding else {},
     )
     return record
 

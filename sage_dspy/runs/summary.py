@@ -37,7 +37,14 @@ def summarize(records: list[dict]) -> dict:
     for record in records:
         by_target[record["target"]].append(record)
     return {"overall": _row(records), "per_target": {str(t): _row(by_target[t]) for t in sorted(by_target)},
-            "failures": failures_by_kind(records)}
+            "failures": failures_by_kind(records), "dropped": dropped_by_reason(records)}
+
+
+def dropped_by_reason(records: list[dict]) -> dict[str, int]:
+    """{drop reason: pairs}, most frequent first; failed seeds are counted under failures instead."""
+    reasons = Counter(r["drop_reason"] for r in records
+                      if not r.get("kept") and not r.get("error") and r.get("drop_reason"))
+    return dict(reasons.most_common())
 
 
 def models_of(records: list[dict]) -> set[str]:
