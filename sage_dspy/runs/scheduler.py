@@ -52,7 +52,8 @@ def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
             prediction = program(seed=task.passage, target_searches=task.target, answer_type=task.answer_type)
         except Exception as failure:
             failed = {"error": error_message(failure), "error_kind": error_kind(failure),
-                      "failed_in": failed_role(failure), "raw_reply": raw_reply(failure)}
+                      "failed_in": failed_role(failure), "raw_reply": raw_reply(failure),
+                      "rounds": getattr(failure, "rounds", ())}  # a void round's (loop.ServiceUnavailable)
     record = record_for(task, prediction, lm_ids, **failed)
     record.update(spent, seconds=round(time.perf_counter() - started, 3))
     return record
