@@ -155,3 +155,13 @@ def observe(backend: str, ok: bool) -> None:
 def check() -> None:
     if _active:
         _active[-1].check()
+
+
+def tripped() -> bool:
+    return bool(_active) and _active[-1].tripped
+
+
+def raise_if_tripped(done: str) -> None:
+    """BackendDown with the stop line, if the breaker watching this run has tripped."""
+    if tripped():
+        raise BackendDown(_active[-1].stop_line(done))

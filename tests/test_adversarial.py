@@ -224,7 +224,32 @@ CASES = {
     "decontaminate benchmark bad line": lambda b: (["decontaminate", with_a_kept_pair(run := b.run_copy()), "-b",
                                                     b.file("b.jsonl", '{"question": "Q?"}\n{"question": \n')],
                                                    "line 2 is not valid JSON", (run,)),
+    # --- issue 21 (faults): a dead retriever is refused before any LM call; the breaker's settings
+    "retriever closed port": lambda b: (b.generate("--retriever", dead_retriever("u:pw@")),
+                                        "the retriever at http://<redacted>@127.0.0.1", ()),
+    "evaluate retriever closed port": lambda b: (["evaluate", "--no-track", "--seeds", "2", "--corpus", b.corpus,
+                                                  "--retriever", dead_retriever()], "did not answer", ()),
+    "solve retriever closed port": lambda b: (["solve", "--questions", b.file("q.jsonl", '{"question": "Q?", '
+                                               '"answer": "A"}\n'), "--corpus", b.corpus, "--retriever",
+                                               dead_retriever()], "did not answer", ()),
+    "compile retriever closed port": lambda b: (["compile", "--no-track", "--corpus", b.corpus, "--train-size", "2",
+                                                 "--val-size", "1", "--retriever", dead_retriever()],
+                                                "did not answer", ()),
+    "config breaker rate above 1": lambda b: (with_toml(b, "[breaker]\nrate = 2\n"), "[breaker] rate", ()),
+    "config breaker unknown key": lambda b: (with_toml(b, "[breaker]\nafter = 3\n"), "unknown key 'after'", ()),
+    "environment breaker not a number": lambda b: (b.monkeypatch.setenv("SAGE_BREAKER_IN_A_ROW", "five") or
+                                                   b.generate(), "SAGE_BREAKER_IN_A_ROW='five'", ()),
 }
+
+
+def dead_retriever(userinfo: str = "") -> str:
+    """A retriever URL at a closed port of 127.0.0.1 (nothing listens: the connection is refused)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://{userinfo}127.0.0.1:{port}/retrieve"
 
 
 def snapshot(folders) -> dict:

@@ -11,7 +11,7 @@ from rich.progress import TextColumn
 import sage_dspy
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
-from sage_dspy.cli.options import LmParseRetries
+from sage_dspy.cli.options import BreakerInARow, BreakerRate, BreakerWindow, LmParseRetries, breaker_limits
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
                                    LmSeed, LmTimeout, MaxTokens, RayAddress, Recipe, Retriever, Workers, check_choice,
                                    check_protocol, lm_settings, parse_targets, ray_engine)
@@ -77,6 +77,9 @@ def generate_command(
     lm_retries: LmRetries = None,
     lm_parse_retries: LmParseRetries = None,
     retriever: Retriever = None,
+    breaker_in_a_row: BreakerInARow = None,
+    breaker_rate: BreakerRate = None,
+    breaker_window: BreakerWindow = None,
     ray: RayAddress = None,
 ) -> None:
     """Generate verified QA pairs that need at least S searches, and print the paper's table for the run."""
@@ -90,7 +93,7 @@ def generate_command(
     settings = lm_settings(config_file, {"generator": generator_lm, "solver": solver_lm, "judge": judge_lm,
                                          "reviser": reviser_lm}, lm=lm, api_base=api_base, max_tokens=max_tokens,
                            seed=lm_seed, timeout=lm_timeout, retries=lm_retries,
-                           parse_retries=lm_parse_retries)
+                           parse_retries=lm_parse_retries, breaker={"in_a_row": breaker_in_a_row, "rate": breaker_rate, "window": breaker_window})
     shared_options, role_options = settings.split(ROLES)
     config = GenerateConfig(
         corpus=corpus, corpus_fields=fields, seeds=0 if accepted else seeds or 40, accepted=accepted or 0,
@@ -117,7 +120,8 @@ def generate_command(
             result, notes = _generate_with_progress(config, passages=passages, program_folder=program_folder,
                                                     fresh=fresh, workers=workers, max_calls=max_calls,
                                                     max_cost=max_cost, prices=settings.prices,
-                                                    parallel_attempts=parallel_attempts, engine=engine)
+                                                    parallel_attempts=parallel_attempts, engine=engine,
+                                                    breaker=breaker_limits(settings))
             run_id = log_generate(run, config, result) if run else None
     except KeyboardInterrupt:
         printing.interrupted(_seeds_saved(out_dir), config.seeds, out_dir, _resume_command(ctx))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dspy
 
+from sage_dspy.breaker import Breaker, BreakerLimits, raise_if_tripped, watching
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.errors import SageError
 from sage_dspy.optimizers import load_optimizer
@@ -24,6 +25,7 @@ from sage_dspy.lm.roles import RoleLMs, build_lm, loggable_options
 from sage_dspy.method.metrics import sage_metric
 from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.runs.library_logs import library_output
+from sage_dspy.runs.preflight import check_retriever
 from sage_dspy.runs.program import PROGRAM_FILE, build_program
 from sage_dspy.answers import ANSWER_TYPES
 from sage_dspy.search.remote import redacted, retriever_fingerprint
@@ -148,16 +150,19 @@ def evaluate(program: dspy.Module, devset: list, workers: int = 1) -> float:
 
 
 def compile_program(config: CompileConfig, passages: Sequence[Passage] | None = None,
-                    verbose: bool = False, workers: int = 1) -> CompileResult:
+                    verbose: bool = False, workers: int = 1, breaker: BreakerLimits | None = None) -> CompileResult:
     """Compile, score on the validation (and held-out) seeds and save the folder. What the libraries print
     goes to the folder's compile.log (and the terminal too with `verbose`). `workers`: seeds scored at once,
     by the optimizer (DSPy's num_threads) and before/after; it changes how long a compile waits on the LMs,
-    not what it finds (tests/test_compile.py), so it is no setting of the compiled program."""
+    not what it finds (tests/test_compile.py), so it is no setting of the compiled program. The retriever is
+    checked before the folder is made; a backend that fails during the compile trips `breaker` (BackendDown,
+    and no program is written: its scores would measure the dead backend)."""
     passages = passages if passages is not None else open_corpus(config.corpus, retriever=config.retriever,
                                                                   root=config.index_root)
     check_seed_count(len(passages), config.train_size, config.val_size, config.eval_seeds)  # before any folder
+    check_retriever(config.retriever)
     folder = new_folder(config)
-    with library_output(folder / LOG_FILE, verbose=verbose):
+    with library_output(folder / LOG_FILE, verbose=verbose), watching(Breaker(breaker)):
         result = _compile(config, passages, folder, workers)
     result.log_file = folder / LOG_FILE
     return result
@@ -185,6 +190,7 @@ def _compile(config: CompileConfig, passages: Sequence[Passage], folder: Path, w
         scores = {"before": evaluate(student, heldout, workers), "after": evaluate(compiled, heldout, workers),
                   "seeds": len(heldout)} if heldout else {}
     notes = [recipe.SEARCH_SCORE] if getattr(recipe, "SEARCH_SCORE", "") else []
+    raise_if_tripped(f"no program written ({folder} holds the compile's log only)")
     save_compiled(compiled, config, passages, before, after, folder, heldout=scores)
     return CompileResult(before, after, folder, compiled, heldout=scores, notes=notes)
 
