@@ -23,7 +23,7 @@ import dspy
 from dspy.utils.exceptions import (LMAuthError, LMBillingError, LMLockTimeoutError, LMProviderError, LMRateLimitError, LMServerError,
                                    LMTimeoutError, LMTransportError)
 
-from sage_dspy import breaker
+from sage_dspy.breaker import check as check_breaker, observe
 from sage_dspy.lm.cache_key import key_cache_by_endpoint
 from sage_dspy.lm.usage import count_call, current_role
 
@@ -119,15 +119,15 @@ class SageLM(dspy.LM):
         slots = _slots.get()
         with slots if slots is not None else contextlib.nullcontext():
             _check_stop()  # checked once a slot is free: the verdict may have settled while the call waited
-            breaker.check()
+            check_breaker()
             count_call(self.model)
             try:
                 reply = self._call_retrying_malformed(*args, **kwargs)
             except Exception as error:
                 if fails_at_infrastructure(error):
-                    breaker.observe(_backend(self.model), ok=False)
+                    observe(_backend(self.model), ok=False)
                 raise
-            breaker.observe(_backend(self.model), ok=True)
+            observe(_backend(self.model), ok=True)
             return reply
 
     def _call_retrying_malformed(self, *args, **kwargs):
@@ -143,7 +143,7 @@ class SageLM(dspy.LM):
         # The pipeline calls LMs from threads; async callers get the stop check, and no slot (a blocking
         # semaphore would stall their event loop).
         _check_stop()
-        breaker.check()
+        check_breaker()
         count_call(self.model)
         for retry in range(self.reply_retries + 1):
             try:

@@ -5,7 +5,7 @@ import contextvars
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
-from sage_dspy import breaker
+from sage_dspy.breaker import tripped as breaker_tripped
 from sage_dspy.lm.inflight import call_slots, in_lane
 from sage_dspy.lm.roles import failed_role
 from sage_dspy.method.failures import error_kind, error_message, raw_reply
@@ -24,7 +24,7 @@ def run_seeds(program, tasks: list[SeedTask], lm_ids: dict[str, str], workers: i
     with call_slots(workers), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sage-seed") as pool:
         running = set()
         while True:
-            while len(running) < workers and budget.allows_more() and not breaker.tripped():
+            while len(running) < workers and budget.allows_more() and not breaker_tripped():
                 number, task = next(pending, (None, None))
                 if task is None:
                     break

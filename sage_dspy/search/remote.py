@@ -15,8 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from sage_dspy import breaker
-from sage_dspy.breaker import RETRIEVER, BackendFault
+from sage_dspy.breaker import RETRIEVER, BackendFault, observe
 from sage_dspy.errors import SageError
 from sage_dspy.search.passages import Hit, Passage
 
@@ -116,11 +115,11 @@ class RemoteIndex:
             reply = self._post(body, query)
         except SearchFailed as failure:
             if failure.kind in RETRIED:
-                breaker.observe(RETRIEVER, ok=False)
+                observe(RETRIEVER, ok=False)
                 raise RetrieverUnavailable(failure.kind, str(failure)) from None
-            breaker.observe(RETRIEVER, ok=True)  # it answered (a 4xx): not an infrastructure failure
+            observe(RETRIEVER, ok=True)  # it answered (a 4xx): not an infrastructure failure
             raise
-        breaker.observe(RETRIEVER, ok=True)
+        observe(RETRIEVER, ok=True)
         return parse_reply(reply, query)[:k]
 
     def _post(self, body: bytes, query: str) -> object:

@@ -9,8 +9,7 @@ from typing import Protocol
 
 from sage_dspy.search.index import SearchIndex
 from sage_dspy.search.passages import Hit, Passage, format_failure, format_hits
-from sage_dspy import breaker
-from sage_dspy.breaker import BackendFault
+from sage_dspy.breaker import BackendFault, check as check_breaker, raise_in_agent
 from sage_dspy.search.remote import RemoteIndex, SearchFailed
 
 
@@ -71,10 +70,10 @@ class SearchTool:
         with self._lock:
             self.calls += 1
         try:
-            breaker.check()
+            check_breaker()
             return format_hits(self.index.search(query, self.k))
         except BackendFault as fault:  # void: the agent stops (lm.react), rather than read the fault as data
-            breaker.raise_in_agent(fault)
+            raise_in_agent(fault)
         except SearchFailed as failure:  # the server's answer was unusable: the agent reads it and goes on
             return format_failure(failure.kind, str(failure))
 
