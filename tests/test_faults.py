@@ -177,3 +177,18 @@ def test_an_lm_endpoint_killed_mid_run_trips_the_breaker(tiny_corpus_file, workd
     assert line.startswith("error: stopped: the ") and "LM 'openai/sage-offline' failed 5 calls in a row" in line
     records = records_of(workdir / "run")
     assert all(failed_at_service(r) for r in records if r["error"]) and any(r["error"] for r in records)
+
+
+# ------------------------------------------------------------------------------ compile against a dying retriever
+
+def test_compile_against_a_retriever_dying_mid_compile_stops_with_the_line_and_writes_no_program(
+        tiny_passages, tiny_corpus_file, workdir, fast_retries):
+    dying = StandIn(tiny_passages, down_after=6)  # the preflight and a few searches, then dead
+    with stand_in_server(dying) as url:
+        result = invoke("compile", "--no-track", "--optimizer", "bootstrap", "--budget", 2, "--train-size", 3,
+                        "--val-size", 2, "--corpus", tiny_corpus_file, "--retriever", url, "--breaker-in-a-row", 2)
+    assert result.exit_code == EXIT_CODE, result.output
+    assert "Traceback" not in result.output
+    [line] = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("compiling")]
+    assert line.startswith("error: stopped: the retriever failed 2 calls in a row") and "no program written" in line
+    assert not list((workdir / "artifacts" / "programs").rglob("program.json"))

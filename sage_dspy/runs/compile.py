@@ -22,6 +22,7 @@ from sage_dspy.optimizers import load_optimizer
 from sage_dspy.search.corpus_index import open_corpus
 from sage_dspy.search.passages import corpus_fingerprint, Passage
 from sage_dspy.lm.roles import RoleLMs, build_lm, loggable_options
+from sage_dspy.method.failures import error_kind, is_service_kind
 from sage_dspy.method.metrics import sage_metric
 from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.runs.library_logs import library_output
@@ -136,9 +137,16 @@ def seed_examples(passages: Sequence[Passage], config: CompileConfig) -> tuple[l
 
 def evaluate(program: dspy.Module, devset: list, workers: int = 1) -> float:
     """Mean metric score on the devset, in percent; `workers` seeds at once (each thread gets a copy of this
-    context, so the dspy.context around the call reaches it)."""
-    def score(example) -> float:
-        return sage_metric(example, program(**example.inputs())).score
+    context, so the dspy.context around the call reaches it). A void seed (a backend failed at the
+    infrastructure) is no score at all, neither good nor bad: the mean is over the others."""
+    def score(example) -> float | None:
+        try:
+            prediction = program(**example.inputs())
+        except Exception as error:
+            if is_service_kind(error_kind(error)):
+                return None
+            raise
+        return sage_metric(example, prediction).score
 
     if workers <= 1:  # one at a time on this thread, as compile scored before --workers
         scores = [score(example) for example in devset]
@@ -146,6 +154,7 @@ def evaluate(program: dspy.Module, devset: list, workers: int = 1) -> float:
         contexts = [contextvars.copy_context() for _ in devset]  # copied here, in the caller's thread
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sage-score") as pool:
             scores = list(pool.map(lambda context, example: context.run(score, example), contexts, devset))
+    scores = [value for value in scores if value is not None]
     return 100.0 * sum(scores) / len(scores) if scores else 0.0
 
 
@@ -163,7 +172,11 @@ def compile_program(config: CompileConfig, passages: Sequence[Passage] | None = 
     check_retriever(config.retriever)
     folder = new_folder(config)
     with library_output(folder / LOG_FILE, verbose=verbose), watching(Breaker(breaker)):
-        result = _compile(config, passages, folder, workers)
+        try:
+            result = _compile(config, passages, folder, workers)
+        except Exception:  # an optimizer that gave up on the errors of a dead backend: say which, in one line
+            raise_if_tripped(_no_program(folder))
+            raise
     result.log_file = folder / LOG_FILE
     return result
 
@@ -190,9 +203,13 @@ def _compile(config: CompileConfig, passages: Sequence[Passage], folder: Path, w
         scores = {"before": evaluate(student, heldout, workers), "after": evaluate(compiled, heldout, workers),
                   "seeds": len(heldout)} if heldout else {}
     notes = [recipe.SEARCH_SCORE] if getattr(recipe, "SEARCH_SCORE", "") else []
-    raise_if_tripped(f"no program written ({folder} holds the compile's log only)")
+    raise_if_tripped(_no_program(folder))
     save_compiled(compiled, config, passages, before, after, folder, heldout=scores)
     return CompileResult(before, after, folder, compiled, heldout=scores, notes=notes)
+
+
+def _no_program(folder: Path) -> str:
+    return f"no program written ({folder} holds the compile's log only)"
 
 
 def new_folder(config: CompileConfig) -> Path:
