@@ -142,6 +142,8 @@ def test_with_30_percent_500s_reruns_reach_the_fault_free_records_and_no_void_se
     from sage_dspy.runs.config import GenerateConfig
     from sage_dspy.runs.generate import generate
 
+    voided = []  # what the records of the passes said was void, and why
+
     def run(stand_in: StandIn, out: str, passes: int):
         with stand_in_server(stand_in) as url:
             config = GenerateConfig(seeds=6, min_target=2, max_target=3, k=2, rounds=1, random_seed=3,
@@ -154,6 +156,7 @@ def test_with_30_percent_500s_reruns_reach_the_fault_free_records_and_no_void_se
                     continue
                 seen = records_of(tmp_path / out)
                 assert counted_steps_are_retrievals(seen)
+                voided.extend(void_reasons(seen))
                 if not any(failed_at_service(r) for r in result.records):
                     return done
         raise AssertionError(f"still void seeds after {passes} passes")
@@ -163,6 +166,22 @@ def test_with_30_percent_500s_reruns_reach_the_fault_free_records_and_no_void_se
     passes = run(faulty, "faulty", 8)
     assert records_of(tmp_path / "faulty") == records_of(tmp_path / "clean")
     assert passes > 1  # the faults did void some seeds, which the re-runs redid
+    assert voided and set(voided) <= {("generator", "RetrieverUnavailable"), ("round", "RetrieverUnavailable")}
+
+
+def void_reasons(records: list[dict]) -> list[tuple[str, str]]:
+    """(where, kind) per void seed: its generator's search, or a round of no verdict holding a void attempt."""
+    reasons = []
+    for record in records:
+        if record["error_kind"] == "RetrieverUnavailable":
+            reasons.append(("generator", record["failed_in"] and "RetrieverUnavailable"))
+        elif record["error_kind"] == "ServiceUnavailable":
+            last = record["rounds"][-1]
+            assert last["verdict"] == "void" and last["searches"] == -1
+            [void] = [a for a in last["attempts"] if a["void"]]
+            assert void["searches"] == 0 and not void["correct"]
+            reasons.append(("round", void["error_kind"]))
+    return reasons
 
 
 # ------------------------------------------------------------------------------ an LM endpoint dying mid-run
