@@ -13,8 +13,8 @@ LM's HTTP server, `python -m sage_dspy.offline.server`, as `openai/sage-offline`
 3. the backend restarted on the same port and the same call again (a resume): its records must equal the
    baseline's apart from timing.
 
-The LM runs with one DSPy retry per call (`num_retries=1`) so that each call to the dead server fails in
-seconds; DSPy's response cache is off (a cached reply would hide the dead server). Writes
+The LM runs with the offline LM's seed (0: attempt k sends seed k) and one DSPy retry per call
+(`num_retries=1`) so that each call to the dead server fails in seconds; DSPy's response cache is off (a cached reply would hide the dead server). Writes
 <out>/dead_backend.json and the "dead_backend" section of <out>/report.md.
 """
 
@@ -78,7 +78,7 @@ def config_for(kind: str, port: int, seeds: int, out: Path, index_root: Path) ->
     if kind == "retriever":
         return GenerateConfig(**common, retriever=f"http://127.0.0.1:{port}/retrieve")
     return GenerateConfig(**common, lms={role: LM_MODEL for role in ROLES},
-                          lm_options={"api_base": f"http://127.0.0.1:{port}/v1", "num_retries": 1})
+                          lm_options={"api_base": f"http://127.0.0.1:{port}/v1", "num_retries": 1, "seed": 0})
 
 
 def without_timing(records: list[dict]) -> list[dict]:

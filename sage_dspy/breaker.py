@@ -8,6 +8,9 @@ made: the seeds in flight end at their next call, recorded as void, and a plain 
 
 One breaker watches a run at a time, process-wide (`watching`): the optimizer's threads in `sage compile` and
 the seeds' threads reach it without carrying a context. Outside `watching`, `observe` and `check` do nothing.
+
+The faults themselves (`BackendFault`) are defined here too, with the one piece of plumbing they need: leaving
+a dspy.ReAct agent as an exception rather than as an observation it would read (`agent_run`).
 """
 
 import contextlib
