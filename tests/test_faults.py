@@ -13,6 +13,7 @@ from sage_dspy.breaker import Breaker, BreakerLimits, EXIT_CODE
 from sage_dspy.method.trajectory import Step, is_retrieval, search_count
 from sage_dspy.offline.http import ServerConfig
 from sage_dspy.runs.folder import failed_at_service
+from sage_dspy.runs.preflight import RetrieverUnreachableError
 from sage_dspy.search import remote
 from server_fixture import in_process_server
 
@@ -151,7 +152,7 @@ def test_with_30_percent_500s_reruns_reach_the_fault_free_records_and_no_void_se
             for done in range(1, passes + 1):
                 try:
                     result = generate(config, passages=list(tiny_passages))
-                except (breaker.BackendDown, Exception) as error:  # a failed preflight: the same command again
+                except (breaker.BackendDown, RetrieverUnreachableError) as error:  # the same command again
                     assert "retriever" in str(error)
                     continue
                 seen = records_of(tmp_path / out)
