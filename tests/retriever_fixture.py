@@ -4,6 +4,7 @@ and fault modes (500, timeout, garbage)."""
 
 import json
 import os
+import random
 import re
 import signal
 import subprocess
@@ -94,11 +95,23 @@ class StandIn:
     config.retrieval_topk), return_scores (default False)}; {"result": [[{"document", "score"}]]} or bare
     documents. Its documents are wiki-18 rows, {"id", "contents": '"Title"\\ntext'}, with ids of its own."""
 
-    def __init__(self, passages, fault: str = "", delay_s: float = 0.0):
+    def __init__(self, passages, fault: str = "", delay_s: float = 0.0, fault_rate: float = 0.0,
+                 fault_seed: int = 0, down_after: int | None = None):
         self.index = SearchIndex.build(passages)
         self.ids = {p.id: f"wiki-{number}" for number, p in enumerate(passages, start=1000)}
         self.fault, self.delay_s, self.requests = fault, delay_s, []
         self.retrieval_topk = 3
+        # fault_rate: that share of requests (drawn from a seeded RNG) answered HTTP 500. down_after: after that
+        # many requests the server is dead: every later connection is closed unanswered, as a killed server's
+        # (the client sees it unreachable) until `restart()`.
+        self.fault_rate, self.rng, self.down_after = fault_rate, random.Random(fault_seed), down_after
+        self.dead_requests = 0
+
+    def restart(self) -> None:
+        self.down_after = None
+
+    def is_down(self) -> bool:
+        return self.down_after is not None and len(self.requests) > self.down_after
 
     def documents(self, query: str, topk: int) -> list[tuple[dict, float]]:
         return [({"id": self.ids[h.passage.id], "contents": f'"{h.passage.title}"\n{h.passage.text}'},
@@ -122,6 +135,12 @@ def stand_in_server(stand_in: StandIn):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             stand_in.requests.append(body)
+            if stand_in.is_down():
+                stand_in.dead_requests += 1
+                self.close_connection = True
+                return
+            if stand_in.fault_rate and stand_in.rng.random() < stand_in.fault_rate:
+                return self._send(500, b'{"detail": "Internal Server Error"}')
             if stand_in.fault == "timeout":
                 time.sleep(stand_in.delay_s)
             if stand_in.fault == "500":

@@ -278,6 +278,21 @@ CASES = {
     "check unknown lm": lambda b: (["check", "--lm", "gpt4"], "unknown LM 'gpt4'", ()),
     "check judge lm unknown": lambda b: (["check", "--judge-lm", "gpt4"], "unknown LM 'gpt4'", ()),
     "check config is a folder": lambda b: (["check", "--config", b.work], "is a directory", ()),
+    # --- issue 21 (faults): a dead retriever is refused before any LM call; the breaker's settings
+    "retriever closed port": lambda b: (b.generate("--retriever", dead_retriever()),
+                                        "the retriever at http://127.0.0.1", ()),
+    "evaluate retriever closed port": lambda b: (["evaluate", "--no-track", "--seeds", "2", "--corpus", b.corpus,
+                                                  "--retriever", dead_retriever()], "did not answer", ()),
+    "solve retriever closed port": lambda b: (["solve", "--questions", b.file("q.jsonl", '{"question": "Q?", '
+                                               '"answer": "A"}\n'), "--corpus", b.corpus, "--retriever",
+                                               dead_retriever()], "did not answer", ()),
+    "compile retriever closed port": lambda b: (["compile", "--no-track", "--corpus", b.corpus, "--train-size", "2",
+                                                 "--val-size", "1", "--retriever", dead_retriever()],
+                                                "did not answer", ()),
+    "config breaker rate above 1": lambda b: (with_toml(b, "[breaker]\nrate = 2\n"), "[breaker] rate", ()),
+    "config breaker unknown key": lambda b: (with_toml(b, "[breaker]\nafter = 3\n"), "unknown key 'after'", ()),
+    "environment breaker not a number": lambda b: (b.monkeypatch.setenv("SAGE_BREAKER_IN_A_ROW", "five") or
+                                                   b.generate(), "SAGE_BREAKER_IN_A_ROW='five'", ()),
 }
 
 
@@ -297,6 +312,16 @@ def no_ray(bench: Bench) -> None:
         raise AssertionError("Ray was reached for an address where nothing listens")
 
     bench.monkeypatch.setattr(ray_seeds, "import_ray", forbidden)
+
+
+def dead_retriever(userinfo: str = "") -> str:
+    """A retriever URL at a closed port of 127.0.0.1 (nothing listens: the connection is refused)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://{userinfo}127.0.0.1:{port}/retrieve"
 
 
 def snapshot(folders) -> dict:

@@ -205,3 +205,15 @@ def test_per_role_settings_reach_config_json_without_the_endpoint(workdir):
     assert json.loads(saved)["role_options"] == {"judge": {"temperature": 0.1, "api_base": "<set>"}}
     assert "secret" not in saved and "10.0.0.1" not in saved
     assert not any("secret" in path.read_text(errors="ignore") for path in (workdir / "run").iterdir())
+
+
+def test_breaker_limits_come_from_options_then_environment_then_file(tmp_path):
+    from sage_dspy.breaker import BreakerLimits
+    from sage_dspy.cli.options import breaker_limits
+
+    path = tmp_path / "sage.toml"
+    path.write_text("[breaker]\nin_a_row = 3\nrate = 0.25\nwindow = 40\n")
+    env = {"SAGE_BREAKER_RATE": "0.75"}
+    settings = load_settings(path, env, Layer(breaker={"window": 10}))
+    assert breaker_limits(settings) == BreakerLimits(in_a_row=3, rate=0.75, window=10)
+    assert breaker_limits(load_settings()) == BreakerLimits()  # the defaults: 5 in a row, 50% of 20

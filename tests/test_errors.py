@@ -22,11 +22,17 @@ INTERNAL = {
     "sage_dspy.lm.inflight.AttemptStopped":
         "ends an attempt once its result cannot matter; the solver records it on the attempt",
     "sage_dspy.method.loop.ServiceUnavailable":
-        "every attempt of a round failed at the LM service; runs/generate records it on the seed",
+        "a round is void (an attempt failed at the infrastructure); runs/scheduler records it on the seed",
     "sage_dspy.offline.replay.NoRecordedReply":
         "a recording holds no reply of that kind; the replay server answers the request with a 500 naming it",
     "sage_dspy.search.remote.SearchFailed":
-        "the retriever did not answer a search; search/tool.py turns it into the observation the agent reads",
+        "the retriever's answer was unusable; search/tool.py turns it into the observation the agent reads",
+    "sage_dspy.search.remote.RetrieverUnavailable":
+        "a void search; lm/react ends the attempt with it, the solver or the seed's record keeps it",
+    "sage_dspy.breaker.BackendFault":
+        "the base of the two above and below: a backend failed at the infrastructure; recorded as void",
+    "sage_dspy.breaker.BreakerOpen":
+        "a call not made once the breaker tripped; recorded as void, and the run ends with BackendDown",
 }
 SKIPPED_MODULES = {"sage_dspy.__main__"}  # importing it runs the CLI
 

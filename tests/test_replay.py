@@ -30,17 +30,20 @@ def api_base(server) -> str:
 @needs_recordings
 def test_the_garbage_pair_of_issue_23_is_replayed_and_dropped_with_its_reason(workdir):
     """The recorded run kept seed w099 (target 2, 10 failed solver searches, the same model judging); replayed,
-    the run makes the same decisions and the pair is dropped: its generator never retrieved a passage."""
+    the run makes the same decisions and the pair is dropped: none of those searches retrieved anything, so none
+    is counted (0 searches: too easy), and its generator never retrieved a passage either (the grounding rule,
+    tested on its own in test_feedback.py, would drop it next)."""
     with replay("schema_records.jsonl") as server:
         result = invoke(*replayed_run(server, workdir), "--allow-weak-judge")
     assert result.exit_code == 0, result.output
     records = {r["seed_id"]: r for r in map(json.loads, (workdir / "run" / "records.jsonl").read_text().splitlines())}
     garbage = records["w099"]
     assert garbage["answer"].startswith("[#description of question] #outputJSON (")  # the recorded reply
-    assert garbage["accepted"] and garbage["target"] == 2  # what the recorded run saw...
-    assert not garbage["kept"] and garbage["drop_reason"] == "no successful generator search"  # ...is not kept
-    assert garbage["grounding"] == {"passage_id": "", "method": "none", "generator_passages": 0}
-    assert "dropped: no successful generator search 1" in result.stdout
+    assert garbage["correct"] and garbage["target"] == 2  # what the recorded run's judge said...
+    failed = [s for past in garbage["rounds"] for a in past["attempts"] for s in a["steps"] if s["tool"] == "search"]
+    assert failed and garbage["searches"] == 0  # ...but its failed searches are no longer counted
+    assert not garbage["kept"] and garbage["drop_reason"] == "too easy"
+    assert "dropped: too easy" in result.stdout
     assert (workdir / "run" / "dataset.jsonl").read_text() == ""
     # the judge that said "correct" to garbage fails calibration: the run went on only because it was told to
     assert "WEAK JUDGE: hosted_vllm/smollm2 got 3 of 6 calibration items right" in result.stdout

@@ -19,7 +19,8 @@ from sage_dspy.search import remote
 from sage_dspy.search.corpus import load_corpus
 from sage_dspy.search.identity import PROBE_QUERIES
 from sage_dspy.search.passages import failure_kind
-from sage_dspy.search.remote import RemoteIndex, SearchFailed
+from sage_dspy.runs.preflight import RetrieverUnreachableError
+from sage_dspy.search.remote import RemoteIndex, RetrieverUnavailable, SearchFailed
 from sage_dspy.search.tool import SearchTool
 from vendor.search_r1_generation import GenerationConfig, LLMGenerationManager
 
@@ -86,10 +87,10 @@ def test_a_resume_with_another_retriever_is_refused_but_not_with_another_spellin
     corpus, server = served
     common = ("--corpus", corpus, "--seeds", 1, "--no-track", "--out", workdir / "run")
     assert invoke("generate", *common, "--retriever", server.url).exit_code == 0
-    other = server.url.replace("127.0.0.1", "localhost").replace("/retrieve", "/retrieve/")
-    resumed = invoke("generate", *common, "--retriever", other)  # the same server, spelt otherwise
+    other = server.url.replace("127.0.0.1", "LocalHost")  # (a trailing slash is the same URL too, but a
+    resumed = invoke("generate", *common, "--retriever", other)  # FastAPI server answers it with a 307)
     assert resumed.exit_code == 0, resumed.output
-    elsewhere = server.url.replace("127.0.0.1", "127.0.0.2")
+    elsewhere = server.url + "?index=other"  # the same server answers, but the query may choose another index
     assert_one_line_error(invoke("generate", *common, "--retriever", elsewhere), "retriever_fingerprint")
     assert_one_line_error(invoke("generate", *common), "retriever")
 
@@ -169,34 +170,42 @@ def test_the_pipeline_over_a_search_r1_server_cites_its_ids_and_reads_its_passag
 
 @pytest.mark.parametrize("fault, kind", [("500", "server error"), ("garbage", "malformed reply"),
                                          ("wrong shape", "malformed reply")])
-def test_retriever_faults_are_observations_counted_in_the_summary(fault, kind, tiny_passages, tmp_path,
-                                                                  fast_retries):
+def test_a_retriever_failing_its_test_query_is_refused_before_any_call(fault, kind, tiny_passages, tmp_path,
+                                                                        fast_retries):
     stand_in = StandIn(tiny_passages, fault=fault)
     with stand_in_server(stand_in) as url:
         config = GenerateConfig(seeds=2, min_target=2, max_target=2, out_dir=tmp_path / "run", k=2, rounds=1,
                                 index_root=tmp_path / "indexes", retriever=url)
-        result = generate(config, passages=list(tiny_passages))
-    failures = result.summary["failures"]
-    assert failures["seeds"] == {} and set(failures["searches"]) == {kind} and failures["searches"][kind] > 0
-    observations = [s["observation"] for r in result.records for past in r["rounds"] for s in past["generator_steps"]
-                    if s["tool"] == "search"]
-    assert observations and all(failure_kind(o) == kind for o in observations)
-    retried = 1 + remote.RETRIES if kind == "server error" else 1
-    assert len(searches(stand_in)) == retried * sum(failures["searches"].values())
+        with pytest.raises(RetrieverUnreachableError, match=f"did not answer a test query \\({kind}"):
+            generate(config, passages=list(tiny_passages))
+    assert not (tmp_path / "run").exists()
+    assert len(stand_in.requests) == (1 + remote.RETRIES if kind == "server error" else 1)
 
 
-def test_a_timeout_is_bounded_retried_and_read_by_the_agent(tiny_passages, fast_retries):
+def test_a_malformed_reply_is_an_observation_the_agent_reads():
+    """The server answered, but not in Search-R1's shape: the agent reads the failure and goes on; it is not a
+    void search (nothing to retry), and not a counted one either."""
+    class Malformed:
+        def search(self, query, k=3):
+            raise SearchFailed("malformed reply", f"the retriever's reply to {query!r} is not JSON")
+
+    observation = SearchTool(Malformed())("Harbor Bridge")
+    assert failure_kind(observation) == "malformed reply"
+
+
+def test_a_timeout_is_bounded_retried_and_voids_the_search(tiny_passages, fast_retries):
     stand_in = StandIn(tiny_passages, fault="timeout", delay_s=1.0)
     with stand_in_server(stand_in) as url:
         tool = SearchTool(RemoteIndex(url, timeout=0.2, retries=1))
-        observation = tool("Harbor Bridge")
-    assert failure_kind(observation) == "timeout" and "0.2 s" in observation
-    assert len(stand_in.requests) == 2
+        with pytest.raises(RetrieverUnavailable, match="0.2 s") as failed:
+            tool("Harbor Bridge")
+    assert failed.value.kind == "timeout" and len(stand_in.requests) == 2
 
 
-def test_an_unreachable_retriever_is_an_observation(fast_retries):
-    observation = SearchTool(RemoteIndex(f"http://127.0.0.1:{closed_port()}/retrieve", retries=0))("anything")
-    assert failure_kind(observation) == "unreachable"
+def test_an_unreachable_retriever_voids_the_search(fast_retries):
+    with pytest.raises(RetrieverUnavailable) as failed:
+        SearchTool(RemoteIndex(f"http://127.0.0.1:{closed_port()}/retrieve", retries=0))("anything")
+    assert failed.value.kind == "unreachable"
 
 
 def test_remote_hits_keep_the_servers_ids_scores_and_order(tiny_passages):

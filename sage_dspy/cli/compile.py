@@ -6,10 +6,11 @@ import typer
 
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
-from sage_dspy.cli.options import LmParseRetries
+from sage_dspy.cli.options import BreakerInARow, BreakerRate, BreakerWindow, LmParseRetries, breaker_limits
 from sage_dspy.cli.options import (ApiBase, ConfigFile, LmRetries, LmSeed, LmTimeout, MaxTokens, Recipe,
                                    Retriever, check_choice, lm_settings, parse_targets)
 from sage_dspy.lm.roles import ALL_ROLES, ROLES
+from sage_dspy.runs.preflight import check_retriever
 from sage_dspy.optimizers import OPTIMIZERS
 from sage_dspy.programs import RECIPES
 from sage_dspy.runs.compile import CompileConfig, check_optimizer_budget, check_seed_count, compile_program
@@ -46,6 +47,9 @@ def compile_command(
     lm_retries: LmRetries = None,
     lm_parse_retries: LmParseRetries = None,
     retriever: Retriever = None,
+    breaker_in_a_row: BreakerInARow = None,
+    breaker_rate: BreakerRate = None,
+    breaker_window: BreakerWindow = None,
     eval_seeds: Annotated[int, typer.Option(min=0, help="also score on this many held-out seeds, the same for every "
                                                         "compile on the corpus (set aside from train and "
                                                         "validation), so runs compare")] = 0,
@@ -62,7 +66,7 @@ def compile_command(
     settings = lm_settings(config_file, {"generator": lm, "reviser": lm, "solver": solver_lm, "judge": solver_lm,
                                          "reflection": reflection_lm}, api_base=api_base, max_tokens=max_tokens,
                            seed=lm_seed, timeout=lm_timeout, retries=lm_retries,
-                           parse_retries=lm_parse_retries)
+                           parse_retries=lm_parse_retries, breaker={"in_a_row": breaker_in_a_row, "rate": breaker_rate, "window": breaker_window})
     shared_options, role_options = settings.split(ALL_ROLES)
     config = CompileConfig(
         corpus=corpus, recipe=recipe, optimizer=optimizer, reflection_lm=settings.models["reflection"],
@@ -74,9 +78,10 @@ def compile_command(
     check_optimizer_budget(optimizer, budget, val_size)
     passages = open_corpus(corpus, retriever=config.retriever, root=config.index_root)
     check_seed_count(len(passages), train_size, val_size, eval_seeds)
+    check_retriever(config.retriever)  # before the status line: a dead retriever is the one line printed
     tracking_uri = tracking.configure_tracking(root=ARTIFACTS) if track else ""
     printing.status(f"compiling {recipe} with {optimizer} (budget {budget})...")
-    result = compile_program(config, passages, verbose=verbose, workers=workers)
+    result = compile_program(config, passages, verbose=verbose, workers=workers, breaker=breaker_limits(settings))
     with library_output(result.log_file, verbose=verbose):  # the pickle warnings of logging the program
         run_id = log_compile(config, result) if track else None
     printing.compiled(result, title=f"{optimizer} on {recipe} (sage metric x100)", tracking_uri=tracking_uri,

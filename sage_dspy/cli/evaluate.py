@@ -7,7 +7,7 @@ import typer
 
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
-from sage_dspy.cli.options import LmParseRetries
+from sage_dspy.cli.options import BreakerInARow, BreakerRate, BreakerWindow, LmParseRetries, breaker_limits
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
                                    LmSeed, LmTimeout, MaxTokens, RayAddress, Retriever, Workers, check_protocol, fail,
                                    lm_settings, parse_targets, ray_engine)
@@ -44,6 +44,9 @@ def evaluate_command(
     lm_retries: LmRetries = None,
     lm_parse_retries: LmParseRetries = None,
     retriever: Retriever = None,
+    breaker_in_a_row: BreakerInARow = None,
+    breaker_rate: BreakerRate = None,
+    breaker_window: BreakerWindow = None,
     workers: Workers = 1,
     ray: RayAddress = None,
 ) -> None:
@@ -52,7 +55,7 @@ def evaluate_command(
     chosen = _recipes(recipes)
     settings = lm_settings(config_file, {}, lm=lm, api_base=api_base, max_tokens=max_tokens, seed=lm_seed,
                            timeout=lm_timeout, retries=lm_retries,
-                           parse_retries=lm_parse_retries)
+                           parse_retries=lm_parse_retries, breaker={"in_a_row": breaker_in_a_row, "rate": breaker_rate, "window": breaker_window})
     shared_options, role_options = settings.split(ROLES)
     base = GenerateConfig(corpus=corpus, seeds=seeds, min_target=low, max_target=high, rounds=rounds, k=k,
                           random_seed=random_seed, lms=settings.lms(ROLES), lm_options=shared_options,
@@ -63,6 +66,7 @@ def evaluate_command(
     passages = open_corpus(corpus, retriever=base.retriever, root=base.index_root)
     tracking_uri = tracking.configure_tracking(root=ARTIFACTS) if track else ""
     results = evaluate_recipes(base, chosen, ARTIFACTS / "runs", passages=passages, workers=workers, engine=engine,
+                               breaker=breaker_limits(settings),
                                on_recipe=lambda name, reused: printing.status(
                                    f"{name}: {'reused an earlier run' if reused else 'done'}"))
     folder = out_dir or ARTIFACTS / "evaluations" / f"{base.corpus_label()}-seed{random_seed}"

@@ -11,7 +11,7 @@ from rich.progress import TextColumn
 import sage_dspy
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
-from sage_dspy.cli.options import LmParseRetries
+from sage_dspy.cli.options import BreakerInARow, BreakerRate, BreakerWindow, LmParseRetries, breaker_limits
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, IdField,
                                    LmRetries, LmSeed, LmTimeout, MaxTokens, RayAddress, Recipe, Retriever, TextField,
                                    TitleField, Workers, check_choice, check_protocol, corpus_fields, lm_settings,
@@ -78,6 +78,9 @@ def generate_command(
     lm_retries: LmRetries = None,
     lm_parse_retries: LmParseRetries = None,
     retriever: Retriever = None,
+    breaker_in_a_row: BreakerInARow = None,
+    breaker_rate: BreakerRate = None,
+    breaker_window: BreakerWindow = None,
     ray: RayAddress = None,
     allow_weak_judge: Annotated[bool, typer.Option(help="run even when the judge LM fails its calibration items "
                                                         "(checked before any seed), with a loud warning")] = False,
@@ -92,7 +95,7 @@ def generate_command(
     settings = lm_settings(config_file, {"generator": generator_lm, "solver": solver_lm, "judge": judge_lm,
                                          "reviser": reviser_lm}, lm=lm, api_base=api_base, max_tokens=max_tokens,
                            seed=lm_seed, timeout=lm_timeout, retries=lm_retries,
-                           parse_retries=lm_parse_retries)
+                           parse_retries=lm_parse_retries, breaker={"in_a_row": breaker_in_a_row, "rate": breaker_rate, "window": breaker_window})
     shared_options, role_options = settings.split(ROLES)
     config = GenerateConfig(
         corpus=corpus, corpus_fields=fields, seeds=0 if accepted else seeds or 40, accepted=accepted or 0,
@@ -122,7 +125,8 @@ def generate_command(
                                                     fresh=fresh, workers=workers, max_calls=max_calls,
                                                     max_cost=max_cost, prices=settings.prices,
                                                     parallel_attempts=parallel_attempts, engine=engine,
-                                                    allow_weak_judge=allow_weak_judge)
+                                                    allow_weak_judge=allow_weak_judge,
+                                                    breaker=breaker_limits(settings))
             run_id = log_generate(run, config, result) if run else None
     except KeyboardInterrupt:
         printing.interrupted(_seeds_saved(out_dir), config.seeds, out_dir, _resume_command(ctx))

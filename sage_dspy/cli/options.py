@@ -12,6 +12,8 @@ from typer.core import TyperGroup
 
 from sage_dspy.cli.printing import err
 
+from sage_dspy.breaker import BreakerLimits
+
 try:  # Typer 0.29 vendors its own Click, whose exceptions are not click's
     from typer._click.exceptions import UsageError as TyperUsageError
 except ImportError:  # a Typer that uses click itself
@@ -24,10 +26,11 @@ from sage_dspy.method.loop import PROTOCOLS
 from sage_dspy.programs import RECIPES
 
 
-def fail(message: str) -> NoReturn:
-    """Bad input: one line on stderr naming the problem and the fix, exit code 2, no traceback."""
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Bad input: one line on stderr naming the problem and the fix, exit code 2, no traceback. (A run stopped by
+    its breaker says so the same way, with its own code: sage_dspy.breaker.EXIT_CODE.)"""
     err.print(f"[red]error:[/red] {escape(redact_text(message))}", highlight=False, soft_wrap=True)  # "[lm]": no markup
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=code)
 
 
 class UserErrorsAsOneLine(TyperGroup):
@@ -49,7 +52,7 @@ class UserErrorsAsOneLine(TyperGroup):
         try:
             return super().invoke(ctx)
         except SageError as error:
-            fail(str(error))
+            fail(str(error), getattr(error, "exit_code", 2))
         except USAGE_ERRORS as error:  # a bad option value, an unknown option or command: Click's own checks
             fail(usage_line(error))
 
@@ -111,6 +114,12 @@ LmSeed = Annotated[Optional[int], typer.Option("--lm-seed", help="sampling seed;
 LmTimeout = Annotated[Optional[float], typer.Option("--lm-timeout", min=1, help="seconds one LM request may take")]
 LmRetries = Annotated[Optional[int], typer.Option("--lm-retries", min=0, help="DSPy's retries on 429/5xx/timeouts "
                                                                                "(exponential backoff; default 3)")]
+BreakerInARow = Annotated[Optional[int], typer.Option("--breaker-in-a-row", min=0, help="stop the run once the "
+                          "retriever or an LM fails this many calls in a row at the infrastructure (default 5; 0: off)")]
+BreakerRate = Annotated[Optional[float], typer.Option("--breaker-rate", min=0.0, max=1.0, help="...or once this "
+                        "share of its last --breaker-window calls failed (default 0.5; 0: off)")]
+BreakerWindow = Annotated[Optional[int], typer.Option("--breaker-window", min=0, help="calls the failure rate is "
+                          "taken over (default 20)")]
 LmParseRetries = Annotated[Optional[int], typer.Option("--lm-parse-retries", min=0, help="fresh rollouts after a "
                                                        "reply the adapter cannot parse (default 2)")]
 
@@ -159,16 +168,23 @@ def ray_engine(address: Optional[str]):
     return RayEngine("" if address == LOCAL_RAY else address)
 
 
+def breaker_limits(settings: LMSettings) -> BreakerLimits:
+    """The run's breaker from the settings' [breaker] (options, environment, file), defaults elsewhere."""
+    return BreakerLimits(**settings.breaker)
+
+
 def lm_settings(config_file: Optional[Path], models: dict[str, Optional[str]], *, lm: Optional[str] = None,
                 api_base: Optional[str] = None, max_tokens: Optional[int] = None, seed: Optional[int] = None,
                 timeout: Optional[float] = None, retries: Optional[int] = None,
-                parse_retries: Optional[int] = None) -> LMSettings:
-    """The options given (`lm` for every role, `models` per role) over the environment, the file, the defaults."""
+                parse_retries: Optional[int] = None, breaker: Optional[dict] = None) -> LMSettings:
+    """The options given (`lm` for every role, `models` per role, `breaker`'s limits) over the environment, the
+    file, the defaults."""
     if config_file is not None and config_file.is_dir():
         fail(f"--config {config_file} is a directory; pass the TOML file of LM settings itself")
     shared = {"model": lm, "api_base": api_base, "max_tokens": max_tokens, "seed": seed, "timeout": timeout,
               "retries": retries, "parse_retries": parse_retries}
     options = Layer({key: value for key, value in shared.items() if value is not None},
-                    {role: {"model": model} for role, model in models.items() if model})
+                    {role: {"model": model} for role, model in models.items() if model},
+                    breaker={key: value for key, value in (breaker or {}).items() if value is not None})
     return load_settings(config_file, os.environ, options)
 

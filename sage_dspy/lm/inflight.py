@@ -20,10 +20,12 @@ import threading
 from contextvars import ContextVar
 
 import dspy
-from dspy.utils.exceptions import LMProviderError
+from dspy.utils.exceptions import (LMAuthError, LMBillingError, LMLockTimeoutError, LMProviderError, LMRateLimitError, LMServerError,
+                                   LMTimeoutError, LMTransportError)
 
+from sage_dspy.breaker import check as check_breaker, observe
 from sage_dspy.lm.cache_key import key_cache_by_endpoint
-from sage_dspy.lm.usage import count_call
+from sage_dspy.lm.usage import count_call, current_role
 
 _slots: ContextVar[threading.BoundedSemaphore | None] = ContextVar("sage_call_slots", default=None)
 _stop: ContextVar[threading.Event | None] = ContextVar("sage_attempt_stop", default=None)
@@ -81,6 +83,21 @@ def is_malformed_reply(error: BaseException) -> bool:
     return type(error) is LMProviderError and 200 <= (getattr(error, "status", None) or 0) < 300
 
 
+# What the breaker counts as an LM failing at the infrastructure, after DSPy's retries: the service kinds of
+# method.failures. A bad request or a context overflow (LMInvalidRequestError) is about the prompt, not the
+# service; a reply the adapter cannot parse is the model's.
+INFRASTRUCTURE_ERRORS = (LMRateLimitError, LMServerError, LMTimeoutError, LMTransportError, LMLockTimeoutError,
+                         LMAuthError, LMBillingError)
+
+
+def fails_at_infrastructure(error: BaseException) -> bool:
+    return isinstance(error, INFRASTRUCTURE_ERRORS) or type(error) is LMProviderError
+
+
+def _backend(model: str) -> str:
+    return f"the {current_role()} LM {model!r}"
+
+
 key_cache_by_endpoint()
 
 
@@ -102,19 +119,31 @@ class SageLM(dspy.LM):
         slots = _slots.get()
         with slots if slots is not None else contextlib.nullcontext():
             _check_stop()  # checked once a slot is free: the verdict may have settled while the call waited
+            check_breaker()
             count_call(self.model)
-            for retry in range(self.reply_retries + 1):
-                try:
-                    return super().__call__(*args, **kwargs)
-                except LMProviderError as error:
-                    if retry == self.reply_retries or not is_malformed_reply(error):
-                        raise
-                    _check_stop()
+            try:
+                reply = self._call_retrying_malformed(*args, **kwargs)
+            except Exception as error:
+                if fails_at_infrastructure(error):
+                    observe(_backend(self.model), ok=False)
+                raise
+            observe(_backend(self.model), ok=True)
+            return reply
+
+    def _call_retrying_malformed(self, *args, **kwargs):
+        for retry in range(self.reply_retries + 1):
+            try:
+                return super().__call__(*args, **kwargs)
+            except LMProviderError as error:
+                if retry == self.reply_retries or not is_malformed_reply(error):
+                    raise
+                _check_stop()
 
     async def acall(self, *args, **kwargs):
         # The pipeline calls LMs from threads; async callers get the stop check, and no slot (a blocking
         # semaphore would stall their event loop).
         _check_stop()
+        check_breaker()
         count_call(self.model)
         for retry in range(self.reply_retries + 1):
             try:

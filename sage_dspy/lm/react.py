@@ -22,6 +22,7 @@ import dspy
 import pydantic
 from jsonschema import SchemaError, validators
 
+from sage_dspy.breaker import agent_run, pending_fault
 from sage_dspy.lm.adapter import CACHE_LIMIT, ChatAdapter
 
 _PLAIN_ADAPTERS = (dspy.ChatAdapter, dspy.JSONAdapter, ChatAdapter)
@@ -113,6 +114,16 @@ class ReAct(dspy.ReAct):
     def __init__(self, signature, tools: list, max_iters: int = 20):
         tools = [tool if isinstance(tool, dspy.Tool) else Tool(tool) for tool in tools]
         super().__init__(signature, tools=tools, max_iters=max_iters)
+
+    def forward(self, **input_args):
+        with agent_run():  # a tool whose backend failed ends the agent (sage_dspy.breaker.agent_run)
+            return super().forward(**input_args)
+
+    def _call_with_potential_trajectory_truncation(self, module, trajectory, **input_args):
+        fault = pending_fault()
+        if fault is not None:  # the last tool call failed at the infrastructure: stop before paying for a call
+            raise fault
+        return super()._call_with_potential_trajectory_truncation(module, trajectory, **input_args)
 
     def _format_trajectory(self, trajectory: dict):
         adapter = dspy.settings.adapter or dspy.ChatAdapter()

@@ -25,11 +25,18 @@ The file (`--config sage.toml`, or SAGE_CONFIG):
     [prices]                  # USD per million tokens; overrides the bundled price map
     "openai/my-model" = { input = 0.15, output = 0.60 }
 
+    [breaker]                 # when a run stops on a failing backend (sage_dspy/breaker.py; 0 turns a test off)
+    in_a_row = 5              # infrastructure failures in a row of one backend (the retriever, or a role's LM)
+    rate = 0.5                # or this share failed of its last `window` calls
+    window = 20
+
 The environment: SAGE_LM, SAGE_API_BASE, SAGE_MAX_TOKENS, SAGE_LM_SEED, SAGE_LM_TIMEOUT, SAGE_LM_RETRIES,
 SAGE_LM_PARSE_RETRIES, SAGE_LM_REPLY_RETRIES for every role, and SAGE_<ROLE>_LM, SAGE_<ROLE>_API_BASE,
-SAGE_<ROLE>_TEMPERATURE, SAGE_<ROLE>_MAX_TOKENS for one.
+SAGE_<ROLE>_TEMPERATURE, SAGE_<ROLE>_MAX_TOKENS for one; SAGE_BREAKER_IN_A_ROW, SAGE_BREAKER_RATE,
+SAGE_BREAKER_WINDOW for the breaker.
 """
 
+import dataclasses
 import math
 import tomllib
 from dataclasses import dataclass, field
@@ -44,7 +51,8 @@ RUN_KEYS = ("seed", "timeout", "retries", "parse_retries", "reply_retries")  # o
 SHARED_KEYS = ("model", "api_base", "max_tokens", *RUN_KEYS)
 ROLE_KEYS = ("model", "api_base", "temperature", "max_tokens")
 PRICE_KEYS = ("input", "output")
-TABLES = ("lm", "prices")
+BREAKER_KEYS = ("in_a_row", "rate", "window")  # sage_dspy.breaker.BreakerLimits's fields
+TABLES = ("lm", "prices", "breaker")
 SECRET_NAMES = ("key", "apikey", "token", "secret", "password")
 # build_lm's names for the settings users write as below
 OPTION_NAMES = {"api_base": "api_base", "max_tokens": "max_tokens", "temperature": "temperature",
@@ -63,6 +71,7 @@ class Layer:
     shared: dict = field(default_factory=dict)
     roles: dict[str, dict] = field(default_factory=dict)
     prices: dict[str, Price] = field(default_factory=dict)
+    breaker: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,7 @@ class LMSettings:
     options: dict[str, dict]  # role -> {api_base, temperature, max_tokens}, only those set
     run_options: dict  # seed, timeout, num_retries, parse_retries, reply_retries, only those set
     prices: dict[str, Price] = field(default_factory=dict)
+    breaker: dict = field(default_factory=dict)  # BreakerLimits's fields, only those set
 
     def lms(self, roles=ALL_ROLES) -> dict[str, str]:
         return {role: self.models[role] for role in roles}
@@ -114,7 +124,10 @@ def resolve(options: Layer, env: Layer, file: Layer) -> LMSettings:
         if value is not None:
             run_options[OPTION_NAMES[key]] = value
     prices = {**file.prices, **env.prices, **options.prices}
-    return LMSettings(models, per_role, run_options, prices)
+    breaker = {key: value for key in BREAKER_KEYS
+               if (value := next((layer.breaker[key] for layer in layers if layer.breaker.get(key) is not None),
+                                 None)) is not None}
+    return LMSettings(models, per_role, run_options, prices, breaker)
 
 
 def load_settings(config_file: Path | None = None, environ: Mapping[str, str] | None = None,
@@ -135,7 +148,7 @@ def checked_options(options: Layer) -> Layer:
     shared = {key: _value(CLI_OPTIONS.get(key, key), key, value) for key, value in options.shared.items()}
     roles = {role: {key: _value(f"--{role}-lm" if key == "model" else key, key, value)
                     for key, value in settings.items()} for role, settings in options.roles.items()}
-    return Layer(shared, roles, options.prices)
+    return dataclasses.replace(options, shared=shared, roles=roles)
 
 
 # ------------------------------------------------------------------------------------------- the TOML file
@@ -161,7 +174,10 @@ def read_config_file(path: Path) -> Layer:
             roles[role] = {key: _value(f"{path}: [lm.{role}] {key}", key, value) for key, value in table.items()}
     prices = {model: _price(path, model, entry)
               for model, entry in _table(path, "prices", data.get("prices", {})).items()}
-    return Layer(shared, roles, prices)
+    breaker = _table(path, "breaker", data.get("breaker", {}))
+    _check_keys(path, "[breaker]", breaker, BREAKER_KEYS)
+    return Layer(shared, roles, prices, {key: _value(f"{path}: [breaker] {key}", key, value)
+                                         for key, value in breaker.items()})
 
 
 def _is_secret(name: str) -> bool:
@@ -213,7 +229,9 @@ def from_environment(environ: Mapping[str, str]) -> Layer:
                  if environ.get(name := f"SAGE_{role.upper()}_{suffix}", "").strip()}
         if found:
             roles[role] = found
-    return Layer(shared, roles)
+    breaker = {key: _from_text(name, key, environ[name]) for key in BREAKER_KEYS
+               if environ.get(name := f"SAGE_BREAKER_{key.upper()}", "").strip()}
+    return Layer(shared, roles, breaker=breaker)
 
 
 def _from_text(name: str, key: str, text: str):
@@ -221,9 +239,9 @@ def _from_text(name: str, key: str, text: str):
     if key in ("model", "api_base"):
         return _value(name, key, text)
     try:
-        value = float(text) if key in ("temperature", "timeout") else int(text)
+        value = float(text) if key in ("temperature", "timeout", "rate") else int(text)
     except ValueError:
-        kind = "a number" if key in ("temperature", "timeout") else "a whole number"
+        kind = "a number" if key in ("temperature", "timeout", "rate") else "a whole number"
         raise ConfigError(f"{name}={text!r} is not {kind}") from None
     return _value(name, key, value)
 
@@ -242,7 +260,10 @@ def _value(where: str, key: str, value):
         return _number(where, value, low=0.0, high=2.0)
     if key == "timeout":
         return _number(where, value, low=1.0)
-    low = {"max_tokens": 1, "seed": 0, "retries": 0, "parse_retries": 0, "reply_retries": 0}[key]
+    if key == "rate":
+        return _number(where, value, low=0.0, high=1.0)
+    low = {"max_tokens": 1, "seed": 0, "retries": 0, "parse_retries": 0, "reply_retries": 0, "in_a_row": 0,
+           "window": 0}[key]
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
         raise ConfigError(f"{where} must be a whole number of at least {low}, not {value!r}")
     return value

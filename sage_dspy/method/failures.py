@@ -3,8 +3,8 @@ is), stored side by side, so nothing downstream parses a message to learn what h
 
 A kind is the name of the most specific class of KNOWN_KINDS the exception is an instance of (a provider's own
 subclass of LMServerError is still "LMServerError"), else its own class name. Service kinds are failures of the
-LM service rather than of the agent (after DSPy's own retries): an attempt that met one says nothing about the
-pair, and a seed that met one is run again on resume.
+LM service or the retriever rather than of the agent (after their own retries): an attempt that met one is void
+(it says nothing about the pair), and a seed that met one is run again on resume.
 """
 
 
@@ -22,9 +22,11 @@ KNOWN_KINDS = (ContextWindowExceededError, LMInvalidRequestError, LMAuthError, L
                LMTimeoutError, LMServerError, LMProviderError, LMTransportError, LMLockTimeoutError,
                LMConfigurationError, LMUnexpectedError, LMError, AdapterParseError)
 SERVICE_UNAVAILABLE = "ServiceUnavailable"  # method.loop.ServiceUnavailable: every attempt of a round met one
+RETRIEVER_UNAVAILABLE = "RetrieverUnavailable"  # search.remote.RetrieverUnavailable: a void search
+BREAKER_OPEN = "BreakerOpen"  # breaker.BreakerOpen: a call not made, the run's breaker having tripped
 SERVICE_KINDS = frozenset({"LMRateLimitError", "LMServerError", "LMTimeoutError", "LMTransportError",
                            "LMLockTimeoutError", "LMProviderError", "LMAuthError", "LMBillingError",
-                           SERVICE_UNAVAILABLE})
+                           SERVICE_UNAVAILABLE, RETRIEVER_UNAVAILABLE, BREAKER_OPEN})
 PARSE_KIND = AdapterParseError.__name__
 JUDGE = "judge"  # `failed_in` of an attempt whose answer the judge could not rule on
 SOLVER = "solver"

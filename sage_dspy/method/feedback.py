@@ -56,6 +56,18 @@ def is_service_fault(attempt: Attempt) -> bool:
     return attempt.failed_in == JUDGE or is_service_kind(attempt.error_kind)
 
 
+def is_void(attempt: Attempt) -> bool:
+    """A search or LM call of the attempt failed at the infrastructure (after its retries): the attempt is neither
+    a search nor a wrong answer, and the other attempts cannot stand for it in Avg@K."""
+    return is_service_kind(attempt.error_kind)
+
+
+def round_is_void(attempts: list[Attempt]) -> bool:
+    """No verdict for this round: an attempt is void, or none could be judged. The seed is not done, and a
+    resume redoes it (runs.folder.failed_at_service)."""
+    return any(is_void(a) for a in attempts) or bool(attempts) and all(is_service_fault(a) for a in attempts)
+
+
 def settles_too_easy(attempt: Attempt, target: int) -> bool:
     """A correct attempt under the target makes the pair too easy whatever the other attempts do, so the
     remaining attempts cannot change the verdict."""

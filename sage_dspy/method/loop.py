@@ -5,8 +5,8 @@ from dataclasses import dataclass
 import dspy
 
 from sage_dspy.method.attempts import run_attempts
-from sage_dspy.method.feedback import (Attempt, Grounding, Verdict, is_service_fault, settles_too_easy,
-                                      verdict_for)
+from sage_dspy.method.feedback import (Attempt, Grounding, Verdict, is_service_fault, is_void, round_is_void,
+                                      settles_too_easy, verdict_for)
 from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.method.pair import QAPair
 from sage_dspy.method.trajectory import passages_seen
@@ -28,16 +28,21 @@ PROTOCOLS = {"lean": Protocol("lean", early_stop=True, always_lm_judge=False),
              "paper": Protocol("paper", early_stop=False, always_lm_judge=True)}
 
 
-class ServiceUnavailable(RuntimeError):
-    """Every attempt of a round failed at the LM service: the round says nothing about the pair."""
-
-
 @dataclass(frozen=True)
 class Round:
     index: int
     pair: QAPair
     attempts: list[Attempt]
-    verdict: Verdict
+    verdict: Verdict | None  # None: the round is void (feedback.round_is_void)
+
+
+class ServiceUnavailable(RuntimeError):
+    """A round is void: an attempt failed at the LM service or the retriever, or none could be judged. The round
+    says nothing about the pair; `rounds` (the void one last) go to the seed's record."""
+
+    def __init__(self, message: str, rounds: list[Round] = ()):
+        super().__init__(message)
+        self.rounds = list(rounds)
 
 
 class SageLoop(dspy.Module):
@@ -67,6 +72,9 @@ class SageLoop(dspy.Module):
         rounds: list[Round] = []
         for index in range(self.max_rounds + 1):
             attempts = self.check(pair, target_searches)
+            if round_is_void(attempts):
+                rounds.append(Round(index, pair, attempts, None))
+                raise ServiceUnavailable(f"round {index} is void ({_void_cause(attempts)})", rounds)
             verdict = verdict_for(attempts, target_searches)
             rounds.append(Round(index, pair, attempts, verdict))
             if verdict.accepted or index == self.max_rounds:
@@ -96,8 +104,12 @@ class SageLoop(dspy.Module):
                 return self.judge.grade(pair.question, pair.answer, attempt,
                                         always_lm=self.protocol.always_lm_judge)
 
-        settles = (lambda attempt: settles_too_easy(attempt, target_searches)) if self.protocol.early_stop else None
-        attempts = run_attempts(solve_and_judge, self.k, settles, parallel=self.parallel_attempts)
-        if attempts and all(is_service_fault(a) for a in attempts):
-            raise ServiceUnavailable(f"every attempt failed at the LM service ({attempts[0].error})")
-        return attempts
+        def settles(attempt: Attempt) -> bool:  # a void attempt settles that the round has no verdict
+            return is_void(attempt) or self.protocol.early_stop and settles_too_easy(attempt, target_searches)
+
+        return run_attempts(solve_and_judge, self.k, settles, parallel=self.parallel_attempts)
+
+
+def _void_cause(attempts: list[Attempt]) -> str:
+    cause = next((a for a in attempts if is_void(a)), attempts[0])
+    return f"attempt failed in the {cause.failed_in or 'solver'}: {cause.error}"

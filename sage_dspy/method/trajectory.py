@@ -2,9 +2,10 @@
 
 from dataclasses import asdict, dataclass
 
-from sage_dspy.search.passages import parse_passages, Passage
+from sage_dspy.search.passages import failure_kind, parse_passages, Passage
 
 SEARCH_TOOL = "search"
+TOOL_ERROR = f"Execution error in {SEARCH_TOOL}"  # dspy.ReAct's observation when the tool call raised
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,14 @@ def steps_of(trajectory: dict) -> list[Step]:
 
 
 def search_count(steps: list[Step]) -> int:
-    return sum(step.tool == SEARCH_TOOL for step in steps)
+    """The searches that count for difficulty: successful retrievals only. A step whose query is empty or
+    whose observation is a tool error or a failed retrieval stays in the trajectory, but is not a search."""
+    return sum(is_retrieval(step) for step in steps)
+
+
+def is_retrieval(step: Step) -> bool:
+    return (step.tool == SEARCH_TOOL and bool(step.query.strip()) and not step.observation.startswith(TOOL_ERROR)
+            and failure_kind(step.observation) is None)
 
 
 def passages_seen(steps: list[Step]) -> list[Passage]:

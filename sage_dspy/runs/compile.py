@@ -15,15 +15,18 @@ from pathlib import Path
 
 import dspy
 
+from sage_dspy.breaker import Breaker, BreakerLimits, raise_if_tripped, watching
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.errors import SageError
 from sage_dspy.optimizers import load_optimizer
 from sage_dspy.search.corpus_index import open_corpus
 from sage_dspy.search.passages import corpus_fingerprint, Passage
 from sage_dspy.lm.roles import RoleLMs, build_lm, loggable_options
+from sage_dspy.method.failures import error_kind, is_service_kind
 from sage_dspy.method.metrics import sage_metric
 from sage_dspy.runs.config import GenerateConfig, identified
 from sage_dspy.runs.library_logs import library_output
+from sage_dspy.runs.preflight import check_retriever
 from sage_dspy.runs.program import PROGRAM_FILE, build_program
 from sage_dspy.answers import ANSWER_TYPES
 from sage_dspy.search.identity import retriever_settings
@@ -136,9 +139,16 @@ def seed_examples(passages: Sequence[Passage], config: CompileConfig) -> tuple[l
 
 def evaluate(program: dspy.Module, devset: list, workers: int = 1) -> float:
     """Mean metric score on the devset, in percent; `workers` seeds at once (each thread gets a copy of this
-    context, so the dspy.context around the call reaches it)."""
-    def score(example) -> float:
-        return sage_metric(example, program(**example.inputs())).score
+    context, so the dspy.context around the call reaches it). A void seed (a backend failed at the
+    infrastructure) is no score at all, neither good nor bad: the mean is over the others."""
+    def score(example) -> float | None:
+        try:
+            prediction = program(**example.inputs())
+        except Exception as error:
+            if is_service_kind(error_kind(error)):
+                return None
+            raise
+        return sage_metric(example, prediction).score
 
     if workers <= 1:  # one at a time on this thread, as compile scored before --workers
         scores = [score(example) for example in devset]
@@ -146,22 +156,30 @@ def evaluate(program: dspy.Module, devset: list, workers: int = 1) -> float:
         contexts = [contextvars.copy_context() for _ in devset]  # copied here, in the caller's thread
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sage-score") as pool:
             scores = list(pool.map(lambda context, example: context.run(score, example), contexts, devset))
+    scores = [value for value in scores if value is not None]
     return 100.0 * sum(scores) / len(scores) if scores else 0.0
 
 
 def compile_program(config: CompileConfig, passages: Sequence[Passage] | None = None,
-                    verbose: bool = False, workers: int = 1) -> CompileResult:
+                    verbose: bool = False, workers: int = 1, breaker: BreakerLimits | None = None) -> CompileResult:
     """Compile, score on the validation (and held-out) seeds and save the folder. What the libraries print
     goes to the folder's compile.log (and the terminal too with `verbose`). `workers`: seeds scored at once,
     by the optimizer (DSPy's num_threads) and before/after; it changes how long a compile waits on the LMs,
-    not what it finds (tests/test_compile.py), so it is no setting of the compiled program."""
+    not what it finds (tests/test_compile.py), so it is no setting of the compiled program. The retriever is
+    checked before the folder is made; a backend that fails during the compile trips `breaker` (BackendDown,
+    and no program is written: its scores would measure the dead backend)."""
     config = identified(config)  # config.json names the index the program was compiled against
     passages = passages if passages is not None else open_corpus(config.corpus, retriever=config.retriever,
                                                                   root=config.index_root)
     check_seed_count(len(passages), config.train_size, config.val_size, config.eval_seeds)  # before any folder
+    check_retriever(config.retriever)
     folder = new_folder(config)
-    with library_output(folder / LOG_FILE, verbose=verbose):
-        result = _compile(config, passages, folder, workers)
+    with library_output(folder / LOG_FILE, verbose=verbose), watching(Breaker(breaker)):
+        try:
+            result = _compile(config, passages, folder, workers)
+        except Exception:  # an optimizer that gave up on the errors of a dead backend: say which, in one line
+            raise_if_tripped(_no_program(folder))
+            raise
     result.log_file = folder / LOG_FILE
     return result
 
@@ -188,8 +206,13 @@ def _compile(config: CompileConfig, passages: Sequence[Passage], folder: Path, w
         scores = {"before": evaluate(student, heldout, workers), "after": evaluate(compiled, heldout, workers),
                   "seeds": len(heldout)} if heldout else {}
     notes = [recipe.SEARCH_SCORE] if getattr(recipe, "SEARCH_SCORE", "") else []
+    raise_if_tripped(_no_program(folder))
     save_compiled(compiled, config, passages, before, after, folder, heldout=scores)
     return CompileResult(before, after, folder, compiled, heldout=scores, notes=notes)
+
+
+def _no_program(folder: Path) -> str:
+    return f"no program written ({folder} holds the compile's log only)"
 
 
 def new_folder(config: CompileConfig) -> Path:

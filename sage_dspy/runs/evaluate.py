@@ -66,11 +66,12 @@ def read_records(folder: Path) -> list[dict]:
 
 
 def evaluate_recipes(base: GenerateConfig, recipes: tuple[str, ...], runs_root: Path, *, passages=None,
-                     on_recipe=None, workers: int = 1, engine=None) -> dict[str, dict]:
+                     on_recipe=None, workers: int = 1, engine=None, breaker=None) -> dict[str, dict]:
     """Each recipe on the same seeds and targets: {recipe: {"records", "folder", "reused", "by_round"}}.
     `workers` and `engine` are generate's (calls in flight; where seeds run): they change when records come,
     never what they hold, so they are no run settings and a run made with others is reused all the same. One
-    engine session holds a Ray cluster for every recipe instead of starting one per run."""
+    engine session holds a Ray cluster for every recipe instead of starting one per run. `breaker`: generate's
+    BreakerLimits; a tripped one stops the evaluation at that recipe (its folder resumes)."""
     base = identified(base)  # the index behind --retriever is part of what makes a run reusable
     results = {}
     with engine.session() if engine is not None else contextlib.nullcontext():
@@ -80,7 +81,7 @@ def evaluate_recipes(base: GenerateConfig, recipes: tuple[str, ...], runs_root: 
             if previous is not None:
                 records, folder, reused = read_records(previous), previous, True
             else:
-                run = generate(config, passages=passages, workers=workers, engine=engine)
+                run = generate(config, passages=passages, workers=workers, engine=engine, breaker=breaker)
                 records, folder, reused = run.records, run.records_path.parent, False
             results[recipe] = {"records": records, "folder": folder, "reused": reused,
                                "by_round": table_by_round(records, config.rounds)}

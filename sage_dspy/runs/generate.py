@@ -14,6 +14,7 @@ from pathlib import Path
 from collections.abc import Sequence
 from typing import Callable
 
+from sage_dspy.breaker import Breaker, BreakerLimits, raise_if_tripped, watching
 from sage_dspy.jsonl import read_jsonl
 from sage_dspy.lm.pricing import Price, price_table, require_prices
 from sage_dspy.lm.roles import RoleLMs
@@ -22,9 +23,9 @@ from sage_dspy.runs.accepted import AcceptedGoal, tasks_until
 from sage_dspy.runs.budget import CallBudget
 from sage_dspy.runs.config import GenerateConfig, identified
 from sage_dspy.runs.corpus_checks import check_titles_for_offline
-from sage_dspy.runs.folder import (ENDPOINTS_SETTING, RunFolder, disk_full_as_one_line, done_records, record_key,
-                                     rewrite_records)
-from sage_dspy.runs.preflight import check_judge, check_lms
+from sage_dspy.runs.folder import (ENDPOINTS_SETTING, RunFolder, disk_full_as_one_line, done_records,
+                                   failed_at_service, record_key, rewrite_records)
+from sage_dspy.runs.preflight import check_judge, check_lms, check_retriever
 from sage_dspy.runs.program import PROGRAM_FILE, build_program, compiled_prompts
 from sage_dspy.runs.records import mark_kept, slim_record
 from sage_dspy.runs.scheduler import run_seeds
@@ -50,11 +51,13 @@ class GenerateResult:
 
 def generate(config: GenerateConfig, *, fresh: bool = False, workers: int = 1, **options) -> GenerateResult:
     """`_generate` (which see) holding the run folder's lock throughout: one writer per folder. The LMs are
-    built first, so bad LM settings are refused before the folder is created."""
+    built first, so bad LM settings are refused before the folder is created, and so is a retriever that does not
+    answer a test query."""
     lms = RoleLMs.from_specs(config.lms, role_options=config.role_options, lanes=RoleLMs.lanes_for(workers),
                              **config.lm_options)
     if options.get("program_folder") is not None:
         compiled_prompts(Path(options["program_folder"]) / PROGRAM_FILE)  # a broken file: refused before the folder
+    check_retriever(config.retriever)  # a dead retriever: one line, before any LM call or folder
     config = identified(config)  # which index the retriever serves, compared on resume
     run = RunFolder(config.out_dir, config.to_dict(), fresh=fresh, earlier=config.earlier_settings())
     with run.locked():
@@ -67,7 +70,7 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
               workers: int = 1, max_calls: int | None = None,
               parallel_attempts: bool = False, max_cost: float | None = None,
               prices: dict[str, Price] | None = None, engine=None,
-              allow_weak_judge: bool = False) -> GenerateResult:
+              allow_weak_judge: bool = False, breaker: BreakerLimits | None = None) -> GenerateResult:
     """Run every seed through the program, resuming a run of the same settings in `config.out_dir` (unless
     `fresh`); `passages` skips loading when the caller already has them. `workers` bounds the LM calls in
     flight; `parallel_attempts` runs each pair's K attempts at once (same records, less waiting).
@@ -75,7 +78,8 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
     a cost budget with a model of unknown price is refused before anything runs. `engine` runs the seeds
     elsewhere (sage_dspy.scale.ray_seeds.RayEngine: its `seed_runner` yields a `run_seeds`); this process still
     writes every record. Before the first seed runs, the LMs are reached and the judge calibrated
-    (preflight.py): a judge that fails stops the run, unless `allow_weak_judge`."""
+    (preflight.py): a judge that fails stops the run, unless `allow_weak_judge`. `breaker`: when a failing
+    backend stops the run (BackendDown, once the seeds in flight have ended and been saved; the folder resumes)."""
     in_use = price_table(lms.ids().values(), prices)
     if max_cost is not None:
         require_prices(lms.ids().values(), prices)
@@ -102,7 +106,7 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
 
     scheduler = (engine.seed_runner(config, passages, program_folder, parallel_attempts) if engine is not None
                  else contextlib.nullcontext(run_seeds))
-    with scheduler as seeds_runner:
+    with scheduler as seeds_runner, watching(Breaker(breaker)):
         if config.accepted:
             records, summary, beyond = _run_until_accepted(config, program, lms, passages, run, done, budget,
                                                            on_record, workers, seeds_runner, preflight)
@@ -135,6 +139,8 @@ def _run_seed_count(config: GenerateConfig, program, lms: RoleLMs, passages: Seq
         done[record_key(record)] = slim_record(record)
         if on_record:
             on_record(record)
+    finished_well = sum(key_of(t) in done and not failed_at_service(done[key_of(t)]) for t in tasks)
+    raise_if_tripped(f"{finished_well} of {len(tasks)} seeds done, saved in {config.out_dir}")
 
     records = [done[key_of(t)] for t in tasks if key_of(t) in done]  # seed order, however workers finished
     mark_kept(records)
@@ -156,6 +162,7 @@ def _run_until_accepted(config: GenerateConfig, program, lms: RoleLMs, passages:
         run.append(record)  # in finishing order: on disk as soon as it is done
         goal.add(slim_record(record))
         report(record)
+    raise_if_tripped(f"the finished seeds are saved in {config.out_dir}")
     summary = summarize(goal.prefix)
     summary["accepted"] = goal.outcome(budget.spent_phrase())
     summary["stopped"] = summary["accepted"]["short"] if budget.spent_budget() else ""

@@ -1,7 +1,7 @@
-"""Before a run pays for anything: one tiny call per real LM, so a wrong endpoint or key is one clear line.
-The call bypasses DSPy's response cache: a cached reply from an earlier run proves nothing about the endpoint.
-Then the judge's calibration (method/calibration.py): a judge that gets a fixed, indisputable item wrong stops
-the run before any seed, unless the user insists (`allow_weak_judge`)."""
+"""Before a run pays for anything: one real query to the retriever, then one tiny call per real LM, so a wrong
+endpoint or key is one clear line. The LM call bypasses DSPy's response cache: a cached reply from an earlier
+run proves nothing about the endpoint. Then the judge's calibration (method/calibration.py): a judge that gets a
+fixed, indisputable item wrong stops the run before any seed, unless the user insists (`allow_weak_judge`)."""
 
 import warnings
 
@@ -12,11 +12,31 @@ from sage_dspy.lm.endpoint import lm_fingerprint
 from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.method.calibration import calibrate_judge
 from sage_dspy.offline.engine import MODEL_NAME
-from sage_dspy.redact import error_text
+from sage_dspy.redact import error_text, redact_text
+from sage_dspy.search.remote import RemoteIndex, SearchFailed
+
+PREFLIGHT_QUERY = "history"  # any real query: an empty one is answered without asking the server
+
+
+class RetrieverUnreachableError(SageError, RuntimeError):
+    pass
 
 
 class LMUnreachableError(SageError, RuntimeError):
     pass
+
+
+def check_retriever(url: str) -> None:
+    """One real query to the retriever at `url` (none for ""), with its usual retries: a server that is down,
+    at a wrong path, or answering something other than Search-R1's reply is one line, never a run of void seeds."""
+    if not url:
+        return
+    try:
+        RemoteIndex(url).search(PREFLIGHT_QUERY)  # the request a search makes
+    except SearchFailed as failure:
+        raise RetrieverUnreachableError(
+            f"the retriever at {redact_text(url)} did not answer a test query ({failure.kind}: {failure}); start "
+            "it (e.g. `sage serve-index --corpus ...`) or fix --retriever") from None
 
 
 def check_lms(lms: RoleLMs) -> None:

@@ -3,7 +3,7 @@ shorter views of it, the slim one a run keeps in memory and the dataset row of a
 
 from collections import Counter
 
-from sage_dspy.method.feedback import drop_reason, question_key
+from sage_dspy.method.feedback import drop_reason, is_void, question_key
 from sage_dspy.search.passages import failure_kind
 
 
@@ -17,11 +17,14 @@ def _attempt_dict(attempt) -> dict:
         "error_kind": attempt.error_kind,
         "failed_in": attempt.failed_in,  # "solver" or "judge" when it failed
         "raw_reply": attempt.raw_reply,
+        "void": is_void(attempt),  # failed at the infrastructure: no search, no answer, not in Avg@K
         "steps": [step.to_dict() for step in attempt.steps],
     }
 
 
 def _round_dict(past) -> dict:
+    """A round; a void one (no verdict: an attempt failed at the infrastructure) says "void" and no figures."""
+    verdict = past.verdict
     return {
         "round": past.index,
         "origin": past.pair.origin,
@@ -30,19 +33,19 @@ def _round_dict(past) -> dict:
         "answering_steps": past.pair.steps,
         "reasoning": past.pair.reasoning,
         "generator_steps": [step.to_dict() for step in past.pair.trajectory],
-        "verdict": past.verdict.kind,
-        "correct": past.verdict.correct,
-        "searches": past.verdict.searches if past.verdict.searches is not None else -1,
-        "avg_at_k": past.verdict.avg_at_k,
+        "verdict": verdict.kind if verdict else "void",
+        "correct": verdict.correct if verdict else False,
+        "searches": verdict.searches if verdict and verdict.searches is not None else -1,
+        "avg_at_k": verdict.avg_at_k if verdict else 0.0,
         "attempts": [_attempt_dict(a) for a in past.attempts],
     }
 
 
 def record_for(task, prediction, lm_ids: dict[str, str], error: str = "", error_kind: str = "",
-               failed_in: str = "", raw_reply: str = "") -> dict:
+               failed_in: str = "", raw_reply: str = "", rounds=()) -> dict:
     """Flat, fixed-schema record (so `datasets.load_dataset("json", ...)` reads every line alike): a seed that
     failed has its message, its kind, the role whose call failed and, for a reply that could not be parsed,
-    that reply; all "" otherwise."""
+    that reply; all "" otherwise. `rounds`: a failed seed's rounds so far (a void round last)."""
     record = {
         "seed_id": task.passage.id,
         "seed_title": task.passage.title,
@@ -56,9 +59,9 @@ def record_for(task, prediction, lm_ids: dict[str, str], error: str = "", error_
         "pass_at_k": 0.0,
         "avg_at_k": 0.0,
         "accepted": False,
-        "rounds_used": 0,
+        "rounds_used": len(rounds),
         "supporting_ids": [],
-        "rounds": [],
+        "rounds": [_round_dict(r) for r in rounds],
         "lms": lm_ids,
         "error": error,
         "error_kind": error_kind,

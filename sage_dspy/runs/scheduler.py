@@ -1,10 +1,11 @@
 """Seeds run concurrently: a thread per seed up to `workers`, at most `workers` LM calls in flight, no new seed
-once the budget is spent, and every seed's outcome a record (a failure is data, never an exception)."""
+once the budget is spent or the breaker has tripped, and every seed's outcome a record (a failure is data, never an exception)."""
 
 import contextvars
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
+from sage_dspy.breaker import tripped as breaker_tripped
 from sage_dspy.lm.inflight import call_slots, in_lane
 from sage_dspy.lm.roles import failed_role
 from sage_dspy.method.failures import error_kind, error_message, raw_reply
@@ -17,13 +18,13 @@ from sage_dspy.runs.seeds import SeedTask
 def run_seeds(program, tasks: list[SeedTask], lm_ids: dict[str, str], workers: int, budget: CallBudget):
     """Yield each seed's record as it finishes. Seeds run on `workers` threads, and at most `workers` LM
     calls are in flight however many attempts run at once (the bound a provider's rate limit needs). No seed
-    starts once the budget is spent. The program is shared: its modules hold no per-call state, and role LMs
+    starts once the budget is spent or the run's breaker has tripped (sage_dspy.breaker). The program is shared: its modules hold no per-call state, and role LMs
     are set per call through dspy.context."""
     workers, pending = max(workers, 1), enumerate(tasks)
     with call_slots(workers), ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sage-seed") as pool:
         running = set()
         while True:
-            while len(running) < workers and budget.allows_more():
+            while len(running) < workers and budget.allows_more() and not breaker_tripped():
                 number, task = next(pending, (None, None))
                 if task is None:
                     break
@@ -52,7 +53,8 @@ def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
             prediction = program(seed=task.passage, target_searches=task.target, answer_type=task.answer_type)
         except Exception as failure:
             failed = {"error": error_message(failure), "error_kind": error_kind(failure),
-                      "failed_in": failed_role(failure), "raw_reply": raw_reply(failure)}
+                      "failed_in": failed_role(failure), "raw_reply": raw_reply(failure),
+                      "rounds": getattr(failure, "rounds", ())}  # a void round's (loop.ServiceUnavailable)
     record = record_for(task, prediction, lm_ids, **failed)
     record.update(spent, seconds=round(time.perf_counter() - started, 3))
     return record

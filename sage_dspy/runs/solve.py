@@ -16,6 +16,7 @@ from sage_dspy.search.corpus import CorpusError
 from sage_dspy.method.feedback import verdict_for
 from sage_dspy.method.judge import AnswerJudge
 from sage_dspy.lm.roles import RoleLMs
+from sage_dspy.runs.preflight import check_retriever
 from sage_dspy.search.tool import SearchTool, open_searcher
 from sage_dspy.method.solver import Solver
 from sage_dspy.redact import redact
@@ -105,6 +106,7 @@ def summarize_by_hops(rows: list[dict]) -> dict[str, dict]:
 
 def solve(config: SolveConfig, passages, on_row=None) -> tuple[list[dict], dict]:
     questions = load_questions(config.questions, config.limit)
+    check_retriever(config.retriever)  # before any LM call
     index = open_searcher(passages, config.retriever)
     lms = RoleLMs.from_specs(config.lms, role_options=config.role_options, **config.lm_options)
     solver, judge = Solver(SearchTool(index)), AnswerJudge()

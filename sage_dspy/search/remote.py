@@ -3,7 +3,9 @@
 POST {"queries": [q], "topk": k, "return_scores": true} is answered by {"result": [[{"document": {"id",
 "contents", ...}, "score"}, ...]]}, where `contents` is '"Title"\\ntext' (wiki-18's layout). With
 `return_scores: false` Search-R1 answers bare documents instead of {"document", "score"} items: both are read.
-A request that fails after its retries raises SearchFailed, which the search tool turns into an observation.
+A request that fails after its retries raises SearchFailed: RetrieverUnavailable where the retriever failed at
+the infrastructure (unreachable, timeout, 5xx: the search is void, and the breaker hears of it), else a plain
+SearchFailed (a 4xx, a malformed reply) that the search tool turns into an observation the agent reads.
 """
 
 import hashlib
@@ -13,6 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+from sage_dspy.breaker import RETRIEVER, BackendFault, observe
 from sage_dspy.errors import SageError
 from sage_dspy.search.passages import Hit, Passage
 
@@ -28,6 +31,13 @@ class SearchFailed(Exception):
     def __init__(self, kind: str, message: str):
         super().__init__(message)
         self.kind = kind
+
+
+class RetrieverUnavailable(SearchFailed, BackendFault):
+    """The retriever failed at the infrastructure after its retries (a RETRIED kind): a void search."""
+
+    def __init__(self, kind: str, message: str):
+        BackendFault.__init__(self, RETRIEVER, kind, message)
 
 
 class RetrieverURLError(SageError, ValueError):
@@ -105,7 +115,16 @@ class RemoteIndex:
         if k < 1 or not (query or "").strip():
             return []
         body = json.dumps({"queries": [query], "topk": k, "return_scores": True}).encode("utf-8")
-        return parse_reply(self._post(body, query), query)[:k]
+        try:
+            reply = self._post(body, query)
+        except SearchFailed as failure:
+            if failure.kind in RETRIED:
+                observe(RETRIEVER, ok=False)
+                raise RetrieverUnavailable(failure.kind, str(failure)) from None
+            observe(RETRIEVER, ok=True)  # it answered (a 4xx): not an infrastructure failure
+            raise
+        observe(RETRIEVER, ok=True)
+        return parse_reply(reply, query)[:k]
 
     def ask(self, payload: dict, what: str) -> object:
         """The decoded reply to any request `payload` (search/identity.py's probe), sent and retried as a search

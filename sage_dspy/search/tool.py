@@ -9,6 +9,7 @@ from typing import Protocol
 
 from sage_dspy.search.index import SearchIndex
 from sage_dspy.search.passages import Hit, Passage, format_failure, format_hits
+from sage_dspy.breaker import BackendFault, check as check_breaker, raise_in_agent
 from sage_dspy.search.remote import RemoteIndex, SearchFailed
 
 
@@ -69,8 +70,11 @@ class SearchTool:
         with self._lock:
             self.calls += 1
         try:
+            check_breaker()
             return format_hits(self.index.search(query, self.k))
-        except SearchFailed as failure:  # the agent reads it and goes on, as with any tool error
+        except BackendFault as fault:  # void: the agent stops (lm.react), rather than read the fault as data
+            raise_in_agent(fault)
+        except SearchFailed as failure:  # the server's answer was unusable: the agent reads it and goes on
             return format_failure(failure.kind, str(failure))
 
     def as_tool(self):
