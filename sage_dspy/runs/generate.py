@@ -108,6 +108,7 @@ def _run_seed_count(config: GenerateConfig, program, lms: RoleLMs, passages: Seq
     if len(tasks) < config.seeds:  # one seed per passage: say so rather than quietly run fewer
         warnings.warn(f"the corpus has {len(passages)} passage(s), so this run has {len(tasks)} seed(s), "
                       f"not the {config.seeds} asked for; give a larger corpus for more")
+    run.check_only({key_of(task) for task in tasks})
     for task in tasks:
         if on_record and key_of(task) in done:
             on_record(done[key_of(task)])  # resumed seeds count as progress too

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sage_dspy.environment import ARTIFACTS
+from sage_dspy.outputs import disk_full_as_one_line
 from sage_dspy.search.corpus import load_corpus, non_empty, read_corpus, READER_VERSION, source_files
 from sage_dspy.search.build import batches
 from sage_dspy.search.index import is_index_of, SearchIndex
@@ -78,11 +79,8 @@ def open_corpus_store(source: str | Path, *, root: Path = ARTIFACTS / "indexes",
     stores.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=stores))
     try:
-        writer = PassageWriter(staging)
-        for batch in batches(non_empty(passages, label), STORE_BATCH):
-            writer.add(batch)
-        fingerprint, count = writer.close()
-        (staging / STORE_META).write_text(json.dumps({"fingerprint": fingerprint, "passages": count}))
+        with disk_full_as_one_line(stores, "nothing of the new passage store was kept"):
+            fingerprint = _write_store(staging, non_empty(passages, label))
         if not _is_store_of(stores / fingerprint, fingerprint):
             try:
                 os.rename(staging, stores / fingerprint)
@@ -93,6 +91,15 @@ def open_corpus_store(source: str | Path, *, root: Path = ARTIFACTS / "indexes",
         shutil.rmtree(staging, ignore_errors=True)
     _remember(record, fingerprint, source, identity)
     return PassageStore(stores / fingerprint, fingerprint)
+
+
+def _write_store(staging: Path, passages) -> str:
+    writer = PassageWriter(staging)
+    for batch in batches(passages, STORE_BATCH):
+        writer.add(batch)
+    fingerprint, count = writer.close()
+    (staging / STORE_META).write_text(json.dumps({"fingerprint": fingerprint, "passages": count}))
+    return fingerprint
 
 
 def _is_store_of(directory: Path, fingerprint: str) -> bool:

@@ -12,7 +12,8 @@ import bm25s
 import Stemmer
 
 from sage_dspy.environment import ARTIFACTS
-from sage_dspy.search.build import write_index
+from sage_dspy.outputs import INDEX, OutputError, disk_full_as_one_line, kind_of
+from sage_dspy.search.build import SPILL_DIR, UnsearchableCorpusError, write_index
 from sage_dspy.search.passages import Hit, Passage, corpus_fingerprint
 from sage_dspy.search.scorer import SparseScorer
 from sage_dspy.search.store import has_store, PassageStore, write_passages
@@ -96,7 +97,7 @@ class SearchIndex:
         `write` builds large ones in bounded memory, with the same scores)."""
         tokens = _tokenize([_indexed_text(p) for p in passages])
         if not any(tokens.ids):
-            raise ValueError(f"none of the {len(passages)} passages has a searchable word; index real text")
+            raise UnsearchableCorpusError(len(passages))
         retriever = bm25s.BM25(backend=choose_backend(len(passages)))
         retriever.index(tokens, show_progress=False)
         return cls(retriever, passages)
@@ -130,7 +131,8 @@ class SearchIndex:
         Path(root).mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
         try:
-            fingerprint = cls.write(passages, staging)["fingerprint"]
+            with disk_full_as_one_line(Path(root), "nothing of the new index was kept"):
+                fingerprint = cls.write(passages, staging)["fingerprint"]
             directory = Path(root) / fingerprint
             if not _is_complete(directory, fingerprint):
                 _publish(staging, directory, fingerprint)
@@ -200,7 +202,8 @@ def _is_complete(directory: Path, fingerprint: str) -> bool:
 def _publish(staging: Path, directory: Path, fingerprint: str) -> None:
     """Move a finished index into place with one rename, so a crash never leaves a half index there."""
     if directory.exists() and not _is_complete(directory, fingerprint):
-        shutil.rmtree(directory)  # an index of an older format (or a foreign folder): replace it
+        _check_replaceable(directory)
+        shutil.rmtree(directory)  # an index of an older format, or a folder left empty: replace it
     try:
         os.rename(staging, directory)
     except OSError:
@@ -208,6 +211,16 @@ def _publish(staging: Path, directory: Path, fingerprint: str) -> None:
             raise
 
 
+
+
+def _check_replaceable(directory: Path) -> None:
+    """Only what sage wrote is removed (outputs.py's rule): an index keeps plain files, and its build a spill."""
+    ours = kind_of(directory) == INDEX
+    foreign = sorted(entry.name for entry in directory.iterdir()
+                     if not ours or (entry.is_dir() and entry.name != SPILL_DIR))
+    if foreign:
+        raise OutputError(f"{directory} is where this corpus's index goes, but it holds files sage did not write "
+                          f"({', '.join(foreign[:3])}); move them out of it, then re-run")
 
 
 def is_index_of(directory: Path, fingerprint: str) -> bool:
