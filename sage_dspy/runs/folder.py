@@ -88,7 +88,6 @@ class RunFolder:
         self.folder, self.settings, self.fresh = Path(folder), settings, fresh
         self.records_path = self.folder / RECORDS_FILE
         self.endpoint_changed = False  # set by open(): the resumed run reached its LMs elsewhere
-        self.finished_seeds: list[tuple[str, str]] = []  # set by open(): (seed_id, record_key) of each record
 
     @contextlib.contextmanager
     def locked(self) -> Iterator["RunFolder"]:
@@ -112,8 +111,9 @@ class RunFolder:
             mark(self.folder, RUN)
             yield self
 
-    def open(self) -> list[dict]:
-        """Prepare the folder and return the records of seeds already finished (none for a new run)."""
+    def open(self, seed_keys: set[str] | None = None) -> list[dict]:
+        """Prepare the folder and return the records of seeds already finished (none for a new run). A record of
+        a seed not in `seed_keys` (when the run's seeds are known up front) is refused before anything changes."""
         self.folder.mkdir(parents=True, exist_ok=True)
         settings_file = self.folder / SETTINGS_FILE
         if self.fresh or not self.records_path.exists():
@@ -131,7 +131,8 @@ class RunFolder:
             self.endpoint_changed = ENDPOINTS_SETTING in saved and \
                 saved[ENDPOINTS_SETTING] != self.settings.get(ENDPOINTS_SETTING, {})
         finished = self._finished_records()  # a corrupt line is refused before anything is rewritten
-        self.finished_seeds = [(record["seed_id"], record_key(record)) for record in finished]
+        if seed_keys is not None:
+            self._check_only(finished, seed_keys)
         with disk_full_as_one_line(settings_file):
             settings_file.write_text(json.dumps(self.settings, indent=2), encoding="utf-8")
         return finished
@@ -162,12 +163,13 @@ class RunFolder:
             records.append(record)
         return records
 
-    def check_only(self, seed_keys: set[str]) -> None:
+    def _check_only(self, finished: list[dict], seed_keys: set[str]) -> None:
         """Refuse a record of a seed this run does not draw (a line added by hand, or copied from another run):
         the final rewrite keeps the run's seeds only, so it would be dropped without a word."""
-        for number, (seed_id, key) in enumerate(self.finished_seeds, start=1):
-            if key not in seed_keys:
-                raise RunFolderError(f"run records {self.records_path}: line {number} (seed {seed_id!r}) is not one "
+        for number, record in enumerate(finished, start=1):
+            if record_key(record) not in seed_keys:
+                raise RunFolderError(f"run records {self.records_path}: line {number} (seed {record['seed_id']!r}) "
+                                     "is not one "
                                      "of this run's seeds and would be dropped when it finishes; move that line to "
                                      "a file of your own, or pass another --out")
 
