@@ -53,7 +53,7 @@ def _holds_run_settings(folder: Path) -> bool:
     try:
         settings = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return True  # a run's config.json torn or spoiled: the run says so itself when resumed
+        return False  # unreadable: no sign it is ours (a marked run with a spoiled config.json says so on resume)
     return isinstance(settings, dict) and all(key in settings for key in RUN_SETTINGS_KEYS)
 
 

@@ -116,3 +116,11 @@ def test_an_index_rebuild_keeps_a_run_left_inside_its_folder(workdir):
     shutil.rmtree(folder / "myrun")  # moved out: the rebuild goes ahead
     assert len(SearchIndex.open(TINY_PASSAGES, root)) == len(TINY_PASSAGES)
     assert json.loads((folder / META_FILE).read_text()) == meta
+
+
+def test_a_run_from_before_the_marker_refused_on_resume_stays_as_it_was(run, tiny_corpus_file):
+    (run / outputs.MARKER).unlink()
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    result = invoke(*GENERATE[:-4], "--k", "3", "--rounds", "1", "--corpus", tiny_corpus_file, "--out", run)
+    assert_one_line_error(result, "other settings")
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # no marker added either

@@ -108,7 +108,6 @@ class RunFolder:
             lock.write(f"{os.getpid()}\n")
             lock.flush()
             check_out_folder(self.folder)  # as it is now that no one else can change it
-            mark(self.folder, RUN)
             yield self
 
     def open(self, seed_keys: set[str] | None = None) -> list[dict]:
@@ -117,6 +116,7 @@ class RunFolder:
         self.folder.mkdir(parents=True, exist_ok=True)
         settings_file = self.folder / SETTINGS_FILE
         if self.fresh or not self.records_path.exists():
+            mark(self.folder, RUN)  # first, before anything else of the run goes in
             self.records_path.write_text("", encoding="utf-8")
             (self.folder / TRACKING_FILE).unlink(missing_ok=True)  # it named the MLflow run of other records
         elif settings_file.exists():
@@ -133,6 +133,7 @@ class RunFolder:
         finished = self._finished_records()  # a corrupt line is refused before anything is rewritten
         if seed_keys is not None:
             self._check_only(finished, seed_keys)
+        mark(self.folder, RUN)  # a run from before the marker gets one once it is known to resume (else: no-op)
         with disk_full_as_one_line(settings_file):
             settings_file.write_text(json.dumps(self.settings, indent=2), encoding="utf-8")
         return finished
