@@ -46,7 +46,7 @@ def read_run(folder: Path) -> tuple[Run, list[dict]]:
         raise RunNotReadyError(f"{folder} holds no {RECORDS_FILE}; pass a folder written by `sage generate --out`")
     records, torn = _read_lines(records_path)
     for number, record in enumerate(records, start=1):
-        if problem := shape_problem(record):
+        if problem := shape_problem(record, resumable=False):
             raise RunNotReadyError(f"run records {records_path}: line {number} {problem}; fix or delete that line "
                                    f"(delete: its seed runs again with `sage generate --out {folder}`)")
     if not records and not torn:

@@ -132,9 +132,10 @@ def dataset_row(record: dict) -> dict:
 LIST_FIELDS = ("rounds", "supporting_ids")
 
 
-def shape_problem(record: dict) -> str:
-    """What makes `record` not a seed's record, or "": the fields every reader relies on, by type."""
-    if not isinstance(record.get("seed_id"), str) or "target" not in record:
+def shape_problem(record: dict, *, resumable: bool = True) -> str:
+    """What makes `record` not a seed's record, or "": the fields every reader relies on, by type; and for a
+    run to resume (`resumable`), the seed id and target that say which seed it is."""
+    if resumable and (not isinstance(record.get("seed_id"), str) or "target" not in record):
         return "is not a seed's record (no seed_id or target)"
     for name in LIST_FIELDS:
         if name in record and not isinstance(record[name], list):
