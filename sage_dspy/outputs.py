@@ -6,7 +6,9 @@ what it wrote would be lost with that folder: an index rebuild removes `indexes/
 re-export swaps out the export folder. A folder is marked `.sage-output.json` ({"kind": ...}) first, before
 anything else goes into it. Folders from before the marker are known by the files only sage writes there
 together (`LEGACY_SHAPES`: a run is config.json holding a run's settings plus records.jsonl, so a user's own
-config.json is no run); an index is known by its own metadata file, which it always had.
+config.json is no run). An index and a compiled program are known by their own files only: an index by the
+metadata file it always had, a program by program.json beside config.json (compile always makes a new folder,
+and the folder is logged to MLflow as it is).
 """
 
 import contextlib

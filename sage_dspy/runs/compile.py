@@ -17,7 +17,6 @@ import dspy
 
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.errors import SageError
-from sage_dspy.outputs import PROGRAM, mark
 from sage_dspy.optimizers import load_optimizer
 from sage_dspy.search.corpus_index import open_corpus
 from sage_dspy.search.passages import corpus_fingerprint, Passage
@@ -199,7 +198,6 @@ def new_folder(config: CompileConfig) -> Path:
         suffix += 1
         folder = config.out_root / f"{config.recipe}-{config.optimizer}-{stamp}-{suffix}"
     folder.mkdir(parents=True)
-    mark(folder, PROGRAM)
     return folder
 
 
