@@ -12,7 +12,6 @@ a run of ours (the user's own files) is refused before anything in it is touched
 """
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -20,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sage_dspy.errors import SageError
+from sage_dspy import outputs
 from sage_dspy.outputs import LOCK_FILE, RUN, OutputError, check_output_folder, mark
 from sage_dspy.jsonl import iter_jsonl, torn_tail
 from sage_dspy.redact import redact
@@ -58,16 +58,9 @@ def check_out_folder(folder: Path) -> None:
         raise RunFolderError(f"run records {records} is not a file; move it out of the way, or pass another --out")
 
 
-@contextlib.contextmanager
-def disk_full_as_one_line(path: Path) -> Iterator[None]:
+def disk_full_as_one_line(path: Path):
     """ENOSPC while writing `path` becomes one line: what is on disk already stays, and a re-run resumes."""
-    try:
-        yield
-    except OSError as error:
-        if error.errno != errno.ENOSPC:
-            raise
-        raise RunFolderError(f"no space left on the device while writing {path}; the seeds finished so far are "
-                             "saved: free some space, then re-run the same command to resume") from None
+    return outputs.disk_full_as_one_line(path, "the seeds finished so far are saved (the same command resumes)")
 
 
 def run_settings(settings: dict) -> dict:

@@ -44,6 +44,7 @@ from sage_dspy.errors import SageError
 from sage_dspy.search.passages import Passage
 from sage_dspy.search.store import PassageWriter
 
+
 class UnsearchableCorpusError(SageError, ValueError):
     """No passage has a word the index keeps: every search would find nothing."""
 

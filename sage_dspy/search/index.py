@@ -12,15 +12,20 @@ import bm25s
 import Stemmer
 
 from sage_dspy.environment import ARTIFACTS
-from sage_dspy.outputs import INDEX, OutputError, disk_full_as_one_line, kind_of
-from sage_dspy.search.build import SPILL_DIR, UnsearchableCorpusError, write_index
+from sage_dspy.outputs import OutputError, disk_full_as_one_line
+from sage_dspy.search.build import (DATA_FILE, INDICES_FILE, INDPTR_FILE, PARAMS_FILE, SPILL_DIR, VOCAB_FILE,
+                                    UnsearchableCorpusError, write_index)
 from sage_dspy.search.passages import Hit, Passage, corpus_fingerprint
 from sage_dspy.search.scorer import SparseScorer
-from sage_dspy.search.store import has_store, PassageStore, write_passages
+from sage_dspy.search.store import STORE_FILES, has_store, PassageStore, write_passages
 
 INDEX_FORMAT = 3  # bump when tokenisation or the saved layout changes: cached indexes are then rebuilt
 # 3: passages in an on-disk store (search/store.py) instead of bm25s's corpus.jsonl read whole at load
 META_FILE = "sage_index.json"  # written last by save(); marks a complete index
+# Every file an index folder has held, in any format so far: bm25s's (with its corpus, before format 3), the
+# passage store's, the metadata. A rebuild removes these and nothing else.
+INDEX_FILES = {META_FILE, DATA_FILE, INDICES_FILE, INDPTR_FILE, VOCAB_FILE, PARAMS_FILE,
+               "nonoccurrence_array.index.npy", "corpus.jsonl", "corpus.mmindex.json", *STORE_FILES}
 
 
 # numba scores a query ~15-50x faster but costs every new process its import and a compiled scorer: ~5.5 s of
@@ -214,10 +219,11 @@ def _publish(staging: Path, directory: Path, fingerprint: str) -> None:
 
 
 def _check_replaceable(directory: Path) -> None:
-    """Only what sage wrote is removed (outputs.py's rule): an index keeps plain files, and its build a spill."""
-    ours = kind_of(directory) == INDEX
+    """Only what sage wrote is removed (outputs.py's rule): an index's own files, of any format so far (a half-
+    written or older one is replaced), and its build's spill; anything else there stops the rebuild."""
     foreign = sorted(entry.name for entry in directory.iterdir()
-                     if not ours or (entry.is_dir() and entry.name != SPILL_DIR))
+                     if not (entry.name == SPILL_DIR and entry.is_dir()) and
+                     not (entry.name in INDEX_FILES and entry.is_file()))
     if foreign:
         raise OutputError(f"{directory} is where this corpus's index goes, but it holds files sage did not write "
                           f"({', '.join(foreign[:3])}); move them out of it, then re-run")
