@@ -293,6 +293,75 @@ CASES = {
     "config breaker unknown key": lambda b: (with_toml(b, "[breaker]\nafter = 3\n"), "unknown key 'after'", ()),
     "environment breaker not a number": lambda b: (b.monkeypatch.setenv("SAGE_BREAKER_IN_A_ROW", "five") or
                                                    b.generate(), "SAGE_BREAKER_IN_A_ROW='five'", ()),
+    # --- #22: a command writes only into a new or empty folder or its own kind of output, never inside another
+    # output, never over a file it did not write (sage_dspy/outputs.py); and more bad input, one line each
+    "decontaminate out is the run's records": lambda b: (decontaminate(b, run := kept_run(b), run / "records.jsonl"),
+                                                         "is inside the sage run folder", (run,)),
+    "decontaminate out is the benchmark": lambda b: (decontaminate(b, run := kept_run(b), b.work / "bench/b.json"),
+                                                     "is one of this command's inputs", (run, b.work / "bench")),
+    "decontaminate out is a user's file": lambda b: (decontaminate(b, run := kept_run(b), b.file("mine/n.json", "{}")),
+                                                     "is not a contamination report sage wrote",
+                                                     (run, b.work / "mine")),
+    "decontaminate out is a folder": lambda b: (decontaminate(b, run := kept_run(b), b.file("mine/n.md", "").parent),
+                                                "is a folder; pass a file path", (run, b.work / "mine")),
+    "decontaminate out under a file": lambda b: (decontaminate(b, kept_run(b), b.file("taken.txt", "x") / "r.json"),
+                                                 "is under the file", ()),
+    "decontaminate out read-only": lambda b: (decontaminate(b, kept_run(b), read_only(b, b.work / "locked")),
+                                              "cannot be written", ()),
+    "export around a user's run": lambda b: (["export", user_run_inside_an_export(b), "--out", b.work / "exp"],
+                                             "files export did not write (myrun)", (b.work / "exp",)),
+    "export into a run": lambda b: (["export", b.finished, "--out", run := b.run_copy()], "holds a sage run, not an "
+                                    "export", (run,)),
+    "export out is a file": lambda b: (["export", b.finished, "--out", b.file("taken.txt", "x")], "is a file", ()),
+    "export out under a file": lambda b: (["export", b.finished, "--out", b.file("taken.txt", "x") / "e"],
+                                          "is under the file", ()),
+    "export out read-only": lambda b: (["export", b.finished, "--out", read_only(b, b.work / "locked")],
+                                       "cannot be written", ()),
+    "export on a full disk": lambda b: (["export", b.work / "kept", "--out", earlier_export(b, disk_full=True),
+                                         "--splits", "train=1"],
+                                        "no space left on the device", (b.work,)),
+    "generate inside an index": lambda b: (b.generate(out=(index := real_index(b)) / "myrun"),
+                                           "is inside the sage search index folder", (index,)),
+    "export inside an index": lambda b: (["export", b.finished, "--out", (index := real_index(b)) / "exp"],
+                                         "is inside the sage search index folder", (index,)),
+    "generate inside an export": lambda b: (b.generate(out=earlier_export(b) / "myrun"),
+                                            "is inside the sage export folder", (b.work / "exp",)),
+    "out holds the user's config.json": lambda b: (b.generate(out=b.file("mine/config.json", '{"model": "x"}').parent),
+                                                   "not a sage run", (b.work / "mine",)),
+    "out holds user config and records": lambda b: (b.generate(out=users_config_and_records(b)), "not a sage run",
+                                                    (b.work / "mine",)),
+    "resume with a user's seed line": lambda b: (b.generate(out=with_a_foreign_seed(run := b.run_copy())),
+                                                 "line 3 (seed 'mine-1') is not one of this run's seeds", (run,)),
+    "index build on a full disk": lambda b: (b.generate(corpus=disk_full_in_index_build(b)),
+                                             "no space left on the device", (b.work,)),
+    "corpus only stopwords": lambda b: (b.generate(corpus=b.file("c.jsonl", '{"title": "The", "text": "it is the"}\n'
+                                                                           '{"title": "Of", "text": "and of a"}\n')),
+                                        "has a searchable word", ()),
+    "corpus parquet magic, garbage inside": lambda b: (b.generate(corpus=b.file("c.parquet", b"PAR1" + b"x" * 64 +
+                                                                                 b"PAR1")),
+                                                       "could not be read as parquet", ()),
+    "resume records is a folder": lambda b: (b.generate(out=records_as_a_folder(run := b.run_copy())),
+                                             "records.jsonl is not a file", (run,)),
+    "export records is a folder": lambda b: (["export", records_as_a_folder(run := b.run_copy()), "--out",
+                                              b.work / "x"], "records.jsonl is not a file", (run,)),
+    "resume rounds a string": lambda b: (b.generate(out=with_field(run := b.run_copy(), "rounds", "three")),
+                                         "line 1 has rounds of type str, not a list", (run,)),
+    "export rounds a string": lambda b: (["export", with_field(run := b.run_copy(), "rounds", "three"), "--out",
+                                          b.work / "x"], "line 1 has rounds of type str, not a list", (run,)),
+    "resume supporting_ids a number": lambda b: (b.generate(out=with_field(run := b.run_copy(), "supporting_ids", 7)),
+                                                 "line 1 has supporting_ids of type int", (run,)),
+    "export supporting_ids a number": lambda b: (["export", with_field(run := b.run_copy(), "supporting_ids", 7),
+                                                  "--out", b.work / "x"], "line 1 has supporting_ids of type int",
+                                                 (run,)),
+    "solve out is a file": lambda b: (solve(b, b.file("taken.txt", "x")), "is a file", ()),
+    "solve out under a file": lambda b: (solve(b, b.file("taken.txt", "x") / "s"), "is under the file", ()),
+    "solve out read-only": lambda b: (solve(b, read_only(b, b.work / "locked")), "cannot be written", ()),
+    "solve out is a run": lambda b: (solve(b, run := b.run_copy()), "holds a sage run, not a solve output", (run,)),
+    "evaluate out is a file": lambda b: (evaluate(b, b.file("taken.txt", "x")), "is a file", ()),
+    "evaluate out under a file": lambda b: (evaluate(b, b.file("taken.txt", "x") / "e"), "is under the file", ()),
+    "evaluate out read-only": lambda b: (evaluate(b, read_only(b, b.work / "locked")), "cannot be written", ()),
+    "evaluate out holds user files": lambda b: (evaluate(b, b.file("mine/notes.md", "# notes").parent),
+                                                "not a sage evaluation report", (b.work / "mine",)),
 }
 
 
@@ -322,6 +391,101 @@ def dead_retriever(userinfo: str = "") -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://{userinfo}127.0.0.1:{port}/retrieve"
+
+
+# --- #22's bad inputs, made as a user would make them
+
+def kept_run(bench: Bench) -> Path:
+    """A finished run with a kept pair, and a benchmark file beside it (bench/b.json) asking its question."""
+    run = with_a_kept_pair(bench.run_copy())
+    question = json.loads((run / "records.jsonl").read_text().splitlines()[0])["question"]
+    bench.file("bench/b.json", json.dumps([{"question": question, "answer": "x"}]))
+    return run
+
+
+def decontaminate(bench: Bench, run: Path, out: Path) -> list:
+    return ["decontaminate", run, "-b", bench.work / "bench/b.json", "--out", out]
+
+
+def earlier_export(bench: Bench, disk_full: bool = False) -> Path:
+    """exp/, an export of kept/ (a finished run with a kept pair); then, optionally, a disk that fills up while
+    a format is written."""
+    result = invoke("export", with_a_kept_pair(bench.run_copy("kept")), "--out", bench.work / "exp", "--splits",
+                    "train=1")  # one kept pair: one split (an empty one is refused)
+    assert result.exit_code == 0, result.output
+    if disk_full:
+        from sage_dspy.dataset.formats import verl
+
+        def full(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        bench.monkeypatch.setattr(verl, "write", full)
+    return bench.work / "exp"
+
+
+def user_run_inside_an_export(bench: Bench) -> Path:
+    """`sage export runs/r --out exp && cp -r runs/r exp/myrun`: the user's run now lives in the export."""
+    return Path(shutil.copytree(bench.finished, earlier_export(bench) / "myrun"))
+
+
+def real_index(bench: Bench) -> Path:
+    """The cached index of the tiny corpus, as `sage generate` builds it under artifacts/indexes/<fingerprint>."""
+    from sage_dspy.search.corpus_index import open_corpus_index
+
+    index = open_corpus_index(bench.corpus, root=bench.work / "artifacts" / "indexes")
+    return bench.work / "artifacts" / "indexes" / index.fingerprint
+
+
+def users_config_and_records(bench: Bench) -> Path:
+    bench.file("mine/config.json", json.dumps({"model": "gpt-4o", "temperature": 0}))
+    return bench.file("mine/records.jsonl", '{"seed_id": "s1", "target": 2}\n').parent
+
+
+def with_a_foreign_seed(run: Path) -> Path:
+    """A seed-shaped line appended by hand: the final rewrite keeps the run's seeds only."""
+    line = json.loads((run / "records.jsonl").read_text().splitlines()[0])
+    with (run / "records.jsonl").open("a") as records:
+        records.write(json.dumps({**line, "seed_id": "mine-1"}) + "\n")
+    return run
+
+
+def disk_full_in_index_build(bench: Bench) -> Path:
+    """A corpus whose index is not built yet, and a disk that fills up while its arrays are saved."""
+    import numpy
+
+    real = numpy.save
+
+    def save(file, *args, **kwargs):
+        if ".building-" in str(file):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(file, *args, **kwargs)
+
+    bench.monkeypatch.setattr(numpy, "save", save)
+    return bench.corpus
+
+
+def records_as_a_folder(run: Path) -> Path:
+    (run / "records.jsonl").unlink()
+    (run / "records.jsonl").mkdir()
+    return run
+
+
+def with_field(run: Path, name: str, value) -> Path:
+    """The run with its first record's `name` set to `value` by hand."""
+    records = (run / "records.jsonl").read_text().splitlines()
+    records[0] = json.dumps({**json.loads(records[0]), name: value})
+    (run / "records.jsonl").write_text("\n".join(records) + "\n")
+    return run
+
+
+def solve(bench: Bench, out: Path) -> list:
+    return ["solve", "--questions", bench.file("q.jsonl", '{"question": "Who?", "answer": "Ada"}\n'), "--corpus",
+            bench.corpus, "--out", out]
+
+
+def evaluate(bench: Bench, out: Path) -> list:
+    return ["evaluate", "--no-track", "--seeds", "2", "--targets", "2-3", "--k", "2", "--rounds", "1", "--corpus",
+            bench.corpus, "--out", out]
 
 
 def snapshot(folders) -> dict:

@@ -121,7 +121,8 @@ def test_search_r1_rows_claim_the_chosen_dataset_name(run_dir, tmp_path):
     assert result.exit_code == 0, result.output
     assert {r["data_source"] for r in rows(tmp_path / "out" / "search-r1" / "train.parquet")} == {"musique"}
     assert {r["data_source"] for r in rows(tmp_path / "out" / "verl" / "train.parquet")} == {"searchR1_musique"}
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["export.json", "removed.jsonl", "search-r1",
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".sage-output.json", "export.json",
+                                                                     "removed.jsonl", "search-r1",
                                                                      "verl"]
 
 
@@ -405,7 +406,7 @@ def test_a_new_export_replaces_an_earlier_one_in_the_same_folder(run_dir, tmp_pa
     assert invoke("export", run_dir, "--format", ALL_FORMATS, "--out", out).exit_code == 0
     result = invoke("export", run_dir, "--format", "search-r1", "--out", out)
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["export.json", "removed.jsonl", "search-r1"]
+    assert sorted(p.name for p in out.iterdir()) == [".sage-output.json", "export.json", "removed.jsonl", "search-r1"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
@@ -456,7 +457,7 @@ def test_a_folder_without_records_is_refused(tmp_path):
 def test_an_occupied_folder_that_is_no_export_is_refused(run_dir, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("mine")
-    assert_one_line_error(invoke("export", run_dir, "--out", tmp_path / "out"), "holds no earlier export")
+    assert_one_line_error(invoke("export", run_dir, "--out", tmp_path / "out"), "holds files that are not a sage export")
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["notes.txt"]
 
 

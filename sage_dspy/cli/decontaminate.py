@@ -1,7 +1,5 @@
 """`sage decontaminate`: the kept pairs of one or more runs checked against benchmark questions."""
 
-import json
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,16 +8,8 @@ import typer
 from sage_dspy.cli import printing
 from sage_dspy.cli.options import fail
 from sage_dspy.dataset.benchmarks import load_benchmark
-from sage_dspy.dataset.decontaminate import find_contamination
+from sage_dspy.dataset.decontaminate import check_report_path, find_contamination, write_report
 from sage_dspy.dataset.pairs import read_runs
-
-
-def _write_atomically(path: Path, data: dict) -> None:
-    """A temporary name, then a rename: a killed command never leaves half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(partial, path)
 
 
 def decontaminate_command(
@@ -37,6 +27,8 @@ def decontaminate_command(
         fail("no run folder given; pass one or more RUN_DIR written by `sage generate`")
     if not benchmark:
         fail("no benchmark given; pass --benchmark FILE_OR_NAME (repeat it for several)")
+    if out_file:
+        check_report_path(out_file, inputs=[*run_dirs, *(Path(source) for source in benchmark)])
     _, pairs = read_runs(run_dirs)
     report = find_contamination(pairs, [load_benchmark(source) for source in benchmark])
     printing.contamination(report, listed_all=out_file is not None)
@@ -46,5 +38,5 @@ def decontaminate_command(
         folders = {run_dir.name: str(run_dir) for run_dir in run_dirs}
         for flag in data["flags"]:
             flag["run"] = folders[pairs[flag["record"]]["source_run"]]
-        _write_atomically(out_file, data)
+        write_report(out_file, data)
         printing.out.print(f"report: {out_file}", highlight=False)

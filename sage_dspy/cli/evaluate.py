@@ -13,7 +13,7 @@ from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile,
                                    lm_settings, parse_targets, ray_engine)
 from sage_dspy.lm.roles import ROLES
 from sage_dspy.programs import RECIPES
-from sage_dspy.runs.evaluate import DEFAULT_RECIPES, evaluate_recipes
+from sage_dspy.runs.evaluate import DEFAULT_RECIPES, check_outputs, evaluate_recipes
 from sage_dspy.runs.evaluate_report import write_report
 from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.search.corpus_index import open_corpus
@@ -62,6 +62,8 @@ def evaluate_command(
                           role_options=role_options, protocol=check_protocol(protocol),
                           retriever=check_url(retriever) if retriever else "")
     lm = ", ".join(sorted(set(base.lms.values())))
+    folder = out_dir or ARTIFACTS / "evaluations" / f"{base.corpus_label()}-seed{random_seed}"
+    check_outputs(base, chosen, ARTIFACTS / "runs", folder)  # before the corpus is read or any recipe runs
     engine = ray_engine(ray)  # no Ray installed, or no Ray address: said before the corpus is read
     passages = open_corpus(corpus, retriever=base.retriever, root=base.index_root)
     tracking_uri = tracking.configure_tracking(root=ARTIFACTS) if track else ""
@@ -69,7 +71,6 @@ def evaluate_command(
                                breaker=breaker_limits(settings),
                                on_recipe=lambda name, reused: printing.status(
                                    f"{name}: {'reused an earlier run' if reused else 'done'}"))
-    folder = out_dir or ARTIFACTS / "evaluations" / f"{base.corpus_label()}-seed{random_seed}"
     header = (f"Corpus `{corpus}`, {seeds} seeds, targets {low}-{high}, K={k}, up to {rounds} rounds, "
               f"LM `{lm}`, {protocol} protocol.")
     report = write_report(results, folder, header)

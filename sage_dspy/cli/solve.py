@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from sage_dspy.environment import ARTIFACTS
+from sage_dspy.outputs import SOLVE, check_output_folder
 from sage_dspy.cli import printing
 from sage_dspy.cli.options import (ApiBase, ConfigFile, LmParseRetries, LmRetries, LmSeed, LmTimeout, MaxTokens,
                                     Retriever, lm_settings)
@@ -35,6 +36,7 @@ def solve_command(
     retriever: Retriever = None,
 ) -> None:
     """Run the search agent alone on real questions: pass@K, Avg@K and searches by hop count."""
+    check_output_folder(out_dir, SOLVE)  # a file, read-only or someone else's folder: said before any work
     roles = ("solver", "judge")
     settings = lm_settings(config_file, {"solver": lm, "judge": judge_lm or lm}, api_base=api_base,
                            max_tokens=max_tokens, seed=lm_seed, timeout=lm_timeout, retries=lm_retries,

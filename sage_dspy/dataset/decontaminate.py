@@ -12,13 +12,17 @@ Measured on a labelled set built from the bundled benchmark lists (bench/deconta
 flagged, and benchmark-style questions about other entities are not.
 """
 
+import json
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sage_dspy.answers import normalize_answer
 from sage_dspy.dataset.anchors import anchor_agreement, anchors, plain_words
 from sage_dspy.dataset.benchmarks import Benchmark, BenchmarkItem
 from sage_dspy.dataset.minhash import LSHIndex, MinHasher, jaccard, shingles, words
+from sage_dspy.outputs import check_output_file, disk_full_as_one_line
 
 EXACT = "exact question"
 NGRAM = "benchmark 2-gram coverage"
@@ -198,3 +202,34 @@ def _unique_names(benchmarks: list[Benchmark]) -> list[str]:
         seen[benchmark.name] = seen.get(benchmark.name, 0) + 1
         names.append(benchmark.name if seen[benchmark.name] == 1 else f"{benchmark.name}#{seen[benchmark.name]}")
     return names
+
+
+REPORT_KEYS = ("records", "flagged_records", "benchmarks", "counts", "flags")  # Report.to_dict's; a run adds "runs"
+REPORT = "contamination report"
+
+
+def is_report(path: Path) -> bool:
+    """Whether `path` holds a report `write_report` wrote: a JSON object with every key of one."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and all(key in data for key in REPORT_KEYS)
+
+
+def check_report_path(path: Path, inputs: list[Path]) -> None:
+    """Before any work: --out may replace an earlier report only, never an input or a file of the user's."""
+    check_output_file(path, is_report, what=REPORT, inputs=[*inputs, *(Path(i) / "records.jsonl" for i in inputs)])
+
+
+def write_report(path: Path, data: dict) -> None:
+    """A temporary name, then a rename: a killed command or a full disk never leaves half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        with disk_full_as_one_line(path, "nothing was written"):
+            partial.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, path)

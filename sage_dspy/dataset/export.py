@@ -1,8 +1,9 @@
 """`export` as a library call: finished run folders in, one folder per training format out.
 
 Everything is written into a staging folder beside `out` and moved into place with one rename, so a failure
-leaves either the previous export or nothing, never half of one. An existing `out` is replaced only when it
-holds an earlier export (its MANIFEST); any other non-empty folder is refused.
+leaves either the previous export or nothing, never half of one (a full disk included). An existing `out` is
+replaced only when it holds an earlier export and nothing else (outputs.py's rule: a run copied into it would
+go with it); any other non-empty folder, and a folder inside another output of sage's, is refused.
 """
 
 import json
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sage_dspy.errors import SageError
+from sage_dspy.outputs import EXPORT, check_output_folder, disk_full_as_one_line, foreign_entries, mark
 from sage_dspy.dataset.benchmarks import Benchmark
 from sage_dspy.dataset.context import ExportContext
 from sage_dspy.dataset.decontaminate import find_contamination
@@ -103,7 +105,7 @@ def export(run_dirs: list[Path], out: Path, formats: tuple[str, ...], ratios: di
     check_data_source(data_source)
     if min_per_split < 1:
         raise ExportError(f"--min-per-split {min_per_split} would allow empty splits; give 1 or more")
-    _check_out(Path(out))
+    check_out(Path(out))
     runs, pairs = read_runs([Path(d) for d in run_dirs])
     pairs, removals = select_pairs(pairs, benchmarks)
     if not pairs:
@@ -118,18 +120,9 @@ def export(run_dirs: list[Path], out: Path, formats: tuple[str, ...], ratios: di
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
-        rows = {name: FORMATS[name].write(splits, staging / name, context) for name in formats}
-        for name, counts in rows.items():  # SFT formats leave out pairs without a demonstration
-            _check_sizes(counts, min_per_split, f"{name} rows")
-        counts = {name: len(split_pairs) for name, split_pairs in splits.items()}
-        with (staging / REMOVED).open("w", encoding="utf-8") as sink:
-            sink.writelines(json.dumps(removal, ensure_ascii=False) + "\n" for removal in removals)
-        manifest = {"runs": [str(Path(d)) for d in run_dirs], "formats": rows, "splits": counts,
-                    "ratios": ratios, "split_seed": split_seed, "data_source": data_source,
-                    "license": context.license, "removed": removal_counts(removals),
-                    "benchmarks": [benchmark.name for benchmark in benchmarks],
-                    "trainer_settings": settings.to_dict() if settings else None}
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        with disk_full_as_one_line(out, "nothing was written and any earlier export there is as it was"):
+            rows, counts = _write_formats(staging, run_dirs, formats, splits, removals, context, benchmarks,
+                                          settings, min_per_split)
         _publish(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -143,13 +136,37 @@ def _check_sizes(counts: dict[str, int], minimum: int, what: str) -> None:
                           "leave the split out (as in --splits train=1)")
 
 
+def _write_formats(staging: Path, run_dirs: list[Path], formats: tuple[str, ...], splits: dict, removals: list[dict],
+                   context: ExportContext, benchmarks: list[Benchmark], settings, min_per_split: int
+                   ) -> tuple[dict, dict]:
+    """Every format, removed.jsonl and the manifest into `staging`; rows per format, pairs per split."""
+    mark(staging, EXPORT)
+    rows = {name: FORMATS[name].write(splits, staging / name, context) for name in formats}
+    for name, format_rows in rows.items():  # SFT formats leave out pairs without a demonstration
+        _check_sizes(format_rows, min_per_split, f"{name} rows")
+    counts = {name: len(split_pairs) for name, split_pairs in splits.items()}
+    with (staging / REMOVED).open("w", encoding="utf-8") as sink:
+        sink.writelines(json.dumps(removal, ensure_ascii=False) + "\n" for removal in removals)
+    manifest = {"runs": [str(Path(d)) for d in run_dirs], "formats": rows, "splits": counts,
+                "ratios": context.ratios, "split_seed": context.split_seed, "data_source": context.data_source,
+                "license": context.license, "removed": removal_counts(removals),
+                "benchmarks": [benchmark.name for benchmark in benchmarks],
+                "trainer_settings": settings.to_dict() if settings else None}
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return rows, counts
+
+
 def _default_license(runs) -> str:
     return BUNDLED_LICENSE if all(run.settings.get("corpus") == "bundled" for run in runs) else UNKNOWN_LICENSE
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
-        raise ExportError(f"{out} exists and holds no earlier export; pass a new or empty --out folder")
+def check_out(out: Path) -> None:
+    """Before any work: `out` is new, empty, or an earlier export holding only what export writes there."""
+    check_output_folder(out, EXPORT)
+    others = foreign_entries(out, (*FORMATS, REMOVED, MANIFEST)) if out.is_dir() and any(out.iterdir()) else []
+    if others:
+        raise ExportError(f"--out {out} holds an earlier export and files export did not write ({', '.join(others)}); "
+                          "re-exporting replaces the folder whole: move them out, or pass another --out")
 
 
 def _publish(staging: Path, out: Path) -> None:

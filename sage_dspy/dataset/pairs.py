@@ -12,6 +12,7 @@ from pathlib import Path
 from sage_dspy.errors import SageError
 from sage_dspy.jsonl import read_jsonl, torn_tail
 from sage_dspy.runs.folder import RECORDS_FILE, SETTINGS_FILE, TRACKING_FILE
+from sage_dspy.runs.records import shape_problem
 
 SUMMARY_FILE = "summary.json"
 
@@ -39,9 +40,15 @@ def read_run(folder: Path) -> tuple[Run, list[dict]]:
     name, so pairs of several runs can be told apart."""
     folder = Path(folder)
     records_path = folder / RECORDS_FILE
+    if records_path.exists() and not records_path.is_file():
+        raise RunNotReadyError(f"{records_path} is not a file; pass a run folder written by `sage generate --out`")
     if not records_path.is_file():
         raise RunNotReadyError(f"{folder} holds no {RECORDS_FILE}; pass a folder written by `sage generate --out`")
     records, torn = _read_lines(records_path)
+    for number, record in enumerate(records, start=1):
+        if problem := shape_problem(record, resumable=False):
+            raise RunNotReadyError(f"run records {records_path}: line {number} {problem}; fix or delete that line "
+                                   f"(delete: its seed runs again with `sage generate --out {folder}`)")
     if not records and not torn:
         raise RunNotReadyError(f"{folder}/{RECORDS_FILE} holds no records; run `sage generate --out {folder}` "
                                "to completion first")

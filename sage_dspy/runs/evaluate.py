@@ -15,7 +15,8 @@ from sage_dspy.method.feedback import MIN_KEPT_SEARCHES
 from sage_dspy.runs.config import GenerateConfig, identified
 from sage_dspy.runs.generate import generate
 from sage_dspy.runs.summary import summarize
-from sage_dspy.runs.folder import RECORDS_FILE, run_settings
+from sage_dspy.outputs import REPORT, check_output_folder
+from sage_dspy.runs.folder import RECORDS_FILE, check_out_folder, run_settings
 
 DEFAULT_RECIPES = ("generator_only", "resample", "sage")
 def as_of_round(record: dict, rounds: int) -> dict:
@@ -65,6 +66,20 @@ def read_records(folder: Path) -> list[dict]:
                       fix=f"re-run `sage generate --out {folder} --fresh` to write it anew")
 
 
+def check_outputs(base: GenerateConfig, recipes: tuple[str, ...], runs_root: Path, report: Path) -> None:
+    """Before any recipe runs: the report folder, and the run folder of each recipe that has no earlier run
+    to reuse, can take what evaluate writes (outputs.py's rule), so a bad --out never costs a whole evaluation."""
+    check_output_folder(report, REPORT)
+    for recipe in recipes:
+        config = _recipe_config(base, recipe, runs_root)
+        if find_previous_run(config, runs_root) is None:
+            check_out_folder(config.out_dir)
+
+
+def _recipe_config(base: GenerateConfig, recipe: str, runs_root: Path) -> GenerateConfig:
+    return replace(base, recipe=recipe, out_dir=runs_root / f"{base.corpus_label()}-{recipe}")
+
+
 def evaluate_recipes(base: GenerateConfig, recipes: tuple[str, ...], runs_root: Path, *, passages=None,
                      on_recipe=None, workers: int = 1, engine=None, breaker=None) -> dict[str, dict]:
     """Each recipe on the same seeds and targets: {recipe: {"records", "folder", "reused", "by_round"}}.
@@ -76,7 +91,7 @@ def evaluate_recipes(base: GenerateConfig, recipes: tuple[str, ...], runs_root: 
     results = {}
     with engine.session() if engine is not None else contextlib.nullcontext():
         for recipe in recipes:
-            config = replace(base, recipe=recipe, out_dir=runs_root / f"{base.corpus_label()}-{recipe}")
+            config = _recipe_config(base, recipe, runs_root)
             previous = find_previous_run(config, runs_root)
             if previous is not None:
                 records, folder, reused = read_records(previous), previous, True

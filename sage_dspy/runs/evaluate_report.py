@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+from sage_dspy.outputs import REPORT, mark
+
 COLUMNS = ("correct_pct", "accepted_pct", "avg_at_k", "mean_searches")
 HEADERS = ("% correct", "% accepted", "Avg@K", "mean searches")
 
@@ -91,7 +93,7 @@ def plot_accepted_by_round(results: dict[str, dict], path: Path) -> Path:
 
 
 def write_report(results: dict[str, dict], folder: Path, header: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
+    mark(folder, REPORT)
     searches = plot_searches_by_recipe(results, folder / "searches_vs_target.png")
     accepted = plot_accepted_by_round(results, folder / "accepted_by_round.png")
     reuse = [f"- `{recipe}`: {'reused' if r['reused'] else 'ran'} `{r['folder']}`" for recipe, r in results.items()]

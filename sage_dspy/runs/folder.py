@@ -12,7 +12,6 @@ a run of ours (the user's own files) is refused before anything in it is touched
 """
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
@@ -20,10 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sage_dspy.errors import SageError
+from sage_dspy import outputs
+from sage_dspy.outputs import LOCK_FILE, RUN, OutputError, check_output_folder, mark
 from sage_dspy.jsonl import iter_jsonl, torn_tail
 from sage_dspy.redact import redact
 from sage_dspy.method.failures import JUDGE, is_service_kind, kind_of_entry
-from sage_dspy.runs.records import dataset_row
+from sage_dspy.runs.records import dataset_row, shape_problem
 
 SETTINGS_FILE = "config.json"
 RECORDS_FILE = "records.jsonl"
@@ -38,56 +39,32 @@ INDEX_SETTING = "retriever_index"  # which index the retrieval server serves (se
 RECORDED_SINCE = (INDEX_SETTING,)
 
 
-LOCK_FILE = ".lock"  # flock'ed by the one process writing the folder; holds its pid for the message of a second
+# LOCK_FILE (outputs.py): flock'ed by the one process writing the folder; holds its pid for the message of a second
 
 
 class RunMismatchError(SageError, ValueError):
     """The output folder holds a run made with other settings."""
 
 
-class RunFolderError(SageError, ValueError):
+class RunFolderError(OutputError):
     """An output folder that cannot hold this run: a file, read-only, not a run, in use, corrupt, or full."""
 
 
 def check_out_folder(folder: Path) -> None:
-    """Refuse, before any work, an --out that cannot become a run folder: a file, under a file, read-only, or
-    a folder of other files. Nothing is created or changed."""
+    """Refuse, before any work, an --out that cannot become a run folder (outputs.py's rule: a file, under a
+    file, read-only, inside another output of sage's, or a folder of other files). Nothing is created or changed.
+    An empty records file alone is what a run killed before writing its settings leaves: still empty."""
     folder = Path(folder)
-    existing = next(p for p in (folder, *folder.parents) if p.exists())  # "." or "/" at the latest
-    if existing.exists() and not existing.is_dir():
-        where = "is a file" if existing == folder else f"is under the file {existing}"
-        raise RunFolderError(f"--out {folder} {where}; pass a folder (new or a run of `sage generate`)")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise RunFolderError(f"--out {folder} cannot be written ({existing} is read-only); pass a folder you can "
-                             "write to")
-    if existing == folder and not _empty_or_ours(folder):
-        raise RunFolderError(f"--out {folder} holds files that are not a sage run (no {SETTINGS_FILE}); nothing "
-                             "was touched: pass an empty or new folder")
+    records = folder / RECORDS_FILE
+    killed_early = (RECORDS_FILE,) if records.is_file() and records.stat().st_size == 0 else ()
+    check_output_folder(folder, RUN, empty_enough=killed_early)
+    if records.exists() and not records.is_file():  # never replaced, not even with --fresh: sage did not make it
+        raise RunFolderError(f"run records {records} is not a file; move it out of the way, or pass another --out")
 
 
-def _empty_or_ours(folder: Path) -> bool:
-    """A run of ours has config.json; a folder is empty enough with only our lock and an empty records file
-    (what a run killed before writing its settings leaves)."""
-    if (folder / SETTINGS_FILE).is_file():
-        return True
-    for entry in folder.iterdir():
-        if entry.name == LOCK_FILE or (entry.name == RECORDS_FILE and entry.is_file() and
-                                       entry.stat().st_size == 0):
-            continue
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def disk_full_as_one_line(path: Path) -> Iterator[None]:
+def disk_full_as_one_line(path: Path):
     """ENOSPC while writing `path` becomes one line: what is on disk already stays, and a re-run resumes."""
-    try:
-        yield
-    except OSError as error:
-        if error.errno != errno.ENOSPC:
-            raise
-        raise RunFolderError(f"no space left on the device while writing {path}; the seeds finished so far are "
-                             "saved: free some space, then re-run the same command to resume") from None
+    return outputs.disk_full_as_one_line(path, "the seeds finished so far are saved (the same command resumes)")
 
 
 def run_settings(settings: dict) -> dict:
@@ -132,11 +109,13 @@ class RunFolder:
             check_out_folder(self.folder)  # as it is now that no one else can change it
             yield self
 
-    def open(self) -> list[dict]:
-        """Prepare the folder and return the records of seeds already finished (none for a new run)."""
+    def open(self, seed_keys: set[str] | None = None) -> list[dict]:
+        """Prepare the folder and return the records of seeds already finished (none for a new run). A record of
+        a seed not in `seed_keys` (when the run's seeds are known up front) is refused before anything changes."""
         self.folder.mkdir(parents=True, exist_ok=True)
         settings_file = self.folder / SETTINGS_FILE
         if self.fresh or not self.records_path.exists():
+            mark(self.folder, RUN)  # first, before anything else of the run goes in
             self.records_path.write_text("", encoding="utf-8")
             (self.folder / TRACKING_FILE).unlink(missing_ok=True)  # it named the MLflow run of other records
         elif settings_file.exists():
@@ -159,6 +138,9 @@ class RunFolder:
             self.endpoint_changed = ENDPOINTS_SETTING in saved and \
                 saved[ENDPOINTS_SETTING] != self.settings.get(ENDPOINTS_SETTING, {})
         finished = self._finished_records()  # a corrupt line is refused before anything is rewritten
+        if seed_keys is not None:
+            self._check_only(finished, seed_keys)
+        mark(self.folder, RUN)  # a run from before the marker gets one once it is known to resume (else: no-op)
         with disk_full_as_one_line(settings_file):
             settings_file.write_text(json.dumps(self.settings, indent=2), encoding="utf-8")
         return finished
@@ -188,11 +170,21 @@ class RunFolder:
         recover = "to recover, delete that line (its seed runs again) or pass --fresh to start over"
         records = []
         for number, record in enumerate(iter_jsonl(self.records_path, label="run records", fix=recover), start=1):
-            if not isinstance(record.get("seed_id"), str) or "target" not in record:
-                raise RunFolderError(f"run records {self.records_path}: line {number} is not a seed's record (no "
-                                     f"seed_id or target); {recover}")
+            problem = shape_problem(record)
+            if problem:
+                raise RunFolderError(f"run records {self.records_path}: line {number} {problem}; {recover}")
             records.append(record)
         return records
+
+    def _check_only(self, finished: list[dict], seed_keys: set[str]) -> None:
+        """Refuse a record of a seed this run does not draw (a line added by hand, or copied from another run):
+        the final rewrite keeps the run's seeds only, so it would be dropped without a word."""
+        for number, record in enumerate(finished, start=1):
+            if record_key(record) not in seed_keys:
+                raise RunFolderError(f"run records {self.records_path}: line {number} (seed {record['seed_id']!r}) "
+                                     "is not one "
+                                     "of this run's seeds and would be dropped when it finishes; move that line to "
+                                     "a file of your own, or pass another --out")
 
     def append(self, record: dict) -> None:
         """One finished seed, on disk before the next one starts; redacted, like everything a run writes."""

@@ -90,7 +90,10 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
     program = build_program(config, index, lms, program_folder, parallel_attempts)
     if lms.endpoints():  # runs on the offline LM read as before
         run.settings[ENDPOINTS_SETTING] = lms.endpoints()
-    finished = run.open()
+    # --seeds M: the seeds are known now, so a record of another seed is refused before the folder changes
+    tasks = None if config.accepted else draw_seeds(passages, config.seeds, (config.min_target, config.max_target),
+                                                    config.random_seed)
+    finished = run.open(None if tasks is None else {key_of(task) for task in tasks})
     done = done_records(finished, endpoint_changed=run.endpoint_changed)
     budget = CallBudget(max_calls, max_cost=max_cost, prices=in_use)
     for record in finished:
@@ -112,18 +115,15 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
                                                            on_record, workers, seeds_runner, preflight)
             return _finish(config, run, records, summary | {"judge_calibration": calibration}, in_use, prices,
                            passages, beyond)
-        records, summary = _run_seed_count(config, program, lms, passages, run, done, budget, on_record, workers,
-                                           seeds_runner, preflight)
+        records, summary = _run_seed_count(config, tasks, program, lms, passages, run, done, budget, on_record,
+                                           workers, seeds_runner, preflight)
         return _finish(config, run, records, summary | {"judge_calibration": calibration}, in_use, prices, passages)
 
 
-def _run_seed_count(config: GenerateConfig, program, lms: RoleLMs, passages: Sequence[Passage], run: RunFolder,
-                    done: dict[str, dict], budget: CallBudget, on_record, workers: int, seeds_runner,
+def _run_seed_count(config: GenerateConfig, tasks: list, program, lms: RoleLMs, passages: Sequence[Passage],
+                    run: RunFolder, done: dict[str, dict], budget: CallBudget, on_record, workers: int, seeds_runner,
                     preflight: Callable[[], None]) -> tuple[list[dict], dict]:
-    """`--seeds M`: the M seeds drawn at once, those a resumed run finished skipped."""
-
-    tasks = draw_seeds(passages, config.seeds, (config.min_target, config.max_target),
-                       config.random_seed)
+    """`--seeds M`: the M seeds `tasks` drawn at once, those a resumed run finished skipped."""
     if len(tasks) < config.seeds:  # one seed per passage: say so rather than quietly run fewer
         warnings.warn(f"the corpus has {len(passages)} passage(s), so this run has {len(tasks)} seed(s), "
                       f"not the {config.seeds} asked for; give a larger corpus for more")

@@ -132,3 +132,20 @@ def dataset_row(record: dict) -> dict:
     """The kept pair alone, as a training or evaluation example."""
     keys = ("question", "answer", "answer_type", "target", "searches", "supporting_ids", "seed_id", "lms")
     return {key: record[key] for key in keys}
+
+
+# The fields every reader walks into: a hand-edited line with another type there would crash far from its cause.
+LIST_FIELDS = ("rounds", "supporting_ids")
+
+
+def shape_problem(record: dict, *, resumable: bool = True) -> str:
+    """What makes `record` not a seed's record, or "": the fields every reader relies on, by type; and for a
+    run to resume (`resumable`), the seed id and target that say which seed it is."""
+    if resumable and (not isinstance(record.get("seed_id"), str) or "target" not in record):
+        return "is not a seed's record (no seed_id or target)"
+    for name in LIST_FIELDS:
+        if name in record and not isinstance(record[name], list):
+            return f"has {name} of type {type(record[name]).__name__}, not a list"
+    if not all(isinstance(past, dict) and isinstance(past.get("attempts", []), list) for past in record.get("rounds", [])):
+        return "has rounds that are not objects with a list of attempts"
+    return ""

@@ -19,6 +19,7 @@ from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.runs.preflight import check_retriever
 from sage_dspy.search.tool import SearchTool, open_searcher
 from sage_dspy.method.solver import Solver
+from sage_dspy.outputs import SOLVE, mark
 from sage_dspy.redact import redact
 
 
@@ -111,7 +112,7 @@ def solve(config: SolveConfig, passages, on_row=None) -> tuple[list[dict], dict]
     lms = RoleLMs.from_specs(config.lms, role_options=config.role_options, **config.lm_options)
     solver, judge = Solver(SearchTool(index)), AnswerJudge()
     rows = []
-    config.out_dir.mkdir(parents=True, exist_ok=True)
+    mark(config.out_dir, SOLVE)
     with (config.out_dir / "answers.jsonl").open("w", encoding="utf-8") as sink:
         for item in questions:
             row = solve_one(solver, judge, lms, item, config.k)

@@ -40,8 +40,18 @@ import bm25s
 import numpy as np
 from bm25s.scoring import _build_idf_array, _select_idf_scorer
 
+from sage_dspy.errors import SageError
 from sage_dspy.search.passages import Passage
 from sage_dspy.search.store import PassageWriter
+
+
+class UnsearchableCorpusError(SageError, ValueError):
+    """No passage has a word the index keeps: every search would find nothing."""
+
+    def __init__(self, passages: int):
+        super().__init__(f"none of the {passages} passages has a searchable word (only stopwords, numbers or "
+                         "punctuation); give a corpus of real text, or pick its text column with --text-field")
+
 
 CHUNK_PASSAGES = 100_000  # passages tokenised at a time
 BLOCK_POSTINGS = 10_000_000  # postings scored and written at a time in the merge
@@ -64,7 +74,7 @@ def write_index(passages: Iterable[Passage], directory: Path, tokenize: Callable
         vocab, df, lengths, chunks, (fingerprint, n_passages) = _spill_chunks(
             passages, directory, spill, tokenize, indexed_text, chunk_passages)
         if not lengths.any():
-            raise ValueError(f"none of the {n_passages} passages has a searchable word; index real text")
+            raise UnsearchableCorpusError(n_passages)
         indptr = np.zeros(len(df) + 1, dtype=np.int64)
         np.cumsum(df, out=indptr[1:])
         idf = _build_idf_array(dict(enumerate(df.tolist())), n_docs=n_passages,

@@ -203,11 +203,13 @@ def _quiet_datasets() -> Iterator[None]:
     """No "Generating train split" bars on stderr; the caller's own setting is restored afterwards."""
     import datasets
 
-    was_disabled = datasets.are_progress_bars_disabled()
+    was_disabled, verbosity = datasets.are_progress_bars_disabled(), datasets.logging.get_verbosity()
     datasets.disable_progress_bars()
+    datasets.logging.set_verbosity(datasets.logging.CRITICAL)  # its "Failed to read schema" line: we say it once
     try:
         yield
     finally:
+        datasets.logging.set_verbosity(verbosity)
         if not was_disabled:
             datasets.enable_progress_bars()
 

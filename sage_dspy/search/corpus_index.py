@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sage_dspy.environment import ARTIFACTS
+from sage_dspy.outputs import disk_full_as_one_line
 from sage_dspy.search.corpus import (CorpusError, load_corpus, non_empty, PASSAGE_WORDS, read_corpus, ReadCount,
                                     READER_VERSION, source_files)
 from sage_dspy.search.identity import read_index_identity
@@ -108,11 +109,8 @@ def _open_store(source: str | Path, root: Path, options: dict) -> tuple[Sequence
     stores.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=stores))
     try:
-        writer = PassageWriter(staging)
-        for batch in batches(non_empty(passages, label), STORE_BATCH):
-            writer.add(batch)
-        fingerprint, count = writer.close()
-        (staging / STORE_META).write_text(json.dumps({"fingerprint": fingerprint, "passages": count}))
+        with disk_full_as_one_line(stores, "nothing of the new passage store was kept"):
+            fingerprint = _write_store(staging, non_empty(passages, label))
         if not _is_store_of(stores / fingerprint, fingerprint):
             try:
                 os.rename(staging, stores / fingerprint)
@@ -123,6 +121,15 @@ def _open_store(source: str | Path, root: Path, options: dict) -> tuple[Sequence
         shutil.rmtree(staging, ignore_errors=True)
     _remember(record, fingerprint, source, {**identity, "split_documents": reading.split_documents})
     return PassageStore(stores / fingerprint, fingerprint), reading.split_documents
+
+
+def _write_store(staging: Path, passages) -> str:
+    writer = PassageWriter(staging)
+    for batch in batches(passages, STORE_BATCH):
+        writer.add(batch)
+    fingerprint, count = writer.close()
+    (staging / STORE_META).write_text(json.dumps({"fingerprint": fingerprint, "passages": count}))
+    return fingerprint
 
 
 def _is_store_of(directory: Path, fingerprint: str) -> bool:

@@ -12,14 +12,20 @@ import bm25s
 import Stemmer
 
 from sage_dspy.environment import ARTIFACTS
-from sage_dspy.search.build import write_index
+from sage_dspy.outputs import OutputError, disk_full_as_one_line
+from sage_dspy.search.build import (DATA_FILE, INDICES_FILE, INDPTR_FILE, PARAMS_FILE, SPILL_DIR, VOCAB_FILE,
+                                    UnsearchableCorpusError, write_index)
 from sage_dspy.search.passages import Hit, Passage, corpus_fingerprint
 from sage_dspy.search.scorer import SparseScorer
-from sage_dspy.search.store import has_store, PassageStore, write_passages
+from sage_dspy.search.store import STORE_FILES, has_store, PassageStore, write_passages
 
 INDEX_FORMAT = 3  # bump when tokenisation or the saved layout changes: cached indexes are then rebuilt
 # 3: passages in an on-disk store (search/store.py) instead of bm25s's corpus.jsonl read whole at load
 META_FILE = "sage_index.json"  # written last by save(); marks a complete index
+# Every file an index folder has held, in any format so far: bm25s's (with its corpus, before format 3), the
+# passage store's, the metadata. A rebuild removes these and nothing else.
+INDEX_FILES = {META_FILE, DATA_FILE, INDICES_FILE, INDPTR_FILE, VOCAB_FILE, PARAMS_FILE,
+               "nonoccurrence_array.index.npy", "corpus.jsonl", "corpus.mmindex.json", *STORE_FILES}
 
 
 # numba scores a query ~15-50x faster but costs every new process its import and a compiled scorer: ~5.5 s of
@@ -96,7 +102,7 @@ class SearchIndex:
         `write` builds large ones in bounded memory, with the same scores)."""
         tokens = _tokenize([_indexed_text(p) for p in passages])
         if not any(tokens.ids):
-            raise ValueError(f"none of the {len(passages)} passages has a searchable word; index real text")
+            raise UnsearchableCorpusError(len(passages))
         retriever = bm25s.BM25(backend=choose_backend(len(passages)))
         retriever.index(tokens, show_progress=False)
         return cls(retriever, passages)
@@ -130,7 +136,8 @@ class SearchIndex:
         Path(root).mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
         try:
-            fingerprint = cls.write(passages, staging)["fingerprint"]
+            with disk_full_as_one_line(Path(root), "nothing of the new index was kept"):
+                fingerprint = cls.write(passages, staging)["fingerprint"]
             directory = Path(root) / fingerprint
             if not _is_complete(directory, fingerprint):
                 _publish(staging, directory, fingerprint)
@@ -200,7 +207,8 @@ def _is_complete(directory: Path, fingerprint: str) -> bool:
 def _publish(staging: Path, directory: Path, fingerprint: str) -> None:
     """Move a finished index into place with one rename, so a crash never leaves a half index there."""
     if directory.exists() and not _is_complete(directory, fingerprint):
-        shutil.rmtree(directory)  # an index of an older format (or a foreign folder): replace it
+        _check_replaceable(directory)
+        shutil.rmtree(directory)  # an index of an older format, or a folder left empty: replace it
     try:
         os.rename(staging, directory)
     except OSError:
@@ -208,6 +216,17 @@ def _publish(staging: Path, directory: Path, fingerprint: str) -> None:
             raise
 
 
+
+
+def _check_replaceable(directory: Path) -> None:
+    """Only what sage wrote is removed (outputs.py's rule): an index's own files, of any format so far (a half-
+    written or older one is replaced), and its build's spill; anything else there stops the rebuild."""
+    foreign = sorted(entry.name for entry in directory.iterdir()
+                     if not (entry.name == SPILL_DIR and entry.is_dir()) and
+                     not (entry.name in INDEX_FILES and entry.is_file()))
+    if foreign:
+        raise OutputError(f"{directory} is where this corpus's index goes, but it holds files sage did not write "
+                          f"({', '.join(foreign[:3])}); move them out of it, then re-run")
 
 
 def is_index_of(directory: Path, fingerprint: str) -> bool:

@@ -29,6 +29,7 @@ TEXT_FILE = "passages.jsonl"
 OFFSETS_FILE = "passages.offsets.npy"
 IDS_FILE = "passages.ids.npy"
 ID_ROWS_FILE = "passages.id_rows.npy"
+STORE_FILES = (TEXT_FILE, OFFSETS_FILE, IDS_FILE, ID_ROWS_FILE)
 
 
 class PassageWriter:
@@ -83,7 +84,7 @@ def write_passages(passages: Iterable[Passage], directory: Path) -> tuple[str, i
 
 
 def has_store(directory: Path) -> bool:
-    return all((Path(directory) / name).is_file() for name in (TEXT_FILE, OFFSETS_FILE, IDS_FILE, ID_ROWS_FILE))
+    return all((Path(directory) / name).is_file() for name in STORE_FILES)
 
 
 class PassageStore(Sequence):
