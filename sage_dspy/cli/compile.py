@@ -6,7 +6,7 @@ import typer
 
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
-from sage_dspy.cli.options import LmParseRetries
+from sage_dspy.cli.options import AdapterOption, LmParseRetries
 from sage_dspy.cli.options import (ApiBase, ConfigFile, LmRetries, LmSeed, LmTimeout, MaxTokens, Recipe,
                                    Retriever, check_choice, lm_settings, parse_targets)
 from sage_dspy.lm.roles import ALL_ROLES, ROLES
@@ -45,6 +45,7 @@ def compile_command(
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
     lm_parse_retries: LmParseRetries = None,
+    adapter: AdapterOption = None,
     retriever: Retriever = None,
     eval_seeds: Annotated[int, typer.Option(min=0, help="also score on this many held-out seeds, the same for every "
                                                         "compile on the corpus (set aside from train and "
@@ -62,7 +63,7 @@ def compile_command(
     settings = lm_settings(config_file, {"generator": lm, "reviser": lm, "solver": solver_lm, "judge": solver_lm,
                                          "reflection": reflection_lm}, api_base=api_base, max_tokens=max_tokens,
                            seed=lm_seed, timeout=lm_timeout, retries=lm_retries,
-                           parse_retries=lm_parse_retries)
+                           parse_retries=lm_parse_retries, adapter=adapter)
     shared_options, role_options = settings.split(ALL_ROLES)
     config = CompileConfig(
         corpus=corpus, recipe=recipe, optimizer=optimizer, reflection_lm=settings.models["reflection"],

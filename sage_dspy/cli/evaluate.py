@@ -7,7 +7,7 @@ import typer
 
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
-from sage_dspy.cli.options import LmParseRetries
+from sage_dspy.cli.options import AdapterOption, LmParseRetries
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
                                    LmSeed, LmTimeout, MaxTokens, RayAddress, Retriever, Workers, check_protocol, fail,
                                    lm_settings, parse_targets, ray_engine)
@@ -43,6 +43,7 @@ def evaluate_command(
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
     lm_parse_retries: LmParseRetries = None,
+    adapter: AdapterOption = None,
     retriever: Retriever = None,
     workers: Workers = 1,
     ray: RayAddress = None,
@@ -52,7 +53,7 @@ def evaluate_command(
     chosen = _recipes(recipes)
     settings = lm_settings(config_file, {}, lm=lm, api_base=api_base, max_tokens=max_tokens, seed=lm_seed,
                            timeout=lm_timeout, retries=lm_retries,
-                           parse_retries=lm_parse_retries)
+                           parse_retries=lm_parse_retries, adapter=adapter)
     shared_options, role_options = settings.split(ROLES)
     base = GenerateConfig(corpus=corpus, seeds=seeds, min_target=low, max_target=high, rounds=rounds, k=k,
                           random_seed=random_seed, lms=settings.lms(ROLES), lm_options=shared_options,

@@ -11,7 +11,7 @@ from rich.progress import TextColumn
 import sage_dspy
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
-from sage_dspy.cli.options import LmParseRetries
+from sage_dspy.cli.options import AdapterOption, LmParseRetries
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
                                    LmSeed, LmTimeout, MaxTokens, RayAddress, Recipe, Retriever, Workers, check_choice,
                                    check_protocol, lm_settings, parse_targets, ray_engine)
@@ -76,6 +76,7 @@ def generate_command(
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
     lm_parse_retries: LmParseRetries = None,
+    adapter: AdapterOption = None,
     retriever: Retriever = None,
     ray: RayAddress = None,
 ) -> None:
@@ -90,7 +91,7 @@ def generate_command(
     settings = lm_settings(config_file, {"generator": generator_lm, "solver": solver_lm, "judge": judge_lm,
                                          "reviser": reviser_lm}, lm=lm, api_base=api_base, max_tokens=max_tokens,
                            seed=lm_seed, timeout=lm_timeout, retries=lm_retries,
-                           parse_retries=lm_parse_retries)
+                           parse_retries=lm_parse_retries, adapter=adapter)
     shared_options, role_options = settings.split(ROLES)
     config = GenerateConfig(
         corpus=corpus, corpus_fields=fields, seeds=0 if accepted else seeds or 40, accepted=accepted or 0,

@@ -7,8 +7,8 @@ import typer
 
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
-from sage_dspy.cli.options import (ApiBase, ConfigFile, LmParseRetries, LmRetries, LmSeed, LmTimeout, MaxTokens,
-                                    Retriever, lm_settings)
+from sage_dspy.cli.options import (AdapterOption, ApiBase, ConfigFile, LmParseRetries, LmRetries, LmSeed, LmTimeout,
+                                    MaxTokens, Retriever, lm_settings)
 from sage_dspy.runs.solve import SolveConfig, solve
 from sage_dspy.search.corpus_index import open_corpus
 from sage_dspy.search.remote import check_url
@@ -32,13 +32,14 @@ def solve_command(
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
     lm_parse_retries: LmParseRetries = None,
+    adapter: AdapterOption = None,
     retriever: Retriever = None,
 ) -> None:
     """Run the search agent alone on real questions: pass@K, Avg@K and searches by hop count."""
     roles = ("solver", "judge")
     settings = lm_settings(config_file, {"solver": lm, "judge": judge_lm or lm}, api_base=api_base,
                            max_tokens=max_tokens, seed=lm_seed, timeout=lm_timeout, retries=lm_retries,
-                           parse_retries=lm_parse_retries)
+                           parse_retries=lm_parse_retries, adapter=adapter)
     shared_options, role_options = settings.split(roles)
     lm = settings.models["solver"]
     config = SolveConfig(questions=questions, lms=settings.lms(roles), k=k, limit=limit, out_dir=out_dir,

@@ -23,6 +23,7 @@ import dspy
 from dspy.utils.exceptions import LMProviderError
 
 from sage_dspy.lm.cache_key import key_cache_by_endpoint
+from sage_dspy.lm.max_tokens_field import send_max_tokens_to_served_models
 from sage_dspy.lm.usage import count_call
 
 _slots: ContextVar[threading.BoundedSemaphore | None] = ContextVar("sage_call_slots", default=None)
@@ -82,6 +83,7 @@ def is_malformed_reply(error: BaseException) -> bool:
 
 
 key_cache_by_endpoint()
+send_max_tokens_to_served_models()
 
 
 class SageLM(dspy.LM):

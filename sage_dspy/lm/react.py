@@ -6,6 +6,8 @@ call, more than the HTTP call itself. For the chat and JSON adapters and plain v
 lists of JSON data: our observations and tool arguments), the text is written here exactly as
 `ChatAdapter.format_user_message_content` writes it; anything else goes through DSPy with the signature
 cached per key tuple. Predictor names (`react`, `extract`) are unchanged, so saved programs load either way.
+While it runs, its tools' argument schemas are what the json-schema adapter constrains each step to
+(`lm.structured.current_tools`).
 
 Tools given as plain callables are wrapped in `Tool`, a dspy.Tool whose argument check reuses one jsonschema
 validator per argument schema and one pydantic wrapper per argument type, where dspy.Tool builds both at
@@ -23,8 +25,9 @@ import pydantic
 from jsonschema import SchemaError, validators
 
 from sage_dspy.lm.adapter import CACHE_LIMIT, ChatAdapter
+from sage_dspy.lm.structured import JSONAdapter, JSONSchemaAdapter, current_tools
 
-_PLAIN_ADAPTERS = (dspy.ChatAdapter, dspy.JSONAdapter, ChatAdapter)
+_PLAIN_ADAPTERS = (dspy.ChatAdapter, dspy.JSONAdapter, ChatAdapter, JSONAdapter, JSONSchemaAdapter)
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
@@ -113,6 +116,17 @@ class ReAct(dspy.ReAct):
     def __init__(self, signature, tools: list, max_iters: int = 20):
         tools = [tool if isinstance(tool, dspy.Tool) else Tool(tool) for tool in tools]
         super().__init__(signature, tools=tools, max_iters=max_iters)
+
+    def _tool_schemas(self) -> dict[str, dict]:
+        return {name: dict(tool.args or {}) for name, tool in self.tools.items()}
+
+    def forward(self, **input_args):
+        with current_tools(self._tool_schemas()):  # the json-schema adapter's per-tool schema (lm.structured)
+            return super().forward(**input_args)
+
+    async def aforward(self, **input_args):
+        with current_tools(self._tool_schemas()):
+            return await super().aforward(**input_args)
 
     def _format_trajectory(self, trajectory: dict):
         adapter = dspy.settings.adapter or dspy.ChatAdapter()
