@@ -160,7 +160,7 @@ def test_summary_by_hops_orders_hops_and_counts_searches_of_correct_questions_on
     summary = summarize_by_hops(rows_)
     assert list(summary) == ["2-hop", "3-hop", "all"]
     assert summary["2-hop"] == {"questions": 2, "pass_at_k": 50.0, "avg_at_k": 0.5, "searches_when_correct": 2.0,
-                                "searches_per_attempt": 2.0}
+                                "searches_per_attempt": 2.0, "failed": 0}
     assert summary["all"]["searches_when_correct"] == 2.5
 
 
@@ -183,3 +183,35 @@ def test_a_run_stopped_by_its_call_budget_is_not_reused(tmp_path):
     (folder / "config.json").write_text(json.dumps(config.to_dict()))
     (folder / "summary.json").write_text(json.dumps({"stopped": "LM-call budget of 10 spent after 1 of 3 seeds"}))
     assert find_previous_run(config, tmp_path / "runs") is None
+
+
+def test_solve_reports_unparseable_replies_as_failures_not_wrong_answers(workdir, tiny_corpus_file):
+    """A loopback server answering text without the adapter's fields (a weak model's reply): every attempt is a
+    parse failure, counted by kind with its raw reply and tokens, kept out of pass@K, and the exit code is 1."""
+    from sage_dspy.offline.http import ServerConfig
+    from server_fixture import in_process_server
+
+    questions = workdir / "q.jsonl"
+    questions.write_text("".join(json.dumps({"question": f"Who designed bridge {n}?", "answers": ["Ada Marlowe"],
+                                             "hops": 2}) + "\n" for n in range(2)))
+    with in_process_server(ServerConfig(fault_rate=1.0, faults=("nomarkers",), idle_exit=120)) as server:
+        result = CliRunner().invoke(app, [
+            "solve", "--questions", str(questions), "--corpus", str(tiny_corpus_file), "--k", "2",
+            "--lm", "openai/weak-model", "--api-base", f"http://127.0.0.1:{server.server_address[1]}/v1",
+            "--lm-parse-retries", "0"], env={**ENV, "OPENAI_API_KEY": ""})
+    assert result.exit_code == 1, result.output
+    assert "every attempt at every question failed (2 of 2 questions unanswered)" in result.stderr
+    rows = [json.loads(line) for line in (workdir / "artifacts/solve/latest/answers.jsonl").read_text().splitlines()]
+    attempts = [attempt for row in rows for attempt in row["attempts"]]
+    assert all(row["failed"] and not row["correct"] for row in rows) and len(attempts) == 4
+    assert {a["error_kind"] for a in attempts} == {"AdapterParseError"}
+    assert all("I am sorry" in a["raw_reply"] for a in attempts)
+    assert all(row["lm_calls"] > 0 and row["prompt_tokens"] > 0 for row in rows)
+    summary = json.loads((workdir / "artifacts/solve/latest/summary.json").read_text())
+    assert summary["all_failed"] and summary["hops"]["all"] == {
+        "questions": 0, "pass_at_k": 0.0, "avg_at_k": 0.0, "searches_when_correct": 0.0,
+        "searches_per_attempt": 0.0, "failed": 2}
+    assert summary["failures"]["attempts"] == {"AdapterParseError": 4}
+    assert summary["failures"]["parse_failures"]["solver"] >= 4
+    assert summary["usage"]["roles"]["solver"]["lm_calls"] > 0
+    assert "failures: attempts {'AdapterParseError': 4}" in result.stdout and "LM use by role" in result.stdout

@@ -48,6 +48,9 @@ def solve_command(
     passages = open_corpus(corpus, retriever=config.retriever)
     with printing.progress_bar() as progress:
         task = progress.add_task("solving", total=limit)
-        _, summary = solve(config, passages, on_row=lambda row: progress.advance(task))
+        rows, summary = solve(config, passages, on_row=lambda row: progress.advance(task), prices=settings.prices)
     printing.solved(summary, title=f"search agent on {questions.name} over {corpus} (LM: {lm}, K={k})",
                     offline=lm == "offline", answers=out_dir / "answers.jsonl")
+    if summary["all_failed"]:
+        printing.all_attempts_failed(len(rows), out_dir / "answers.jsonl")
+        raise typer.Exit(code=1)  # as generate: not bad input (2), the run ran and answered nothing

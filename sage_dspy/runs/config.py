@@ -1,11 +1,13 @@
 """A generate run's settings: one frozen value, saved as the run folder's config.json (so a resume can tell
 the same run from another) and logged to MLflow with secrets left out."""
 
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.lm.roles import loggable_options
+from sage_dspy.runs.seeds import LEGACY_ORDER
 from sage_dspy.search.remote import redacted, retriever_fingerprint
 
 
@@ -31,6 +33,7 @@ class GenerateConfig:
     index_root: Path = ARTIFACTS / "indexes"
     search_k: int = 3
     retriever: str = ""  # a retrieval server's URL (search/remote.py); "" searches the embedded bm25s index
+    seed_order: str = "stream"  # --seeds: the stream's first seeds; "drawn-at-once" in folders from before (seeds.py)
 
     def to_dict(self) -> dict:
         settings = {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
@@ -40,6 +43,8 @@ class GenerateConfig:
             del settings["role_options"]  # runs that set nothing per role read as before the setting existed
         if not self.accepted:
             del settings["accepted"]  # likewise for runs that ask for a count of seeds
+        if self.accepted or self.seed_order == LEGACY_ORDER:
+            del settings["seed_order"]  # --accepted always read the stream; older --seeds folders had no key
         settings.update(retriever=redacted(self.retriever), retriever_fingerprint=retriever_fingerprint(self.retriever))
         if not self.retriever:
             del settings["retriever"], settings["retriever_fingerprint"]  # embedded runs read as before, too
@@ -48,3 +53,17 @@ class GenerateConfig:
     def corpus_label(self) -> str:
         """A short name for the corpus in folder names: 'bundled', or the file or folder name."""
         return Path(self.corpus.rstrip("/")).stem or "corpus"
+
+
+def with_seed_order_of(config: GenerateConfig, settings_file: Path) -> GenerateConfig:
+    """`config` as the run folder it resumes drew its seeds: a `--seeds` folder whose config.json predates the
+    stream (no `seed_order`) keeps its own draw."""
+    if config.accepted or not settings_file.is_file():
+        return config
+    try:
+        written = json.loads(settings_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return config  # RunFolder says what is wrong with it
+    if isinstance(written, dict) and "seeds" in written and "seed_order" not in written:
+        return replace(config, seed_order=LEGACY_ORDER)
+    return config

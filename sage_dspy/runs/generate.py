@@ -20,14 +20,14 @@ from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.redact import redact
 from sage_dspy.runs.accepted import AcceptedGoal, tasks_until
 from sage_dspy.runs.budget import CallBudget
-from sage_dspy.runs.config import GenerateConfig
-from sage_dspy.runs.folder import (ENDPOINTS_SETTING, RunFolder, disk_full_as_one_line, done_records, record_key,
-                                     rewrite_records)
+from sage_dspy.runs.config import GenerateConfig, with_seed_order_of
+from sage_dspy.runs.folder import (ENDPOINTS_SETTING, SETTINGS_FILE, RunFolder, disk_full_as_one_line, done_records,
+                                     record_key, rewrite_records)
 from sage_dspy.runs.preflight import check_lms
 from sage_dspy.runs.program import build_program
 from sage_dspy.runs.records import mark_kept, slim_record
 from sage_dspy.runs.scheduler import run_seeds
-from sage_dspy.runs.seeds import draw_seeds, key_of, seed_stream
+from sage_dspy.runs.seeds import first_seeds, key_of, seed_stream
 from sage_dspy.runs.summary import models_of, summarize, usage_summary
 from sage_dspy.search.corpus_index import open_corpus
 from sage_dspy.search.passages import corpus_fingerprint, Passage
@@ -52,6 +52,7 @@ def generate(config: GenerateConfig, *, fresh: bool = False, workers: int = 1, *
     built first, so bad LM settings are refused before the folder is created."""
     lms = RoleLMs.from_specs(config.lms, role_options=config.role_options, lanes=RoleLMs.lanes_for(workers),
                              **config.lm_options)
+    config = config if fresh else with_seed_order_of(config, config.out_dir / SETTINGS_FILE)
     run = RunFolder(config.out_dir, config.to_dict(), fresh=fresh)
     with run.locked():
         return _generate(config, run, lms, workers=workers, **options)
@@ -101,10 +102,9 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
 def _run_seed_count(config: GenerateConfig, program, lms: RoleLMs, passages: Sequence[Passage], run: RunFolder,
                     done: dict[str, dict], budget: CallBudget, on_record, workers: int, seeds_runner,
                     in_use: dict, prices: dict[str, Price] | None) -> GenerateResult:
-    """`--seeds M`: the M seeds drawn at once, those a resumed run finished skipped."""
-
-    tasks = draw_seeds(passages, config.seeds, (config.min_target, config.max_target),
-                       config.random_seed)
+    """`--seeds M`: the stream's first M seeds, those a resumed run finished skipped."""
+    tasks = first_seeds(passages, config.seeds, (config.min_target, config.max_target), config.random_seed,
+                        config.seed_order)
     if len(tasks) < config.seeds:  # one seed per passage: say so rather than quietly run fewer
         warnings.warn(f"the corpus has {len(passages)} passage(s), so this run has {len(tasks)} seed(s), "
                       f"not the {config.seeds} asked for; give a larger corpus for more")
