@@ -224,6 +224,14 @@ CASES = {
     "decontaminate benchmark bad line": lambda b: (["decontaminate", with_a_kept_pair(run := b.run_copy()), "-b",
                                                     b.file("b.jsonl", '{"question": "Q?"}\n{"question": \n')],
                                                    "line 2 is not valid JSON", (run,)),
+    # --- issue #23: --adapter, by option, environment and file, on each command that builds LMs
+    "unknown adapter": lambda b: (b.generate("--adapter", "xml"), "unknown adapter 'xml': choose one of chat", ()),
+    "unknown adapter in the environment": lambda b: (b.monkeypatch.setenv("SAGE_JUDGE_ADAPTER", "tools")
+                                                     or b.generate(), "SAGE_JUDGE_ADAPTER must be one of", ()),
+    "unknown adapter in the config": lambda b: (with_toml(b, '[lm]\nadapter = "yaml"\n'),
+                                                "[lm] adapter must be one of chat, json, json-schema", ()),
+    "solve unknown adapter": lambda b: (["solve", "--questions", b.file("q.jsonl", '{"question": "Q?", '
+                                         '"answer": "A"}\n'), "--adapter", "JSON"], "unknown adapter 'JSON'", ()),
 }
 
 

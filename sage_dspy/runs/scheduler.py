@@ -2,6 +2,7 @@
 once the budget is spent, and every seed's outcome a record (a failure is data, never an exception)."""
 
 import contextvars
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -32,11 +33,22 @@ def run_seeds(program, tasks: list[SeedTask], lm_ids: dict[str, str], workers: i
                 running.add(pool.submit(contextvars.copy_context().run, _run_in_lane, number, program, task, lm_ids))
             if not running:
                 return
-            finished = next(as_completed(running))
+            try:
+                finished = next(as_completed(running))
+            except KeyboardInterrupt:
+                _say_waiting(len(running))
+                raise  # leaving the pool's block waits for the running seeds, and the caller saves them
             running.remove(finished)
             record = finished.result()  # run_seed records failures itself; it does not raise
             budget.charge(record)
             yield record
+
+
+def _say_waiting(running: int) -> None:
+    """Ctrl-C cannot cut a seed short mid-call: say why the command does not stop at once. Written here, where
+    the wait happens, on stderr like the CLI's other interruption lines."""
+    print(f"interrupted: waiting for the {running} running seed(s) to finish their LM calls; they are saved, "
+          "then the command stops", file=sys.stderr, flush=True)
 
 
 def _run_in_lane(lane: int, program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
