@@ -198,7 +198,7 @@ def test_solve_reports_unparseable_replies_as_failures_not_wrong_answers(workdir
         result = CliRunner().invoke(app, [
             "solve", "--questions", str(questions), "--corpus", str(tiny_corpus_file), "--k", "2",
             "--lm", "openai/weak-model", "--api-base", f"http://127.0.0.1:{server.server_address[1]}/v1",
-            "--lm-parse-retries", "0"], env={**ENV, "OPENAI_API_KEY": ""})
+            "--lm-parse-retries", "1"], env={**ENV, "OPENAI_API_KEY": ""})
     assert result.exit_code == 1, result.output
     assert "every attempt at every question failed (2 of 2 questions unanswered)" in result.stderr
     rows = [json.loads(line) for line in (workdir / "artifacts/solve/latest/answers.jsonl").read_text().splitlines()]
@@ -206,12 +206,14 @@ def test_solve_reports_unparseable_replies_as_failures_not_wrong_answers(workdir
     assert all(row["failed"] and not row["correct"] for row in rows) and len(attempts) == 4
     assert {a["error_kind"] for a in attempts} == {"AdapterParseError"}
     assert all("I am sorry" in a["raw_reply"] for a in attempts)
+    # each reply of the two tries (the first and one parse retry), each a chat reply and its JSON fallback's
+    assert all(len(a["raw_replies"]) == 4 and a["raw_replies"][-1] == a["raw_reply"] for a in attempts)
     assert all(row["lm_calls"] > 0 and row["prompt_tokens"] > 0 for row in rows)
     summary = json.loads((workdir / "artifacts/solve/latest/summary.json").read_text())
     assert summary["all_failed"] and summary["hops"]["all"] == {
         "questions": 0, "pass_at_k": 0.0, "avg_at_k": 0.0, "searches_when_correct": 0.0,
         "searches_per_attempt": 0.0, "failed": 2}
     assert summary["failures"]["attempts"] == {"AdapterParseError": 4}
-    assert summary["failures"]["parse_failures"]["solver"] >= 4
+    assert summary["failures"]["parse_failures"]["solver"] == 8  # 2 tries of 4 attempts
     assert summary["usage"]["roles"]["solver"]["lm_calls"] > 0
     assert "failures: attempts {'AdapterParseError': 4}" in result.stdout and "LM use by role" in result.stdout

@@ -69,6 +69,31 @@ def test_step_schema_ties_each_tool_name_to_its_arguments():
     assert [validator.is_valid(reply) for reply in invalid] == [False] * len(invalid)
 
 
+def test_hosted_providers_get_one_strict_object_per_step():
+    """OpenAI's strict structured outputs refuse a top-level anyOf: the step is one object, the names an enum."""
+    form = step_format(STEP, tied=False)["json_schema"]
+    schema = form["schema"]
+    assert form["strict"] is True and schema["type"] == "object" and "anyOf" not in schema
+    assert schema["properties"]["next_tool_name"]["enum"] == ["search", "finish"]
+    validator = jsonschema.Draft202012Validator(schema)
+    assert validator.is_valid({"next_thought": "t", "next_tool_name": "search", "next_tool_args": {"query": "x"}})
+    assert not validator.is_valid({"next_thought": "t", "next_tool_name": "search", "next_tool_args": {"query": ""}})
+    assert not validator.is_valid({"next_thought": "t", "next_tool_name": "lookup", "next_tool_args": {}})
+
+
+@pytest.mark.parametrize("model, api_base, own", [
+    ("hosted_vllm/m", "http://127.0.0.1:8000/v1", True), ("ollama_chat/llama3.1", None, True),
+    ("openai/served", "http://127.0.0.1:8080/v1", True), ("openai/gpt-4o-mini", None, False),
+    ("anthropic/claude-3-5-haiku-latest", None, False), ("gemini/gemini-2.0-flash", None, False)])
+def test_which_servers_get_the_tied_schema(monkeypatch, model, api_base, own):
+    from sage_dspy.lm.roles import build_lm
+    from sage_dspy.lm.structured import own_server
+
+    monkeypatch.delenv("OPENAI_API_BASE", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert own_server(build_lm(model, "judge", api_base=api_base)) is own
+
+
 def test_other_signatures_get_a_schema_of_their_output_fields():
     form = fields_format(JudgeAnswer)
     assert form["type"] == "json_schema" and form["json_schema"]["name"] == "JudgeAnswer"
@@ -82,8 +107,8 @@ def test_the_react_step_is_asked_with_the_agents_own_tools(tiny_index):
     sent = []
 
     class Recorder(JSONSchemaAdapter):
-        def response_format(self, signature):
-            sent.append(super().response_format(signature))
+        def response_format(self, signature, own_server=True):
+            sent.append(super().response_format(signature, True))  # as to a server of one's own
             return sent[-1]
 
     agent = ReAct("question -> answer", tools=[SearchTool(tiny_index)], max_iters=1)

@@ -3,11 +3,15 @@
 - `json`: DSPy's JSONAdapter, with `response_format: {"type": "json_object"}` on every call. DSPy's own adapter
   sends one only to models its metadata says accept it, which leaves out every `openai/<served model>`,
   `hosted_vllm/` and `ollama_chat/` model: the servers a small model runs on.
-- `json-schema`: the same, with `{"type": "json_schema", ...}` built from the signature. For a ReAct step the
-  schema has one branch per tool (`anyOf`): the tool's name as the only allowed `next_tool_name`, and its
-  arguments as `next_tool_args`, every argument required and a string argument non-empty; a grammar-decoding
-  server (llama.cpp, vLLM, Ollama) then cannot write an unknown tool, a search without a query, or arguments
-  that belong to another tool. Other signatures get DSPy's structured-output schema of their output fields.
+- `json-schema`: the same, with `{"type": "json_schema", ...}` built from the signature. For a ReAct step sent
+  to a server of one's own (`hosted_vllm/`, `ollama_chat/`, `openai/` with an `--api-base` other than OpenAI's)
+  the schema has one branch per tool (a top-level `anyOf`): the tool's name as the only allowed
+  `next_tool_name`, and its arguments as `next_tool_args`, every argument required and a string argument
+  non-empty; a grammar-decoding server (llama.cpp, vLLM, Ollama) then cannot write an unknown tool, a search
+  without a query, or arguments that belong to another tool. Hosted providers' strict structured outputs
+  (OpenAI's) refuse a top-level `anyOf`, so they get one object: the tool names as an enum, and the arguments
+  as an `anyOf` of each tool's (non-empty query included), strict. Other signatures get DSPy's structured-output
+  schema of their output fields.
 
 The tools come from the ReAct running the step (`lm.react.ReAct` sets `current_tools`), not from the
 signature, which names the tools only in its instructions. A step outside our ReAct gets plain JSON mode.
@@ -22,8 +26,10 @@ import pydantic
 from dspy.adapters.json_adapter import _get_structured_outputs_response_format
 
 from sage_dspy.lm.adapter import ParseRetries, _bounded_put, _signature_key
+from sage_dspy.lm.endpoint import serves_openai_elsewhere
 
 STEP_FIELDS = ("next_thought", "next_tool_name", "next_tool_args")
+SERVER_PREFIXES = ("hosted_vllm/", "ollama_chat/", "ollama/", "lm_studio/")  # OpenAI-compatible servers of one's own
 JSON_OBJECT = {"type": "json_object"}
 
 # {tool name: its arguments' JSON schema (dspy.Tool.args)} of the ReAct whose step is being asked for
@@ -47,35 +53,48 @@ class JSONAdapter(ParseRetries, dspy.JSONAdapter):
         super().__init__(use_native_function_calling=False)
 
     def _prepare_response_format(self, lm, lm_kwargs, signature):
-        lm_kwargs["response_format"] = self.response_format(signature)
+        lm_kwargs["response_format"] = self.response_format(signature, own_server(lm))
 
-    def response_format(self, signature) -> dict:
+    def response_format(self, signature, own_server: bool = True) -> dict:
         return dict(JSON_OBJECT)
+
+
+def own_server(lm) -> bool:
+    """The LM's requests go to a server of one's own (grammar decoding takes any JSON schema), not to a hosted
+    provider's strict structured outputs."""
+    model = str(getattr(lm, "model", ""))
+    return model.startswith(SERVER_PREFIXES) or serves_openai_elsewhere(model, getattr(lm, "kwargs", {}) or {})
 
 
 class JSONSchemaAdapter(JSONAdapter):
     """JSONAdapter sending a JSON schema per call: per tool for a ReAct step, of the output fields otherwise."""
 
-    def response_format(self, signature) -> dict:
+    def response_format(self, signature, own_server: bool = True) -> dict:
         if set(STEP_FIELDS) <= set(signature.output_fields):
             tools = _tools.get()
-            return step_format(tools) if tools else dict(JSON_OBJECT)
-        return fields_format(signature)
+            return step_format(tools, tied=own_server) if tools else dict(JSON_OBJECT)
+        return fields_format(signature, strict=not own_server)
 
 
-def step_format(tools: dict[str, dict]) -> dict:
-    """`response_format` for a ReAct step: one branch per tool, its name and its arguments tied together."""
-    branches = []
-    for name, args in tools.items():
-        properties = {arg: _non_empty(schema) for arg, schema in args.items()}
-        branches.append({
-            "type": "object",
-            "properties": {"next_thought": {"type": "string"},
-                           "next_tool_name": {"type": "string", "enum": [name]},
-                           "next_tool_args": {"type": "object", "properties": properties,
-                                              "required": list(properties), "additionalProperties": False}},
-            "required": list(STEP_FIELDS), "additionalProperties": False})
-    return _named("react_step", {"anyOf": branches})
+def step_format(tools: dict[str, dict], tied: bool = True) -> dict:
+    """`response_format` for a ReAct step: one branch per tool, its name and its arguments tied together
+    (`tied`), or one strict object whose arguments are any tool's."""
+    arguments = {name: _arguments(args) for name, args in tools.items()}
+    if not tied:
+        return _named("react_step", _step_object(list(arguments), {"anyOf": list(arguments.values())}), strict=True)
+    return _named("react_step", {"anyOf": [_step_object([name], args) for name, args in arguments.items()]})
+
+
+def _arguments(args: dict) -> dict:
+    properties = {arg: _non_empty(schema) for arg, schema in args.items()}
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+def _step_object(names: list[str], arguments: dict) -> dict:
+    return {"type": "object",
+            "properties": {"next_thought": {"type": "string"}, "next_tool_name": {"type": "string", "enum": names},
+                           "next_tool_args": arguments},
+            "required": list(STEP_FIELDS), "additionalProperties": False}
 
 
 def _non_empty(schema: dict) -> dict:
@@ -89,24 +108,25 @@ def _non_empty(schema: dict) -> dict:
 _field_formats: dict = {}
 
 
-def fields_format(signature) -> dict:
+def fields_format(signature, strict: bool = False) -> dict:
     """DSPy's structured-output schema of the signature's output fields (what JSONAdapter sends to models its
-    metadata knows), built once per signature; an open mapping (dict) field leaves plain JSON mode."""
+    metadata knows; already in strict mode's shape), built once per signature and `strict`; an open mapping
+    (dict) field leaves plain JSON mode."""
     key = _signature_key(signature)
+    key = (key, strict) if key is not None else None
     cached = _field_formats.get(key) if key is not None else None
     if cached is not None:
         return cached
     try:
         model = _get_structured_outputs_response_format(signature, use_native_function_calling=False)
-        built = _named(signature.__name__ or "outputs", model.model_json_schema())
+        built = _named(signature.__name__ or "outputs", model.model_json_schema(), strict=strict)
     except (ValueError, pydantic.PydanticInvalidForJsonSchema, pydantic.PydanticSchemaGenerationError):
         built = dict(JSON_OBJECT)
     return _bounded_put(_field_formats, key, built) if key is not None else built
 
 
-def _named(name: str, schema: dict) -> dict:
-    # strict would make OpenAI refuse the tools' anyOf at the top; servers that decode by grammar enforce the
-    # schema whatever `strict` says.
+def _named(name: str, schema: dict, strict: bool = False) -> dict:
+    # Servers that decode by grammar enforce the schema whatever `strict` says; OpenAI enforces it only when set.
     safe = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in name)[:64] or "outputs"
-    return {"type": "json_schema", "json_schema": {"name": safe, "schema": schema, "strict": False}}
+    return {"type": "json_schema", "json_schema": {"name": safe, "schema": schema, "strict": strict}}
 

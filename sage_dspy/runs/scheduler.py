@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from sage_dspy.lm.inflight import call_slots, in_lane
 from sage_dspy.lm.roles import failed_role
-from sage_dspy.method.failures import error_kind, error_message, raw_reply
+from sage_dspy.method.failures import error_kind, error_message, raw_replies, raw_reply
 from sage_dspy.lm.usage import counting_usage
 from sage_dspy.runs.budget import CallBudget
 from sage_dspy.runs.records import record_for
@@ -64,7 +64,8 @@ def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
             prediction = program(seed=task.passage, target_searches=task.target, answer_type=task.answer_type)
         except Exception as failure:
             failed = {"error": error_message(failure), "error_kind": error_kind(failure),
-                      "failed_in": failed_role(failure), "raw_reply": raw_reply(failure)}
+                      "failed_in": failed_role(failure), "raw_reply": raw_reply(failure),
+                      "raw_replies": raw_replies(failure)}
     record = record_for(task, prediction, lm_ids, **failed)
     record.update(spent, seconds=round(time.perf_counter() - started, 3))
     return record

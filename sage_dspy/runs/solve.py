@@ -91,7 +91,8 @@ def solve_one(solver: Solver, judge: AnswerJudge, lms: RoleLMs, item: Question, 
             "mean_attempt_searches": sum(a.searches for a in attempts) / len(attempts),
             "answers": [a.answer for a in attempts], "errors": [a.error or "" for a in attempts],
             "attempts": [{"answer": a.answer, "correct": a.correct, "searches": a.searches, "error": a.error or "",
-                          "error_kind": a.error_kind, "failed_in": a.failed_in, "raw_reply": a.raw_reply}
+                          "error_kind": a.error_kind, "failed_in": a.failed_in, "raw_reply": a.raw_reply,
+                          "raw_replies": list(a.raw_replies)}
                          for a in attempts],
             **spent}
 
