@@ -70,15 +70,17 @@ def test_step_schema_ties_each_tool_name_to_its_arguments():
 
 
 def test_hosted_providers_get_one_strict_object_per_step():
-    """OpenAI's strict structured outputs refuse a top-level anyOf: the step is one object, the names an enum."""
+    """OpenAI's strict structured outputs refuse a top-level anyOf and minLength: the step is one object, the
+    names an enum, every argument required."""
     form = step_format(STEP, tied=False)["json_schema"]
     schema = form["schema"]
     assert form["strict"] is True and schema["type"] == "object" and "anyOf" not in schema
     assert schema["properties"]["next_tool_name"]["enum"] == ["search", "finish"]
     validator = jsonschema.Draft202012Validator(schema)
     assert validator.is_valid({"next_thought": "t", "next_tool_name": "search", "next_tool_args": {"query": "x"}})
-    assert not validator.is_valid({"next_thought": "t", "next_tool_name": "search", "next_tool_args": {"query": ""}})
+    assert not validator.is_valid({"next_thought": "t", "next_tool_name": "search", "next_tool_args": {"q": "x"}})
     assert not validator.is_valid({"next_thought": "t", "next_tool_name": "lookup", "next_tool_args": {}})
+    assert "minLength" not in json.dumps(schema)
 
 
 @pytest.mark.parametrize("model, api_base, own", [

@@ -9,8 +9,8 @@
   `next_tool_name`, and its arguments as `next_tool_args`, every argument required and a string argument
   non-empty; a grammar-decoding server (llama.cpp, vLLM, Ollama) then cannot write an unknown tool, a search
   without a query, or arguments that belong to another tool. Hosted providers' strict structured outputs
-  (OpenAI's) refuse a top-level `anyOf`, so they get one object: the tool names as an enum, and the arguments
-  as an `anyOf` of each tool's (non-empty query included), strict. Other signatures get DSPy's structured-output
+  (OpenAI's) refuse a top-level `anyOf` and length keywords, so they get one object: the tool names as an
+  enum, and the arguments as an `anyOf` of each tool's, every argument required, strict. Other signatures get DSPy's structured-output
   schema of their output fields.
 
 The tools come from the ReAct running the step (`lm.react.ReAct` sets `current_tools`), not from the
@@ -79,14 +79,15 @@ class JSONSchemaAdapter(JSONAdapter):
 def step_format(tools: dict[str, dict], tied: bool = True) -> dict:
     """`response_format` for a ReAct step: one branch per tool, its name and its arguments tied together
     (`tied`), or one strict object whose arguments are any tool's."""
-    arguments = {name: _arguments(args) for name, args in tools.items()}
+    arguments = {name: _arguments(args, non_empty=tied) for name, args in tools.items()}
     if not tied:
         return _named("react_step", _step_object(list(arguments), {"anyOf": list(arguments.values())}), strict=True)
     return _named("react_step", {"anyOf": [_step_object([name], args) for name, args in arguments.items()]})
 
 
-def _arguments(args: dict) -> dict:
-    properties = {arg: _non_empty(schema) for arg, schema in args.items()}
+def _arguments(args: dict, non_empty: bool) -> dict:
+    # OpenAI's strict mode refuses length keywords: hosted steps leave a string argument unbounded
+    properties = {arg: _non_empty(schema) if non_empty else dict(schema) for arg, schema in args.items()}
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
