@@ -109,7 +109,7 @@ def test_the_react_step_is_asked_with_the_agents_own_tools(tiny_index):
     sent = []
 
     class Recorder(JSONSchemaAdapter):
-        def response_format(self, signature, own_server=True):
+        def response_format(self, signature, to_own_server=True):
             sent.append(super().response_format(signature, True))  # as to a server of one's own
             return sent[-1]
 

@@ -55,7 +55,7 @@ class JSONAdapter(ParseRetries, dspy.JSONAdapter):
     def _prepare_response_format(self, lm, lm_kwargs, signature):
         lm_kwargs["response_format"] = self.response_format(signature, own_server(lm))
 
-    def response_format(self, signature, own_server: bool = True) -> dict:
+    def response_format(self, signature, to_own_server: bool = True) -> dict:
         return dict(JSON_OBJECT)
 
 
@@ -69,11 +69,11 @@ def own_server(lm) -> bool:
 class JSONSchemaAdapter(JSONAdapter):
     """JSONAdapter sending a JSON schema per call: per tool for a ReAct step, of the output fields otherwise."""
 
-    def response_format(self, signature, own_server: bool = True) -> dict:
+    def response_format(self, signature, to_own_server: bool = True) -> dict:
         if set(STEP_FIELDS) <= set(signature.output_fields):
             tools = _tools.get()
-            return step_format(tools, tied=own_server) if tools else dict(JSON_OBJECT)
-        return fields_format(signature, strict=not own_server)
+            return step_format(tools, tied=to_own_server) if tools else dict(JSON_OBJECT)
+        return fields_format(signature, strict=not to_own_server)
 
 
 def step_format(tools: dict[str, dict], tied: bool = True) -> dict:
