@@ -187,7 +187,8 @@ def test_each_adapter_runs_end_to_end_on_the_wire_with_the_same_kept_pairs(workd
     assert runs["chat"]["dataset"].strip()
     assert runs["json"]["dataset"] == runs["chat"]["dataset"] == runs["json-schema"]["dataset"]
     assert set(runs["chat"]["sent"]) == {"none"}
-    # every call through the adapter (steps, extracts, judge, reviser), and the one preflight call of the LM the roles share
+    # every call through the adapter (steps, extracts, judge, reviser), and the one preflight call of the LM
+    # the roles share
     assert set(runs["json"]["sent"]) == {"json_object", "none"} and runs["json"]["sent"]["none"] == 1
     assert set(runs["json-schema"]["sent"]) == {"json_schema", "none"} and runs["json-schema"]["sent"]["none"] == 1
     assert "adapter" not in runs["chat"]["config"]["lm_options"]

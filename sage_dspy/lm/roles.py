@@ -137,7 +137,8 @@ class RoleLMs:
         if role in self.lanes:
             lm = self.lanes[role][current_lane() % len(self.lanes[role])]
         try:
-            with acting_as(role), dspy.context(**({"lm": lm} if lm is not None else {}), **adapter_settings(self.adapters.get(role))):
+            adapter = adapter_settings(self.adapters.get(role))
+            with acting_as(role), dspy.context(**({"lm": lm} if lm is not None else {}), **adapter):
                 yield
         except Exception as error:
             if not hasattr(error, FAILED_ROLE):  # the innermost role whose call failed

@@ -26,8 +26,8 @@ The file (`--config sage.toml`, or SAGE_CONFIG):
     [prices]                  # USD per million tokens; overrides the bundled price map
     "openai/my-model" = { input = 0.15, output = 0.60 }
 
-The environment: SAGE_LM, SAGE_API_BASE, SAGE_MAX_TOKENS, SAGE_ADAPTER, SAGE_LM_SEED, SAGE_LM_TIMEOUT, SAGE_LM_RETRIES,
-SAGE_LM_PARSE_RETRIES, SAGE_LM_REPLY_RETRIES for every role, and SAGE_<ROLE>_LM, SAGE_<ROLE>_API_BASE,
+The environment: SAGE_LM, SAGE_API_BASE, SAGE_MAX_TOKENS, SAGE_ADAPTER, SAGE_LM_SEED, SAGE_LM_TIMEOUT,
+SAGE_LM_RETRIES, SAGE_LM_PARSE_RETRIES, SAGE_LM_REPLY_RETRIES for every role, and SAGE_<ROLE>_LM, SAGE_<ROLE>_API_BASE,
 SAGE_<ROLE>_TEMPERATURE, SAGE_<ROLE>_MAX_TOKENS, SAGE_<ROLE>_ADAPTER for one.
 """
 

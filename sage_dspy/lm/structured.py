@@ -10,8 +10,8 @@
   non-empty; a grammar-decoding server (llama.cpp, vLLM, Ollama) then cannot write an unknown tool, a search
   without a query, or arguments that belong to another tool. Hosted providers' strict structured outputs
   (OpenAI's) refuse a top-level `anyOf` and length keywords, so they get one object: the tool names as an
-  enum, and the arguments as an `anyOf` of each tool's, every argument required, strict. Other signatures get DSPy's structured-output
-  schema of their output fields.
+  enum, and the arguments as an `anyOf` of each tool's, every argument required, strict. Other signatures get
+  DSPy's structured-output schema of their output fields.
 
 The tools come from the ReAct running the step (`lm.react.ReAct` sets `current_tools`), not from the
 signature, which names the tools only in its instructions. A step outside our ReAct gets plain JSON mode.

@@ -136,7 +136,8 @@ def solve_failures(rows: list[dict]) -> dict[str, dict[str, int]]:
     return {"attempts": dict(attempts), "parse_failures": dict(parses)}
 
 
-def solve(config: SolveConfig, passages, on_row=None, prices: dict[str, Price] | None = None) -> tuple[list[dict], dict]:
+def solve(config: SolveConfig, passages, on_row=None,
+          prices: dict[str, Price] | None = None) -> tuple[list[dict], dict]:
     """Every question through the agent and the judge; answers.jsonl (a row per question, as it finishes) and
     summary.json: per hop count, failures by kind, LM use and cost per role (at `prices` over the bundled map),
     and `all_failed` when no attempt answered at all."""
