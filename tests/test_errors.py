@@ -25,6 +25,10 @@ INTERNAL = {
         "every attempt of a round failed at the LM service; runs/generate records it on the seed",
     "sage_dspy.search.remote.SearchFailed":
         "the retriever did not answer a search; search/tool.py turns it into the observation the agent reads",
+    "sage_dspy.offline.wire.BadRequest":
+        "a malformed request body at the offline server; offline/http.py answers it with a 400, as a real server",
+    "sage_dspy.offline.wire.NotConforming":
+        "the offline LM's reply breaks the request's schema; offline/http.py answers it with a 500 naming why",
 }
 SKIPPED_MODULES = {"sage_dspy.__main__"}  # importing it runs the CLI
 
