@@ -2,6 +2,7 @@
 evaluate --workers."""
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -217,3 +218,57 @@ def test_solve_reports_unparseable_replies_as_failures_not_wrong_answers(workdir
     assert summary["failures"]["parse_failures"]["solver"] == 8  # 2 tries of 4 attempts
     assert summary["usage"]["roles"]["solver"]["lm_calls"] > 0
     assert "failures: attempts {'AdapterParseError': 4}" in result.stdout and "LM use by role" in result.stdout
+
+
+REAL_REPLIES = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-llm" / "chat_records.jsonl"
+
+
+@pytest.mark.skipif(not REAL_REPLIES.is_file(), reason="../shared/data/real-llm is not here")
+def test_solve_counts_a_real_small_models_replies_as_failures(workdir, tiny_corpus_file):
+    """The replies SmolLM2-135M really wrote (../shared/data/real-llm), replayed by a loopback server in turn:
+    none parses under the chat adapter or its JSON fallback, and solve says so instead of scoring them."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    replies = [json.loads(line)["raw_reply"] for line in REAL_REPLIES.read_text(encoding="utf-8").splitlines()]
+    served = []
+
+    class Replay(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            text = replies[len(served) % len(replies)]
+            served.append(text)
+            data = json.dumps({"id": "r", "object": "chat.completion", "created": 1, "model": "smollm2",
+                               "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                            "finish_reason": "stop"}],
+                               "usage": {"prompt_tokens": 900, "completion_tokens": 120, "total_tokens": 1020}})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data.encode())
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Replay)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    questions = workdir / "q.jsonl"
+    questions.write_text(json.dumps({"question": "Who designed Harbor Bridge?", "answers": ["Ada Marlowe"]}) + "\n")
+    try:
+        result = CliRunner().invoke(app, [
+            "solve", "--questions", str(questions), "--corpus", str(tiny_corpus_file), "--k", "2",
+            "--lm", "hosted_vllm/smollm2", "--api-base", f"http://127.0.0.1:{server.server_address[1]}/v1",
+            "--lm-parse-retries", "0"], env=ENV)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 1, result.output
+    [row] = [json.loads(line) for line in (workdir / "artifacts/solve/latest/answers.jsonl").read_text().splitlines()]
+    assert row["failed"] and [a["error_kind"] for a in row["attempts"]] == ["AdapterParseError"] * 2
+    assert all(reply in replies for a in row["attempts"] for reply in a["raw_replies"])
+    assert row["completion_tokens"] > 0
+    summary = json.loads((workdir / "artifacts/solve/latest/summary.json").read_text())
+    assert summary["hops"]["all"]["failed"] == 1 and summary["hops"]["all"]["questions"] == 0
