@@ -12,7 +12,8 @@ from dspy.utils.exceptions import AdapterParseError
 from typer.testing import CliRunner
 
 from sage_dspy.cli.app import app
-from sage_dspy.lm.adapter import ADAPTERS, FAILED_REPLIES, ChatAdapter, adapter_named
+from sage_dspy.lm.adapter import ADAPTERS, FAILED_REPLIES, ChatAdapter
+from sage_dspy.lm.choice import adapter_named
 from sage_dspy.lm.react import ReAct
 from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.lm.structured import JSONAdapter, JSONSchemaAdapter, fields_format, step_format

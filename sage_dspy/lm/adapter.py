@@ -18,7 +18,7 @@ DSPy's cache cannot return the same reply) up to the LM's `parse_retries` times 
 for an LM that has no such setting); every failed try is counted for the role (`usage.count_parse_failure`).
 Small self-hosted models often answer outside the format once in a while: one such reply must not cost a seed.
 `RoleLMs.use` installs it, or the role's `--adapter` (`ADAPTERS`; lm.structured), where no adapter is configured
-(`adapter_settings`).
+(lm.choice).
 """
 
 import ast
@@ -234,26 +234,5 @@ def _fresh_rollout(lm, retry: int):
     return lm.copy(rollout_id=f"{lm.kwargs.get('rollout_id', '')}/parse-retry-{retry}")
 
 
-ADAPTERS = ("chat", "json", "json-schema")  # --adapter: how each call asks for and reads its fields
+ADAPTERS = ("chat", "json", "json-schema")  # --adapter: how each call asks for and reads its fields (lm.choice)
 DEFAULT_ADAPTER = "chat"
-_adapters: dict = {}
-
-
-def adapter_named(name: str | None) -> dspy.Adapter:
-    """The adapter a role runs with: `chat` (this module's ChatAdapter), `json` or `json-schema`
-    (lm.structured). One instance per name: they hold no per-call state."""
-    name = name or DEFAULT_ADAPTER
-    if name not in _adapters:
-        if name == "chat":
-            _adapters[name] = ChatAdapter()
-        else:
-            from sage_dspy.lm.structured import JSONAdapter, JSONSchemaAdapter
-            if name not in ADAPTERS:
-                raise ValueError(f"unknown adapter {name!r}: choose one of {', '.join(ADAPTERS)}")
-            _adapters[name] = JSONAdapter() if name == "json" else JSONSchemaAdapter()
-    return _adapters[name]
-
-
-def adapter_settings(name: str | None = None) -> dict:
-    """`dspy.context` settings that install the named adapter where none is configured (a configured one wins)."""
-    return {} if dspy.settings.adapter is not None else {"adapter": adapter_named(name)}

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import dspy
 from dspy.utils.exceptions import LMConfigurationError
 
-from sage_dspy.lm.adapter import DEFAULT_ADAPTER, adapter_settings
+from sage_dspy.lm.adapter import DEFAULT_ADAPTER
+from sage_dspy.lm.choice import adapter_settings
 from sage_dspy.lm.bounds import apply_memory_bounds
 from sage_dspy.lm.endpoint import check_api_base, keyless_placeholder, lm_fingerprint
 from sage_dspy.lm.inflight import SageLM, current_lane
