@@ -10,12 +10,13 @@ import sys
 import time
 from itertools import islice
 
+import pytest
 from typer.testing import CliRunner
 
 from cli_helpers import assert_one_line_error
 from sage_dspy.cli.app import app
 from sage_dspy.runs.accepted import BEYOND, AcceptedGoal
-from sage_dspy.runs.seeds import draw_seeds, key_of, seed_stream
+from sage_dspy.runs.seeds import LEGACY_ORDER, draw_seeds, first_seeds, key_of, seed_stream
 from sage_dspy.search.corpus import load_corpus
 
 ENV = {"COLUMNS": "200"}
@@ -45,9 +46,38 @@ def test_the_seed_stream_is_fixed_whatever_count_is_drawn(tiny_passages):
 
 
 def test_seeds_m_keeps_the_draws_of_earlier_runs():
-    # `--seeds` is not the stream: folders written before --accepted resume to their own seeds (pinned here)
-    assert [key_of(t) for t in draw_seeds(load_corpus("bundled"), 4, (2, 5), 0)] == [
+    # folders written before `--seeds` read the stream resume to their own seeds (pinned here)
+    assert [key_of(t) for t in first_seeds(load_corpus("bundled"), 4, (2, 5), 0, LEGACY_ORDER)] == [
         "w099|5|date", "w108|4|date", "w011|4|entity", "w067|3|entity"]
+    assert first_seeds(load_corpus("bundled"), 4, (2, 5), 0, LEGACY_ORDER) == draw_seeds(
+        load_corpus("bundled"), 4, (2, 5), 0)
+
+
+@pytest.mark.parametrize("random_seed", [0, 3])
+def test_the_first_m_seeds_are_the_same_whatever_is_asked(random_seed):
+    """--seeds 2 and --seeds 4 gave seed w099 targets 2 and 5: the targets were drawn after the whole sample.
+    Now --seeds M is the stream's first M seeds: passage, target and answer type."""
+    bundled = load_corpus("bundled")
+    runs = {count: first_seeds(bundled, count, (2, 5), random_seed) for count in (1, 2, 4, 40)}
+    for count in (1, 2, 4):
+        assert runs[count] == runs[40][:count]
+    assert runs[40] == list(seed_stream(bundled, (2, 5), random_seed))[:40]  # what --accepted reads
+    old = draw_seeds(bundled, 2, (2, 5), 0), draw_seeds(bundled, 4, (2, 5), 0)
+    assert old[0] != old[1][:2]  # the bug, kept only for old folders
+
+
+def test_an_old_seeds_folder_resumes_to_its_own_seeds_and_a_new_one_reads_the_stream(tmp_path):
+    from sage_dspy.runs.config import GenerateConfig, with_seed_order_of
+
+    config = GenerateConfig(seeds=4, out_dir=tmp_path)
+    assert with_seed_order_of(config, tmp_path / "config.json") == config  # nothing there yet
+    new = config.to_dict()
+    assert new["seed_order"] == "stream"
+    (tmp_path / "config.json").write_text(json.dumps({k: v for k, v in new.items() if k != "seed_order"}))
+    old = with_seed_order_of(config, tmp_path / "config.json")
+    assert old.seed_order == LEGACY_ORDER and "seed_order" not in old.to_dict()  # the folder's settings match
+    (tmp_path / "config.json").write_text(json.dumps(new))
+    assert with_seed_order_of(config, tmp_path / "config.json") == config
 
 
 def _records(tasks, questions, drop=()):

@@ -10,7 +10,8 @@ from dspy.lm15 import Message, Response, TextPart, Usage
 from dspy.utils.callback import BaseCallback
 from dspy.utils.exceptions import AdapterParseError
 
-from sage_dspy.lm.adapter import ChatAdapter, adapter_settings, parse_value
+from sage_dspy.lm.adapter import ChatAdapter, parse_value
+from sage_dspy.lm.choice import adapter_settings
 from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.lm.react import ReAct
 from sage_dspy.search.tool import SearchTool

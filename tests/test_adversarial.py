@@ -362,6 +362,14 @@ CASES = {
     "evaluate out read-only": lambda b: (evaluate(b, read_only(b, b.work / "locked")), "cannot be written", ()),
     "evaluate out holds user files": lambda b: (evaluate(b, b.file("mine/notes.md", "# notes").parent),
                                                 "not a sage evaluation report", (b.work / "mine",)),
+    # --- issue #23: --adapter, by option, environment and file, on each command that builds LMs
+    "unknown adapter": lambda b: (b.generate("--adapter", "xml"), "unknown adapter 'xml': choose one of chat", ()),
+    "unknown adapter in the environment": lambda b: (b.monkeypatch.setenv("SAGE_JUDGE_ADAPTER", "tools")
+                                                     or b.generate(), "SAGE_JUDGE_ADAPTER must be one of", ()),
+    "unknown adapter in the config": lambda b: (with_toml(b, '[lm]\nadapter = "yaml"\n'),
+                                                "[lm] adapter must be one of chat, json, json-schema", ()),
+    "solve unknown adapter": lambda b: (["solve", "--questions", b.file("q.jsonl", '{"question": "Q?", '
+                                         '"answer": "A"}\n'), "--adapter", "JSON"], "unknown adapter 'JSON'", ()),
 }
 
 

@@ -38,3 +38,30 @@ def test_workers_bound_the_calls_in_flight_and_leave_the_records_unchanged(slow_
     concurrent = generate(slow_server, workdir / "four", workers=3)
     assert 2 <= in_flight_max(slow_server) <= 3  # overlapping, and never more than the workers
     assert concurrent == sequential  # seed order and content, however the workers finished
+
+
+def test_ctrl_c_says_it_waits_for_the_running_seeds(monkeypatch, capsys, tiny_passages):
+    """Ctrl-C during a run cannot cut a seed short: one line says the command waits for the running seeds."""
+    import threading
+
+    from sage_dspy.runs import scheduler
+    from sage_dspy.runs.budget import CallBudget
+    from sage_dspy.runs.seeds import SeedTask
+
+    release, finished = threading.Event(), []
+
+    def interrupted(futures):
+        release.set()  # the seed may now finish, while the pool waits for it
+        raise KeyboardInterrupt
+
+    def program(**inputs):
+        release.wait(10)
+        finished.append(inputs["seed"].id)
+        raise RuntimeError("no LM in this test")
+
+    monkeypatch.setattr(scheduler, "as_completed", interrupted)
+    tasks = [SeedTask(tiny_passages[0], 2, "date")]
+    with pytest.raises(KeyboardInterrupt):
+        list(scheduler.run_seeds(program, tasks, {}, 1, CallBudget(None)))
+    assert finished == [tiny_passages[0].id]  # waited for, not abandoned
+    assert "interrupted: waiting for the 1 running seed(s) to finish their LM calls" in capsys.readouterr().err

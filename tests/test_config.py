@@ -110,12 +110,14 @@ def test_a_key_in_the_file_is_refused_in_one_line(tmp_path, text, where):
 
 @pytest.mark.parametrize("text, expected", [
     ('[lms]\nmodel = "x/y"\n', "unknown key 'lms' in the top level; allowed: lm, prices"),
-    ('[lm]\ntemperature = 0.5\n', "unknown key 'temperature' in [lm]; allowed: model, api_base, max_tokens, seed, "
+    ('[lm]\ntemperature = 0.5\n', "unknown key 'temperature' in [lm]; allowed: model, api_base, max_tokens, adapter, "
+                                  "seed, "
                                   "timeout, retries, parse_retries, reply_retries, generator, solver, judge, "
                                   "reviser, reflection"),
     ('[lm.planner]\nmodel = "x/y"\n', "unknown key 'planner' in [lm]"),
     ('[lm.judge]\ntemprature = 0\n', "unknown key 'temprature' in [lm.judge]; allowed: model, api_base, "
-                                     "temperature, max_tokens"),
+                                     "temperature, max_tokens, adapter"),
+    ('[lm]\nadapter = "xml"\n', "[lm] adapter must be one of chat, json, json-schema, not 'xml'"),
     ('[lm.judge]\ntemperature = 3\n', "[lm.judge] temperature must be a number from 0 to 2"),
     ('[lm]\nmax_tokens = "many"\n', "[lm] max_tokens must be a whole number of at least 1"),
     ('[lm]\ngenerator = "openai/x"\n', "lm.generator must be a table"),

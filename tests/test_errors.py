@@ -33,6 +33,10 @@ INTERNAL = {
         "the base of the two above and below: a backend failed at the infrastructure; recorded as void",
     "sage_dspy.breaker.BreakerOpen":
         "a call not made once the breaker tripped; recorded as void, and the run ends with BackendDown",
+    "sage_dspy.offline.wire.BadRequest":
+        "a malformed request body at the offline server; offline/http.py answers it with a 400, as a real server",
+    "sage_dspy.offline.wire.NotConforming":
+        "the offline LM's reply breaks the request's schema; offline/http.py answers it with a 500 naming why",
 }
 SKIPPED_MODULES = {"sage_dspy.__main__"}  # importing it runs the CLI
 

@@ -2,6 +2,7 @@
 evaluate --workers."""
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -160,7 +161,7 @@ def test_summary_by_hops_orders_hops_and_counts_searches_of_correct_questions_on
     summary = summarize_by_hops(rows_)
     assert list(summary) == ["2-hop", "3-hop", "all"]
     assert summary["2-hop"] == {"questions": 2, "pass_at_k": 50.0, "avg_at_k": 0.5, "searches_when_correct": 2.0,
-                                "searches_per_attempt": 2.0}
+                                "searches_per_attempt": 2.0, "failed": 0}
     assert summary["all"]["searches_when_correct"] == 2.5
 
 
@@ -183,3 +184,91 @@ def test_a_run_stopped_by_its_call_budget_is_not_reused(tmp_path):
     (folder / "config.json").write_text(json.dumps(config.to_dict()))
     (folder / "summary.json").write_text(json.dumps({"stopped": "LM-call budget of 10 spent after 1 of 3 seeds"}))
     assert find_previous_run(config, tmp_path / "runs") is None
+
+
+def test_solve_reports_unparseable_replies_as_failures_not_wrong_answers(workdir, tiny_corpus_file):
+    """A loopback server answering text without the adapter's fields (a weak model's reply): every attempt is a
+    parse failure, counted by kind with its raw reply and tokens, kept out of pass@K, and the exit code is 1."""
+    from sage_dspy.offline.http import ServerConfig
+    from server_fixture import in_process_server
+
+    questions = workdir / "q.jsonl"
+    questions.write_text("".join(json.dumps({"question": f"Who designed bridge {n}?", "answers": ["Ada Marlowe"],
+                                             "hops": 2}) + "\n" for n in range(2)))
+    with in_process_server(ServerConfig(fault_rate=1.0, faults=("nomarkers",), idle_exit=120)) as server:
+        result = CliRunner().invoke(app, [
+            "solve", "--questions", str(questions), "--corpus", str(tiny_corpus_file), "--k", "2",
+            "--lm", "openai/weak-model", "--api-base", f"http://127.0.0.1:{server.server_address[1]}/v1",
+            "--lm-parse-retries", "1"], env={**ENV, "OPENAI_API_KEY": ""})
+    assert result.exit_code == 1, result.output
+    assert "every attempt at every question failed (2 of 2 questions unanswered)" in result.stderr
+    rows = [json.loads(line) for line in (workdir / "artifacts/solve/latest/answers.jsonl").read_text().splitlines()]
+    attempts = [attempt for row in rows for attempt in row["attempts"]]
+    assert all(row["failed"] and not row["correct"] for row in rows) and len(attempts) == 4
+    assert {a["error_kind"] for a in attempts} == {"AdapterParseError"}
+    assert all("I am sorry" in a["raw_reply"] for a in attempts)
+    # each reply of the two tries (the first and one parse retry), each a chat reply and its JSON fallback's
+    assert all(len(a["raw_replies"]) == 4 and a["raw_replies"][-1] == a["raw_reply"] for a in attempts)
+    assert all(row["lm_calls"] > 0 and row["prompt_tokens"] > 0 for row in rows)
+    summary = json.loads((workdir / "artifacts/solve/latest/summary.json").read_text())
+    assert summary["all_failed"] and summary["hops"]["all"] == {
+        "questions": 0, "pass_at_k": 0.0, "avg_at_k": 0.0, "searches_when_correct": 0.0,
+        "searches_per_attempt": 0.0, "failed": 2}
+    assert summary["failures"]["attempts"] == {"AdapterParseError": 4}
+    assert summary["failures"]["parse_failures"]["solver"] == 8  # 2 tries of 4 attempts
+    assert summary["usage"]["roles"]["solver"]["lm_calls"] > 0
+    assert "failures: attempts {'AdapterParseError': 4}" in result.stdout and "LM use by role" in result.stdout
+
+
+REAL_REPLIES = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-llm" / "chat_records.jsonl"
+
+
+@pytest.mark.skipif(not REAL_REPLIES.is_file(), reason="../shared/data/real-llm is not here")
+def test_solve_counts_a_real_small_models_replies_as_failures(workdir, tiny_corpus_file):
+    """The replies SmolLM2-135M really wrote (../shared/data/real-llm), replayed by a loopback server in turn:
+    none parses under the chat adapter or its JSON fallback, and solve says so instead of scoring them."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    replies = [json.loads(line)["raw_reply"] for line in REAL_REPLIES.read_text(encoding="utf-8").splitlines()]
+    served = []
+
+    class Replay(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            text = replies[len(served) % len(replies)]
+            served.append(text)
+            data = json.dumps({"id": "r", "object": "chat.completion", "created": 1, "model": "smollm2",
+                               "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                            "finish_reason": "stop"}],
+                               "usage": {"prompt_tokens": 900, "completion_tokens": 120, "total_tokens": 1020}})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data.encode())
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Replay)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    questions = workdir / "q.jsonl"
+    questions.write_text(json.dumps({"question": "Who designed Harbor Bridge?", "answers": ["Ada Marlowe"]}) + "\n")
+    try:
+        result = CliRunner().invoke(app, [
+            "solve", "--questions", str(questions), "--corpus", str(tiny_corpus_file), "--k", "2",
+            "--lm", "hosted_vllm/smollm2", "--api-base", f"http://127.0.0.1:{server.server_address[1]}/v1",
+            "--lm-parse-retries", "0"], env=ENV)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 1, result.output
+    [row] = [json.loads(line) for line in (workdir / "artifacts/solve/latest/answers.jsonl").read_text().splitlines()]
+    assert row["failed"] and [a["error_kind"] for a in row["attempts"]] == ["AdapterParseError"] * 2
+    assert all(reply in replies for a in row["attempts"] for reply in a["raw_replies"])
+    assert row["completion_tokens"] > 0
+    summary = json.loads((workdir / "artifacts/solve/latest/summary.json").read_text())
+    assert summary["hops"]["all"]["failed"] == 1 and summary["hops"]["all"]["questions"] == 0

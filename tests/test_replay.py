@@ -39,7 +39,8 @@ def test_the_garbage_pair_of_issue_23_is_replayed_and_dropped_with_its_reason(wo
     records = {r["seed_id"]: r for r in map(json.loads, (workdir / "run" / "records.jsonl").read_text().splitlines())}
     garbage = records["w099"]
     assert garbage["answer"].startswith("[#description of question] #outputJSON (")  # the recorded reply
-    assert garbage["correct"] and garbage["target"] == 2  # what the recorded run's judge said...
+    # what the recorded run's judge said (the target is the seed stream's now, not the recorded run's 2: #23 item 5)
+    assert garbage["correct"] and garbage["target"] >= 2
     failed = [s for past in garbage["rounds"] for a in past["attempts"] for s in a["steps"] if s["tool"] == "search"]
     assert failed and garbage["searches"] == 0  # ...but its failed searches are no longer counted
     assert not garbage["kept"] and garbage["drop_reason"] == "too easy"

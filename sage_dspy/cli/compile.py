@@ -6,7 +6,8 @@ import typer
 
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
-from sage_dspy.cli.options import BreakerInARow, BreakerRate, BreakerWindow, LmParseRetries, breaker_limits
+from sage_dspy.cli.options import (AdapterOption, BreakerInARow, BreakerRate, BreakerWindow, LmParseRetries,
+                                   breaker_limits)
 from sage_dspy.cli.options import (ApiBase, ConfigFile, LmRetries, LmSeed, LmTimeout, MaxTokens, Recipe,
                                    Retriever, check_choice, lm_settings, parse_targets)
 from sage_dspy.lm.roles import ALL_ROLES, ROLES
@@ -46,6 +47,7 @@ def compile_command(
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
     lm_parse_retries: LmParseRetries = None,
+    adapter: AdapterOption = None,
     retriever: Retriever = None,
     breaker_in_a_row: BreakerInARow = None,
     breaker_rate: BreakerRate = None,
@@ -66,7 +68,8 @@ def compile_command(
     settings = lm_settings(config_file, {"generator": lm, "reviser": lm, "solver": solver_lm, "judge": solver_lm,
                                          "reflection": reflection_lm}, api_base=api_base, max_tokens=max_tokens,
                            seed=lm_seed, timeout=lm_timeout, retries=lm_retries,
-                           parse_retries=lm_parse_retries, breaker={"in_a_row": breaker_in_a_row, "rate": breaker_rate, "window": breaker_window})
+                           parse_retries=lm_parse_retries, adapter=adapter,
+                           breaker={"in_a_row": breaker_in_a_row, "rate": breaker_rate, "window": breaker_window})
     shared_options, role_options = settings.split(ALL_ROLES)
     config = CompileConfig(
         corpus=corpus, recipe=recipe, optimizer=optimizer, reflection_lm=settings.models["reflection"],

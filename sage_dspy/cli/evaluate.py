@@ -7,7 +7,8 @@ import typer
 
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
-from sage_dspy.cli.options import BreakerInARow, BreakerRate, BreakerWindow, LmParseRetries, breaker_limits
+from sage_dspy.cli.options import (AdapterOption, BreakerInARow, BreakerRate, BreakerWindow, LmParseRetries,
+                                   breaker_limits)
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
                                    LmSeed, LmTimeout, MaxTokens, RayAddress, Retriever, Workers, check_protocol, fail,
                                    lm_settings, parse_targets, ray_engine)
@@ -43,6 +44,7 @@ def evaluate_command(
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
     lm_parse_retries: LmParseRetries = None,
+    adapter: AdapterOption = None,
     retriever: Retriever = None,
     breaker_in_a_row: BreakerInARow = None,
     breaker_rate: BreakerRate = None,
@@ -55,7 +57,8 @@ def evaluate_command(
     chosen = _recipes(recipes)
     settings = lm_settings(config_file, {}, lm=lm, api_base=api_base, max_tokens=max_tokens, seed=lm_seed,
                            timeout=lm_timeout, retries=lm_retries,
-                           parse_retries=lm_parse_retries, breaker={"in_a_row": breaker_in_a_row, "rate": breaker_rate, "window": breaker_window})
+                           parse_retries=lm_parse_retries, adapter=adapter,
+                           breaker={"in_a_row": breaker_in_a_row, "rate": breaker_rate, "window": breaker_window})
     shared_options, role_options = settings.split(ROLES)
     base = GenerateConfig(corpus=corpus, seeds=seeds, min_target=low, max_target=high, rounds=rounds, k=k,
                           random_seed=random_seed, lms=settings.lms(ROLES), lm_options=shared_options,

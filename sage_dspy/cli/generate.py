@@ -11,7 +11,8 @@ from rich.progress import TextColumn
 import sage_dspy
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
-from sage_dspy.cli.options import BreakerInARow, BreakerRate, BreakerWindow, LmParseRetries, breaker_limits
+from sage_dspy.cli.options import (AdapterOption, BreakerInARow, BreakerRate, BreakerWindow, LmParseRetries,
+                                   breaker_limits)
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, IdField,
                                    LmRetries, LmSeed, LmTimeout, MaxTokens, RayAddress, Recipe, Retriever, TextField,
                                    TitleField, Workers, check_choice, check_protocol, corpus_fields, lm_settings,
@@ -77,6 +78,7 @@ def generate_command(
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
     lm_parse_retries: LmParseRetries = None,
+    adapter: AdapterOption = None,
     retriever: Retriever = None,
     breaker_in_a_row: BreakerInARow = None,
     breaker_rate: BreakerRate = None,
@@ -95,7 +97,8 @@ def generate_command(
     settings = lm_settings(config_file, {"generator": generator_lm, "solver": solver_lm, "judge": judge_lm,
                                          "reviser": reviser_lm}, lm=lm, api_base=api_base, max_tokens=max_tokens,
                            seed=lm_seed, timeout=lm_timeout, retries=lm_retries,
-                           parse_retries=lm_parse_retries, breaker={"in_a_row": breaker_in_a_row, "rate": breaker_rate, "window": breaker_window})
+                           parse_retries=lm_parse_retries, adapter=adapter,
+                           breaker={"in_a_row": breaker_in_a_row, "rate": breaker_rate, "window": breaker_window})
     shared_options, role_options = settings.split(ROLES)
     config = GenerateConfig(
         corpus=corpus, corpus_fields=fields, seeds=0 if accepted else seeds or 40, accepted=accepted or 0,

@@ -21,6 +21,7 @@ except ImportError:  # a Typer that uses click itself
 USAGE_ERRORS = (TyperUsageError, click.UsageError)
 from sage_dspy.errors import SageError
 from sage_dspy.redact import redact_text
+from sage_dspy.lm.adapter import ADAPTERS
 from sage_dspy.lm.settings import Layer, LMSettings, load_settings
 from sage_dspy.method.loop import PROTOCOLS
 from sage_dspy.programs import RECIPES
@@ -120,6 +121,10 @@ BreakerRate = Annotated[Optional[float], typer.Option("--breaker-rate", min=0.0,
                         "share of its last --breaker-window calls failed (default 0.5; 0: off)")]
 BreakerWindow = Annotated[Optional[int], typer.Option("--breaker-window", min=0, help="calls the failure rate is "
                           "taken over (default 20)")]
+AdapterOption = Annotated[Optional[str], typer.Option("--adapter", help="how replies are asked for and read: chat "
+                                                    "(DSPy's field markers; the default), json (JSON mode), "
+                                                    "json-schema (a JSON schema per call: tool names and "
+                                                    "arguments for the agents' steps)")]
 LmParseRetries = Annotated[Optional[int], typer.Option("--lm-parse-retries", min=0, help="fresh rollouts after a "
                                                        "reply the adapter cannot parse (default 2)")]
 
@@ -176,13 +181,15 @@ def breaker_limits(settings: LMSettings) -> BreakerLimits:
 def lm_settings(config_file: Optional[Path], models: dict[str, Optional[str]], *, lm: Optional[str] = None,
                 api_base: Optional[str] = None, max_tokens: Optional[int] = None, seed: Optional[int] = None,
                 timeout: Optional[float] = None, retries: Optional[int] = None,
-                parse_retries: Optional[int] = None, breaker: Optional[dict] = None) -> LMSettings:
+                parse_retries: Optional[int] = None, breaker: Optional[dict] = None,
+                adapter: Optional[str] = None) -> LMSettings:
     """The options given (`lm` for every role, `models` per role, `breaker`'s limits) over the environment, the
     file, the defaults."""
     if config_file is not None and config_file.is_dir():
         fail(f"--config {config_file} is a directory; pass the TOML file of LM settings itself")
     shared = {"model": lm, "api_base": api_base, "max_tokens": max_tokens, "seed": seed, "timeout": timeout,
-              "retries": retries, "parse_retries": parse_retries}
+              "retries": retries, "parse_retries": parse_retries,
+              "adapter": check_choice("adapter", adapter, ADAPTERS) if adapter is not None else None}
     options = Layer({key: value for key, value in shared.items() if value is not None},
                     {role: {"model": model} for role, model in models.items() if model},
                     breaker={key: value for key, value in (breaker or {}).items() if value is not None})

@@ -52,6 +52,12 @@ def interrupted(saved: int, seeds: int, out_dir, resume_command: str) -> None:
               highlight=False, soft_wrap=True, markup=False)
 
 
+def all_attempts_failed(questions: int, answers_path) -> None:
+    err.print(f"error: every attempt at every question failed ({questions} of {questions} questions unanswered); "
+              f"each attempt's 'error_kind' and 'raw_reply' in {answers_path} say why",
+              highlight=False, soft_wrap=True, markup=False)
+
+
 def all_failed(seeds: int, records_path) -> None:
     err.print(f"error: every seed failed ({seeds} of {seeds}); each record's 'error' in {records_path} says why: "
               "fix the cause, then re-run the same command (seeds the LM service failed are tried again; others "
@@ -74,9 +80,9 @@ def _usd(value: float | None) -> str:
     return "unknown" if value is None else f"${value:.4f}"
 
 
-def usage_lines(usage: dict) -> list:
-    """A table of calls, tokens and cost per role, the cost per accepted pair, and what to do about a model
-    without a price."""
+def usage_lines(usage: dict, per_pair: bool = True) -> list:
+    """A table of calls, tokens and cost per role, the cost per accepted pair (`per_pair`), and what to do about
+    a model without a price."""
     table = Table(title="LM use by role")
     for column in ("role", "model", "calls", "tokens in", "tokens out", "cost (USD)"):
         table.add_column(column, justify="left" if column in ("role", "model") else "right")
@@ -86,10 +92,10 @@ def usage_lines(usage: dict) -> list:
                       f"{row['completion_tokens']:,}", _usd(row["cost_usd"]))
     per = usage["per_accepted"]
     lines = [table]
-    if usage["accepted"]:
+    if per_pair and usage["accepted"]:
         lines.append(f"cost per accepted pair: {per['lm_calls']:.1f} LM calls, {per['tokens']:.0f} tokens, "
                      f"{_usd(per['cost_usd'])}")
-    else:
+    elif per_pair:
         lines.append("cost per accepted pair: no pair was accepted")
     if usage["unpriced"]:
         lines.append(f"no price known for {', '.join(usage['unpriced'])}: add one under [prices] in the --config "
@@ -163,16 +169,24 @@ def evaluation_table(title: str, table_rows, label: str = "rounds") -> Table:
 
 def solve_table(summary: dict, title: str) -> Table:
     table = Table(title=title)
-    for column in ("hops", "questions", "pass@K %", "Avg@K", "searches (correct)", "searches / attempt"):
+    for column in ("hops", "questions", "pass@K %", "Avg@K", "searches (correct)", "searches / attempt", "failed"):
         table.add_column(column, justify="right")
     for name, row in summary.items():
         table.add_row(name, str(row["questions"]), f"{row['pass_at_k']:.1f}", f"{row['avg_at_k']:.2f}",
-                      f"{row['searches_when_correct']:.2f}", f"{row['searches_per_attempt']:.2f}")
+                      f"{row['searches_when_correct']:.2f}", f"{row['searches_per_attempt']:.2f}",
+                      str(row.get("failed", 0)))
     return table
 
 
 def solved(summary: dict, title: str, offline: bool, answers: Path) -> None:
-    out.print(solve_table(summary, title))
+    """`sage solve`'s table per hop count, its LM use and cost, the failures by kind, and where the answers are."""
+    out.print(solve_table(summary["hops"], title))
+    for line in usage_lines(summary["usage"], per_pair=False):
+        out.print(line, highlight=False, markup=False)
+    failures = summary["failures"]
+    if failures["attempts"] or failures["parse_failures"]:
+        out.print(f"failures: attempts {failures['attempts'] or 'none'}; unparseable replies by role "
+                  f"{failures['parse_failures'] or 'none'} (retried ones included)", highlight=False, markup=False)
     if offline:
         out.print("Offline LM: its generic search strategy, not an LLM agent; the paper's strong agent needed about "
                   "2.1 searches on HotpotQA and 2.7 on MuSiQue.")

@@ -8,8 +8,8 @@ import typer
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.outputs import SOLVE, check_output_folder
 from sage_dspy.cli import printing
-from sage_dspy.cli.options import (ApiBase, ConfigFile, LmParseRetries, LmRetries, LmSeed, LmTimeout, MaxTokens,
-                                    Retriever, lm_settings)
+from sage_dspy.cli.options import (AdapterOption, ApiBase, ConfigFile, LmParseRetries, LmRetries, LmSeed, LmTimeout,
+                                    MaxTokens, Retriever, lm_settings)
 from sage_dspy.runs.solve import SolveConfig, solve
 from sage_dspy.search.corpus_index import open_corpus
 from sage_dspy.search.remote import check_url
@@ -33,6 +33,7 @@ def solve_command(
     lm_timeout: LmTimeout = None,
     lm_retries: LmRetries = None,
     lm_parse_retries: LmParseRetries = None,
+    adapter: AdapterOption = None,
     retriever: Retriever = None,
 ) -> None:
     """Run the search agent alone on real questions: pass@K, Avg@K and searches by hop count."""
@@ -40,7 +41,7 @@ def solve_command(
     roles = ("solver", "judge")
     settings = lm_settings(config_file, {"solver": lm, "judge": judge_lm or lm}, api_base=api_base,
                            max_tokens=max_tokens, seed=lm_seed, timeout=lm_timeout, retries=lm_retries,
-                           parse_retries=lm_parse_retries)
+                           parse_retries=lm_parse_retries, adapter=adapter)
     shared_options, role_options = settings.split(roles)
     lm = settings.models["solver"]
     config = SolveConfig(questions=questions, lms=settings.lms(roles), k=k, limit=limit, out_dir=out_dir,
@@ -49,6 +50,9 @@ def solve_command(
     passages = open_corpus(corpus, retriever=config.retriever)
     with printing.progress_bar() as progress:
         task = progress.add_task("solving", total=limit)
-        _, summary = solve(config, passages, on_row=lambda row: progress.advance(task))
+        rows, summary = solve(config, passages, on_row=lambda row: progress.advance(task), prices=settings.prices)
     printing.solved(summary, title=f"search agent on {questions.name} over {corpus} (LM: {lm}, K={k})",
                     offline=lm == "offline", answers=out_dir / "answers.jsonl")
+    if summary["all_failed"]:
+        printing.all_attempts_failed(len(rows), out_dir / "answers.jsonl")
+        raise typer.Exit(code=1)  # as generate: not bad input (2), the run ran and answered nothing

@@ -17,7 +17,8 @@ unchanged. When that fallback fails too, the call is asked again as a fresh roll
 DSPy's cache cannot return the same reply) up to the LM's `parse_retries` times (`inflight.PARSE_RETRIES`
 for an LM that has no such setting); every failed try is counted for the role (`usage.count_parse_failure`).
 Small self-hosted models often answer outside the format once in a while: one such reply must not cost a seed.
-`RoleLMs.use` installs it where no adapter is configured (`adapter_settings`).
+`RoleLMs.use` installs it, or the role's `--adapter` (`ADAPTERS`; lm.structured), where no adapter is configured
+(lm.choice).
 """
 
 import ast
@@ -118,31 +119,54 @@ def _signature_key(signature) -> tuple | None:
 _system_messages: dict = {}
 
 
-class ChatAdapter(dspy.ChatAdapter):
+class ParseRetries:
+    """Mixed in before a DSPy adapter: a reply it cannot parse (after DSPy's own JSON fallback, where the adapter
+    has one) is asked again as a fresh rollout, up to the LM's `parse_retries` times, each failure counted. The
+    error that leaves holds every failed reply of those tries, fallbacks included (`FAILED_REPLIES`, bounded):
+    DSPy's own error names only the last one."""
+
+    def __call__(self, lm, lm_kwargs, signature, demos, inputs):
+        replies = []
+        for retry in range(_parse_retries(lm) + 1):
+            try:
+                return super().__call__(_fresh_rollout(lm, retry), dict(lm_kwargs), signature, demos, inputs)
+            except AdapterParseError as error:
+                _failed_try(lm, error, replies, last=retry == _parse_retries(lm))
+
+    async def acall(self, lm, lm_kwargs, signature, demos, inputs):
+        replies = []
+        for retry in range(_parse_retries(lm) + 1):
+            try:
+                return await super().acall(_fresh_rollout(lm, retry), dict(lm_kwargs), signature, demos, inputs)
+            except AdapterParseError as error:
+                _failed_try(lm, error, replies, last=retry == _parse_retries(lm))
+
+
+FAILED_REPLIES = "sage_failed_replies"  # attribute of the AdapterParseError that leaves ParseRetries
+FAILED_REPLIES_KEPT = 8  # the last replies kept: 2 retries of a chat call and its JSON fallback make 6
+
+
+def _failed_try(lm, error: AdapterParseError, replies: list, *, last: bool) -> None:
+    """Count the failure and note its replies (the chat reply DSPy's JSON fallback replaced is the context of
+    the fallback's error); on the last try, raise `error` holding them all."""
+    count_parse_failure(lm.model)
+    chain, cause = [], error
+    while isinstance(cause, AdapterParseError):
+        chain.append(str(cause.lm_response or ""))
+        cause = cause.__context__
+    replies.extend(reversed(chain))
+    if last:
+        setattr(error, FAILED_REPLIES, replies[-FAILED_REPLIES_KEPT:])
+        raise error
+
+
+class ChatAdapter(ParseRetries, dspy.ChatAdapter):
     """dspy.ChatAdapter, with the work that depends only on the signature and field types done once."""
 
     # Adapter.__init_subclass__ wraps `format` with DSPy's callbacks. Inheriting ChatAdapter's (already
     # wrapped) method would wrap it twice and fire format callbacks twice; DSPy's undecorated base method
     # is wrapped once, exactly as dspy.ChatAdapter's is.
     format = Adapter.format
-
-    def __call__(self, lm, lm_kwargs, signature, demos, inputs):
-        for retry in range(_parse_retries(lm) + 1):
-            try:
-                return super().__call__(_fresh_rollout(lm, retry), lm_kwargs, signature, demos, inputs)
-            except AdapterParseError:
-                count_parse_failure(lm.model)
-                if retry == _parse_retries(lm):
-                    raise
-
-    async def acall(self, lm, lm_kwargs, signature, demos, inputs):
-        for retry in range(_parse_retries(lm) + 1):
-            try:
-                return await super().acall(_fresh_rollout(lm, retry), lm_kwargs, signature, demos, inputs)
-            except AdapterParseError:
-                count_parse_failure(lm.model)
-                if retry == _parse_retries(lm):
-                    raise
 
     def format_system_message(self, signature) -> str:
         key = _signature_key(signature)
@@ -210,9 +234,5 @@ def _fresh_rollout(lm, retry: int):
     return lm.copy(rollout_id=f"{lm.kwargs.get('rollout_id', '')}/parse-retry-{retry}")
 
 
-_ADAPTER = ChatAdapter()
-
-
-def adapter_settings() -> dict:
-    """`dspy.context` settings that install this adapter where none is configured (a configured one wins)."""
-    return {} if dspy.settings.adapter is not None else {"adapter": _ADAPTER}
+ADAPTERS = ("chat", "json", "json-schema")  # --adapter: how each call asks for and reads its fields (lm.choice)
+DEFAULT_ADAPTER = "chat"

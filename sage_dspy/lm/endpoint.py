@@ -73,3 +73,28 @@ def lm_fingerprint(lm) -> str:
 @functools.lru_cache(maxsize=256)  # asked on every cached call's key: an LM's endpoint never changes
 def _fingerprint_of(endpoint: str) -> str:
     return fingerprint(endpoint)
+
+
+OPENAI_HOST = "api.openai.com"
+KEYLESS_PLACEHOLDER = "sage-no-key"  # not a secret: what a keyless server is sent so the client will send at all
+
+
+def serves_openai_elsewhere(model: str, kwargs: dict) -> bool:
+    """An `openai/` model whose requests go to a server other than OpenAI's (llama.cpp, vLLM, a proxy)."""
+    endpoint = endpoint_of(model, kwargs)
+    if not model.startswith("openai/") or endpoint == PROVIDER_DEFAULT:
+        return False
+    try:
+        return (urlsplit(endpoint.strip()).hostname or "").lower() != OPENAI_HOST
+    except ValueError:
+        return True
+
+
+def keyless_placeholder(model: str, api_base: str | None) -> str | None:
+    """A placeholder key for an `openai/` model at a server of its own when OPENAI_API_KEY is not set: DSPy's
+    client refuses to send without a key, yet llama.cpp's and vLLM's servers started without --api-key take any
+    (DSPy gives `hosted_vllm/` and `ollama_chat/` such a placeholder itself). A server that does check keys
+    answers 401, which the preflight call reports as such. None where the provider's own key must be used."""
+    if os.environ.get("OPENAI_API_KEY") or not serves_openai_elsewhere(model, {"api_base": api_base}):
+        return None
+    return KEYLESS_PLACEHOLDER

@@ -25,6 +25,7 @@ from dspy.utils.exceptions import (LMAuthError, LMBillingError, LMLockTimeoutErr
 
 from sage_dspy.breaker import check as check_breaker, observe
 from sage_dspy.lm.cache_key import key_cache_by_endpoint
+from sage_dspy.lm.max_tokens_field import send_max_tokens_to_served_models
 from sage_dspy.lm.usage import count_call, current_role
 
 _slots: ContextVar[threading.BoundedSemaphore | None] = ContextVar("sage_call_slots", default=None)
@@ -99,6 +100,7 @@ def _backend(model: str) -> str:
 
 
 key_cache_by_endpoint()
+send_max_tokens_to_served_models()
 
 
 class SageLM(dspy.LM):

@@ -6,6 +6,8 @@ call, more than the HTTP call itself. For the chat and JSON adapters and plain v
 lists of JSON data: our observations and tool arguments), the text is written here exactly as
 `ChatAdapter.format_user_message_content` writes it; anything else goes through DSPy with the signature
 cached per key tuple. Predictor names (`react`, `extract`) are unchanged, so saved programs load either way.
+While it runs, its tools' argument schemas are what the json-schema adapter constrains each step to
+(`lm.structured.current_tools`).
 
 Tools given as plain callables are wrapped in `Tool`, a dspy.Tool whose argument check reuses one jsonschema
 validator per argument schema and one pydantic wrapper per argument type, where dspy.Tool builds both at
@@ -24,8 +26,9 @@ from jsonschema import SchemaError, validators
 
 from sage_dspy.breaker import agent_run, pending_fault
 from sage_dspy.lm.adapter import CACHE_LIMIT, ChatAdapter
+from sage_dspy.lm.structured import JSONAdapter, JSONSchemaAdapter, current_tools
 
-_PLAIN_ADAPTERS = (dspy.ChatAdapter, dspy.JSONAdapter, ChatAdapter)
+_PLAIN_ADAPTERS = (dspy.ChatAdapter, dspy.JSONAdapter, ChatAdapter, JSONAdapter, JSONSchemaAdapter)
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
 
@@ -115,9 +118,18 @@ class ReAct(dspy.ReAct):
         tools = [tool if isinstance(tool, dspy.Tool) else Tool(tool) for tool in tools]
         super().__init__(signature, tools=tools, max_iters=max_iters)
 
+    def _tool_schemas(self) -> dict[str, dict]:
+        return {name: dict(tool.args or {}) for name, tool in self.tools.items()}
+
     def forward(self, **input_args):
-        with agent_run():  # a tool whose backend failed ends the agent (sage_dspy.breaker.agent_run)
+        # a tool whose backend failed ends the agent (sage_dspy.breaker.agent_run); the json-schema adapter reads
+        # the per-tool schema (lm.structured)
+        with agent_run(), current_tools(self._tool_schemas()):
             return super().forward(**input_args)
+
+    async def aforward(self, **input_args):
+        with agent_run(), current_tools(self._tool_schemas()):
+            return await super().aforward(**input_args)
 
     def _call_with_potential_trajectory_truncation(self, module, trajectory, **input_args):
         fault = pending_fault()

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 import dspy
 from dspy.utils.exceptions import LMConfigurationError
 
-from sage_dspy.lm.adapter import adapter_settings
+from sage_dspy.lm.adapter import DEFAULT_ADAPTER
+from sage_dspy.lm.choice import adapter_settings
 from sage_dspy.lm.bounds import apply_memory_bounds
-from sage_dspy.lm.endpoint import check_api_base, lm_fingerprint
+from sage_dspy.lm.endpoint import check_api_base, keyless_placeholder, lm_fingerprint
 from sage_dspy.lm.inflight import SageLM, current_lane
 from sage_dspy.lm.metadata_lookup import remember_model_metadata
 from sage_dspy.offline.engine import MODEL_NAME, AsyncOfflineEngine, OfflineEngine
@@ -54,13 +55,13 @@ def offline_lm() -> dspy.LM:
 def build_lm(spec: str, role: str, *, api_base: str | None = None, max_tokens: int | None = None,
              seed: int | None = None, timeout: float | None = None, num_retries: int | None = None,
              temperature: float | None = None, parse_retries: int | None = None,
-             reply_retries: int | None = None) -> dspy.LM:
+             reply_retries: int | None = None, adapter: str | None = None) -> dspy.LM:
     """A role's LM. `temperature` defaults to the role's (DEFAULT_TEMPERATURES); `max_tokens` bounds one reply;
     `seed` makes each solver rollout send seed + k (distinct, reproducible samples, where the provider honours
     seeds); `timeout` bounds one request; DSPy retries 429/5xx/timeouts `num_retries` times with exponential
     backoff (its default is 3); a malformed 2xx reply is retried `reply_retries` times and a reply the adapter
-    cannot parse `parse_retries` times as a fresh rollout (SageLM; both default to 2). The offline LM ignores
-    every setting."""
+    cannot parse `parse_retries` times as a fresh rollout (SageLM; both default to 2). `adapter` is the role's,
+    installed by `RoleLMs.use`, not the LM's. The offline LM ignores every setting."""
     spec = spec.strip()
     if spec == OFFLINE or spec == MODEL_NAME:
         return offline_lm()
@@ -72,7 +73,8 @@ def build_lm(spec: str, role: str, *, api_base: str | None = None, max_tokens: i
         check_api_base(api_base)
     if temperature is None:
         temperature = DEFAULT_TEMPERATURES.get(role, 0.0)
-    settings = {"temperature": temperature, "api_base": api_base, "max_tokens": max_tokens,
+    api_key = keyless_placeholder(spec, api_base)
+    settings = {"api_key": api_key, "temperature": temperature, "api_base": api_base, "max_tokens": max_tokens,
                 "seed": seed, "timeout": timeout, "num_retries": num_retries, "parse_retries": parse_retries,
                 "reply_retries": reply_retries}
     try:
@@ -96,6 +98,7 @@ class RoleLMs:
     # (`inflight.in_lane`) uses lanes[role][n % count]. They share DSPy's response cache (keyed by model and
     # request), so a lane changes which connection a call takes, never its answer.
     lanes: dict[str, list[dspy.LM]] = field(default_factory=dict)
+    adapters: dict[str, str] = field(default_factory=dict)  # role -> its --adapter (lm.adapter.ADAPTERS)
 
     @staticmethod
     def lanes_for(calls_in_flight: int) -> int:
@@ -114,6 +117,8 @@ class RoleLMs:
         built: dict[str, dspy.LM] = {}
         shared: dict[str, dspy.LM] = {}
         extra: dict[str, list[dspy.LM]] = {}
+        adapters = {role: {**options, **(role_options or {}).get(role, {})}.get("adapter") or DEFAULT_ADAPTER
+                    for role in specs}
         for role, spec in specs.items():
             # One offline LM serves every role that asks for it; real LMs keep their per-role temperature.
             if spec.strip() == OFFLINE:
@@ -123,16 +128,18 @@ class RoleLMs:
                 built[role] = build_lm(spec, role, **settings)
                 if lanes > 1:
                     extra[role] = [built[role], *(build_lm(spec, role, **settings) for _ in range(lanes - 1))]
-        return cls(built, extra)
+        return cls(built, extra, adapters)
 
     @contextlib.contextmanager
     def use(self, role: str):
-        """Calls inside run on the role's LM (the global one if it has none) and are charged to the role."""
+        """Calls inside run on the role's LM (the global one if it has none) and adapter, and are charged to the
+        role."""
         lm = self.lms.get(role)
         if role in self.lanes:
             lm = self.lanes[role][current_lane() % len(self.lanes[role])]
         try:
-            with acting_as(role), dspy.context(**({"lm": lm} if lm is not None else {}), **adapter_settings()):
+            adapter = adapter_settings(self.adapters.get(role))
+            with acting_as(role), dspy.context(**({"lm": lm} if lm is not None else {}), **adapter):
                 yield
         except Exception as error:
             if not hasattr(error, FAILED_ROLE):  # the innermost role whose call failed

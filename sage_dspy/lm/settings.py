@@ -12,6 +12,7 @@ The file (`--config sage.toml`, or SAGE_CONFIG):
     api_base = "http://127.0.0.1:8000/v1"
     max_tokens = 4000
     seed = 0
+    adapter = "json-schema"   # chat (the default), json, json-schema: how replies are asked for and read
     timeout = 60
     retries = 3
     parse_retries = 2         # fresh rollouts after a reply the adapter cannot parse
@@ -20,7 +21,7 @@ The file (`--config sage.toml`, or SAGE_CONFIG):
     [lm.judge]                # one role: generator, solver, judge, reviser, reflection
     model = "openai/gpt-4o"
     temperature = 0.0
-    max_tokens = 200          # model, api_base, temperature, max_tokens
+    max_tokens = 200          # model, api_base, temperature, max_tokens, adapter
 
     [prices]                  # USD per million tokens; overrides the bundled price map
     "openai/my-model" = { input = 0.15, output = 0.60 }
@@ -30,10 +31,10 @@ The file (`--config sage.toml`, or SAGE_CONFIG):
     rate = 0.5                # or this share failed of its last `window` calls
     window = 20
 
-The environment: SAGE_LM, SAGE_API_BASE, SAGE_MAX_TOKENS, SAGE_LM_SEED, SAGE_LM_TIMEOUT, SAGE_LM_RETRIES,
-SAGE_LM_PARSE_RETRIES, SAGE_LM_REPLY_RETRIES for every role, and SAGE_<ROLE>_LM, SAGE_<ROLE>_API_BASE,
-SAGE_<ROLE>_TEMPERATURE, SAGE_<ROLE>_MAX_TOKENS for one; SAGE_BREAKER_IN_A_ROW, SAGE_BREAKER_RATE,
-SAGE_BREAKER_WINDOW for the breaker.
+The environment: SAGE_LM, SAGE_API_BASE, SAGE_MAX_TOKENS, SAGE_ADAPTER, SAGE_LM_SEED, SAGE_LM_TIMEOUT,
+SAGE_LM_RETRIES, SAGE_LM_PARSE_RETRIES, SAGE_LM_REPLY_RETRIES for every role, and SAGE_<ROLE>_LM, SAGE_<ROLE>_API_BASE,
+SAGE_<ROLE>_TEMPERATURE, SAGE_<ROLE>_MAX_TOKENS, SAGE_<ROLE>_ADAPTER for one; SAGE_BREAKER_IN_A_ROW,
+SAGE_BREAKER_RATE, SAGE_BREAKER_WINDOW for the breaker.
 """
 
 import dataclasses
@@ -43,13 +44,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from sage_dspy.lm.adapter import ADAPTERS, DEFAULT_ADAPTER
 from sage_dspy.lm.endpoint import check_api_base
 from sage_dspy.lm.roles import ALL_ROLES, OFFLINE, LMConfigError
 from sage_dspy.lm.pricing import Price
 
 RUN_KEYS = ("seed", "timeout", "retries", "parse_retries", "reply_retries")  # one value for every role
-SHARED_KEYS = ("model", "api_base", "max_tokens", *RUN_KEYS)
-ROLE_KEYS = ("model", "api_base", "temperature", "max_tokens")
+SHARED_KEYS = ("model", "api_base", "max_tokens", "adapter", *RUN_KEYS)
+ROLE_KEYS = ("model", "api_base", "temperature", "max_tokens", "adapter")
 PRICE_KEYS = ("input", "output")
 BREAKER_KEYS = ("in_a_row", "rate", "window")  # sage_dspy.breaker.BreakerLimits's fields
 TABLES = ("lm", "prices", "breaker")
@@ -57,7 +59,7 @@ SECRET_NAMES = ("key", "apikey", "token", "secret", "password")
 # build_lm's names for the settings users write as below
 OPTION_NAMES = {"api_base": "api_base", "max_tokens": "max_tokens", "temperature": "temperature",
                 "seed": "seed", "timeout": "timeout", "retries": "num_retries", "parse_retries": "parse_retries",
-                "reply_retries": "reply_retries"}
+                "reply_retries": "reply_retries", "adapter": "adapter"}
 
 
 class ConfigError(LMConfigError):
@@ -79,7 +81,7 @@ class LMSettings:
     """The resolved settings: a model per role, each role's LM options, the run-wide ones, and prices."""
 
     models: dict[str, str]
-    options: dict[str, dict]  # role -> {api_base, temperature, max_tokens}, only those set
+    options: dict[str, dict]  # role -> {api_base, temperature, max_tokens, adapter}, only those set
     run_options: dict  # seed, timeout, num_retries, parse_retries, reply_retries, only those set
     prices: dict[str, Price] = field(default_factory=dict)
     breaker: dict = field(default_factory=dict)  # BreakerLimits's fields, only those set
@@ -91,7 +93,7 @@ class LMSettings:
         """(lm_options, role_options) for `RoleLMs.from_specs`: a setting every role shares is stated once in
         lm_options (so a plain --api-base run is written as before), the rest per role."""
         shared = dict(self.run_options)
-        for key in ("api_base", "max_tokens"):
+        for key in ("api_base", "max_tokens", "adapter"):
             values = {repr(self.options[role].get(key)) for role in roles}
             if len(values) == 1 and self.options[roles[0]].get(key) is not None:
                 shared[key] = self.options[roles[0]][key]
@@ -117,6 +119,8 @@ def resolve(options: Layer, env: Layer, file: Layer) -> LMSettings:
                     chosen[key] = value
                     break
         models[role] = chosen.pop("model", OFFLINE)
+        if chosen.get("adapter") == DEFAULT_ADAPTER:
+            del chosen["adapter"]  # the default, as if unset: a run that says `--adapter chat` is the run without it
         per_role[role] = {OPTION_NAMES[key]: value for key, value in chosen.items()}
     run_options = {}
     for key in RUN_KEYS:
@@ -218,9 +222,11 @@ def _price(path: Path, model: str, entry) -> Price:
 def from_environment(environ: Mapping[str, str]) -> Layer:
     """SAGE_* variables; an empty value counts as unset. Other SAGE_* names are not ours to refuse."""
     shared_names = {"model": "SAGE_LM", "api_base": "SAGE_API_BASE", "max_tokens": "SAGE_MAX_TOKENS",
+                    "adapter": "SAGE_ADAPTER",
                     "seed": "SAGE_LM_SEED", "timeout": "SAGE_LM_TIMEOUT", "retries": "SAGE_LM_RETRIES",
                     "parse_retries": "SAGE_LM_PARSE_RETRIES", "reply_retries": "SAGE_LM_REPLY_RETRIES"}
-    role_names = {"model": "LM", "api_base": "API_BASE", "temperature": "TEMPERATURE", "max_tokens": "MAX_TOKENS"}
+    role_names = {"model": "LM", "api_base": "API_BASE", "temperature": "TEMPERATURE", "max_tokens": "MAX_TOKENS",
+                  "adapter": "ADAPTER"}
     shared = {key: _from_text(name, key, environ[name]) for key, name in shared_names.items()
               if environ.get(name, "").strip()}
     roles = {}
@@ -236,7 +242,7 @@ def from_environment(environ: Mapping[str, str]) -> Layer:
 
 def _from_text(name: str, key: str, text: str):
     text = text.strip()
-    if key in ("model", "api_base"):
+    if key in ("model", "api_base", "adapter"):
         return _value(name, key, text)
     try:
         value = float(text) if key in ("temperature", "timeout", "rate") else int(text)
@@ -256,6 +262,10 @@ def _value(where: str, key: str, value):
         if key == "api_base":
             check_api_base(value, where)
         return value.strip()
+    if key == "adapter":
+        if value not in ADAPTERS:
+            raise ConfigError(f"{where} must be one of {', '.join(ADAPTERS)}, not {value!r}")
+        return value
     if key == "temperature":
         return _number(where, value, low=0.0, high=2.0)
     if key == "timeout":

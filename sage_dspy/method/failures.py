@@ -13,6 +13,7 @@ from dspy.utils.exceptions import (AdapterParseError, ContextWindowExceededError
                                    LMProviderError, LMRateLimitError, LMServerError, LMTimeoutError,
                                    LMTransportError, LMUnexpectedError)
 
+from sage_dspy.lm.adapter import FAILED_REPLIES
 from sage_dspy.redact import error_text, redact_text
 
 MESSAGE_LIMIT = 300  # characters of an error message kept in a record
@@ -45,6 +46,16 @@ def raw_reply(error: BaseException) -> str:
     """The model's reply an adapter could not parse (truncated, scrubbed), or "" for any other failure."""
     reply = getattr(error, "lm_response", None) if isinstance(error, AdapterParseError) else None
     return redact_text(str(reply))[:RAW_REPLY_LIMIT] if reply else ""
+
+
+def raw_replies(error: BaseException) -> list[str]:
+    """Every reply the adapter could not parse on the way to `error`, in order: each parse retry's and each
+    JSON fallback's (lm.adapter.ParseRetries keeps the last FAILED_REPLIES_KEPT), truncated and scrubbed; the
+    last one is `raw_reply`. [] for any other failure."""
+    if not isinstance(error, AdapterParseError):
+        return []
+    replies = getattr(error, FAILED_REPLIES, None) or [getattr(error, "lm_response", None) or ""]
+    return [redact_text(str(reply))[:RAW_REPLY_LIMIT] for reply in replies]
 
 
 def is_service_kind(kind: str) -> bool:

@@ -29,6 +29,7 @@ class Attempt:
     error_kind: str = ""  # the failure's kind (method.failures.error_kind), "" when it did not fail
     failed_in: str = ""  # "solver" or "judge": whose call failed
     raw_reply: str = ""  # a reply the adapter could not parse, truncated and scrubbed
+    raw_replies: tuple[str, ...] = ()  # every unparseable reply of its parse retries, raw_reply the last
 
 
 @dataclass(frozen=True)

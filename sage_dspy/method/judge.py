@@ -11,7 +11,7 @@ from dataclasses import replace
 import dspy
 
 from sage_dspy.answers import normalize_answer
-from sage_dspy.method.failures import JUDGE, error_kind, error_message, raw_reply
+from sage_dspy.method.failures import JUDGE, error_kind, error_message, raw_replies, raw_reply
 from sage_dspy.method.feedback import Attempt, Grounding, cited_grounding, passage_stating
 from sage_dspy.method.signatures import CiteSupportingPassage, JudgeAnswer
 from sage_dspy.search.passages import format_passage, Passage
@@ -41,7 +41,7 @@ class AnswerJudge(dspy.Module):
                           always_lm=always_lm)
         except Exception as error:  # a judge failure marks this attempt unjudged, it does not stop the loop
             return replace(attempt, error=f"judge failed: {error_message(error)}", error_kind=error_kind(error),
-                           failed_in=JUDGE, raw_reply=raw_reply(error))
+                           failed_in=JUDGE, raw_reply=raw_reply(error), raw_replies=tuple(raw_replies(error)))
         return replace(attempt, correct=result.correct, judged_by=result.method)
 
     def ground(self, question: str, answer: str, retrieved: list[Passage], generator_passages: int,

@@ -2,7 +2,7 @@
 
 import dspy
 
-from sage_dspy.method.failures import SOLVER, error_kind, error_message, raw_reply
+from sage_dspy.method.failures import SOLVER, error_kind, error_message, raw_replies, raw_reply
 from sage_dspy.method.feedback import Attempt
 from sage_dspy.lm.react import ReAct
 from sage_dspy.search.tool import SearchTool
@@ -46,6 +46,6 @@ class Solver(dspy.Module):
                 result = self(question=question)
         except Exception as error:  # an LM or parse failure costs this attempt, not the run
             return Attempt("", 0, False, error=error_message(error), error_kind=error_kind(error), failed_in=SOLVER,
-                           raw_reply=raw_reply(error))
+                           raw_reply=raw_reply(error), raw_replies=tuple(raw_replies(error)))
         steps = steps_of(result.trajectory)
         return Attempt(str(result.answer).strip(), search_count(steps), False, steps)

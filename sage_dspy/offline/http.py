@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from sage_dspy.offline.engine import MODEL_NAME
-from sage_dspy.offline.wire import completion, error_body, reply_for, seed_of
+from sage_dspy.offline.wire import BadRequest, completion, error_body, reply_for, response_format_of, seed_of
 
 HOST = "127.0.0.1"
 FAULT_KINDS = ("429", "500", "timeout", "garbage", "nomarkers")
@@ -67,6 +67,7 @@ class Stats:
     clients: dict = field(default_factory=dict)  # completions per User-Agent product (which client path sent it)
     authorized: int = 0  # completions that carried an Authorization header (its value is never kept)
     seeded: int = 0  # completions whose body had an integer `seed`
+    response_formats: dict = field(default_factory=dict)  # completions per response_format type ("none": absent)
     # For throughput windows: completions admitted and not yet answered, {request number: (admitted at, latency)},
     # and the integral of their count over time (so mean in-flight over a window is a difference of two reads).
     active: dict = field(default_factory=dict)
@@ -102,6 +103,7 @@ class Stats:
                 "in_flight": self.in_flight, "in_flight_max": self.in_flight_max,
                 "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                 "clients": dict(self.clients), "authorized": self.authorized, "seeded": self.seeded,
+                "response_formats": dict(self.response_formats),
                 "budget_left": max(0, config.max_requests - self.completions),
                 "uptime_s": round(now - self.started, 3),
                 "completions_in_flight": len(self.active), "completion_seconds": round(self.busy_seconds, 4),
@@ -132,6 +134,8 @@ class OfflineServer(ThreadingHTTPServer):
             self.stats.completions += 1
             self.stats.authorized += authorized
             self.stats.seeded += seed_of(body) is not None
+            kind = (body.get("response_format") or {}).get("type", "none")
+            self.stats.response_formats[kind] = self.stats.response_formats.get(kind, 0) + 1
             self.stats.clients[client] = self.stats.clients.get(client, 0) + 1
             number = self.stats.completions
             if number > config.max_requests:
@@ -283,6 +287,10 @@ class OfflineHandler(BaseHTTPRequestHandler):
             return self._bad(400, f"invalid request body: {str(error)[:200]}")
         if body.get("stream"):
             return self._bad(400, "streaming is not supported by the offline server")
+        try:
+            response_format_of(body)  # a malformed one is refused before it counts as a completion
+        except BadRequest as error:
+            return self._bad(400, str(error))
 
         number, admitted, fault, latency = self.server.admit(
             client_of(self.headers.get("User-Agent", "")), "Authorization" in self.headers, body)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from sage_dspy.offline.http import ServerConfig, serve
 from sage_dspy.offline.prompt import read_prompt
-from sage_dspy.offline.wire import json_mode_of, read_messages, seed_of
+from sage_dspy.offline.wire import read_messages, response_format_of, seed_of
 
 _SEED_ID = re.compile(r"\(id: ([^)\s]+)\)")
 _BAD_ARG = re.compile(r"Arg (.+?) is not in the tool's args")
@@ -158,7 +158,7 @@ def replier(recording: Recording):
 
     def reply(body: dict) -> tuple[str, dict]:
         system, user = read_messages(body.get("messages") or [])
-        prompt = read_prompt(system, user, seed=seed_of(body), json_mode=json_mode_of(body))
+        prompt = read_prompt(system, user, seed=seed_of(body), json_mode=response_format_of(body)[0])
         kind = kind_of(set(prompt.output_types), set(prompt.inputs))
         if kind == "other" and not prompt.output_types:
             text = PING_REPLY  # a plain prompt (the preflight's ping): nothing recorded, nothing decided by it

@@ -5,7 +5,8 @@
         [--max-requests 10000] [--idle-exit 60] [--max-seconds 900] [--log]
 
 It answers `POST /v1/chat/completions` with exactly the reply the in-process `OfflineEngine` gives for the same
-system message, last user message, `seed` and JSON mode (`response_format`) (wire.py). `GET /health`,
+system message, last user message, `seed` and `response_format` (wire.py: JSON when asked, checked against a
+schema when one is given, a malformed one refused with 400). `GET /health`,
 `GET /v1/models` and `GET /stats` (counters) complete it. When ready it prints one JSON line, `{"port": N}`, on
 stdout; when it stops, one line with the reason and the counters.
 

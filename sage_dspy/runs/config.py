@@ -1,12 +1,14 @@
 """A generate run's settings: one frozen value, saved as the run folder's config.json (so a resume can tell
 the same run from another) and logged to MLflow with secrets left out."""
 
+import json
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.lm.roles import loggable_options
+from sage_dspy.runs.seeds import LEGACY_ORDER
 from sage_dspy.search.identity import earlier_url_fingerprint, read_index_identity, retriever_settings
 
 
@@ -33,6 +35,7 @@ class GenerateConfig:
     search_k: int = 3
     retriever: str = ""  # a retrieval server's URL (search/remote.py); "" searches the embedded bm25s index
     retriever_index: str | None = None  # which index it serves (search/identity.py); None: not asked yet
+    seed_order: str = "stream"  # --seeds: the stream's first seeds; "drawn-at-once" in folders from before (seeds.py)
 
     def to_dict(self) -> dict:
         settings = {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
@@ -42,6 +45,8 @@ class GenerateConfig:
             del settings["role_options"]  # runs that set nothing per role read as before the setting existed
         if not self.accepted:
             del settings["accepted"]  # likewise for runs that ask for a count of seeds
+        if self.accepted or self.seed_order == LEGACY_ORDER:
+            del settings["seed_order"]  # --accepted always read the stream; older --seeds folders had no key
         del settings["retriever"], settings["retriever_index"]
         settings.update(retriever_settings(self.retriever, self.retriever_index))  # embedded runs read as before
         return settings
@@ -66,3 +71,17 @@ def identified(config):
         warnings.warn(f"the retriever did not say which index it serves ({identity.problem}); the run records "
                       "its address only, so a resume cannot tell another index behind it", stacklevel=2)
     return replace(config, retriever_index=identity.value)
+
+
+def with_seed_order_of(config: GenerateConfig, settings_file: Path) -> GenerateConfig:
+    """`config` as the run folder it resumes drew its seeds: a `--seeds` folder whose config.json predates the
+    stream (no `seed_order`) keeps its own draw."""
+    if config.accepted or not settings_file.is_file():
+        return config
+    try:
+        written = json.loads(settings_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return config  # RunFolder says what is wrong with it
+    if isinstance(written, dict) and "seeds" in written and "seed_order" not in written:
+        return replace(config, seed_order=LEGACY_ORDER)
+    return config

@@ -21,15 +21,15 @@ from sage_dspy.lm.roles import RoleLMs
 from sage_dspy.redact import redact
 from sage_dspy.runs.accepted import AcceptedGoal, tasks_until
 from sage_dspy.runs.budget import CallBudget
-from sage_dspy.runs.config import GenerateConfig, identified
+from sage_dspy.runs.config import GenerateConfig, identified, with_seed_order_of
 from sage_dspy.runs.corpus_checks import check_titles_for_offline
-from sage_dspy.runs.folder import (ENDPOINTS_SETTING, RunFolder, disk_full_as_one_line, done_records,
+from sage_dspy.runs.folder import (ENDPOINTS_SETTING, SETTINGS_FILE, RunFolder, disk_full_as_one_line, done_records,
                                    failed_at_service, record_key, rewrite_records)
 from sage_dspy.runs.preflight import check_judge, check_lms, check_retriever
 from sage_dspy.runs.program import PROGRAM_FILE, build_program, compiled_prompts
 from sage_dspy.runs.records import mark_kept, slim_record
 from sage_dspy.runs.scheduler import run_seeds
-from sage_dspy.runs.seeds import draw_seeds, key_of, seed_stream
+from sage_dspy.runs.seeds import first_seeds, key_of, seed_stream
 from sage_dspy.runs.summary import models_of, summarize, usage_summary
 from sage_dspy.search.corpus_index import open_corpus
 from sage_dspy.search.passages import corpus_fingerprint, Passage
@@ -59,6 +59,7 @@ def generate(config: GenerateConfig, *, fresh: bool = False, workers: int = 1, *
         compiled_prompts(Path(options["program_folder"]) / PROGRAM_FILE)  # a broken file: refused before the folder
     check_retriever(config.retriever)  # a dead retriever: one line, before any LM call or folder
     config = identified(config)  # which index the retriever serves, compared on resume
+    config = config if fresh else with_seed_order_of(config, config.out_dir / SETTINGS_FILE)
     run = RunFolder(config.out_dir, config.to_dict(), fresh=fresh, earlier=config.earlier_settings())
     with run.locked():
         return _generate(config, run, lms, workers=workers, **options)
@@ -91,8 +92,8 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
     if lms.endpoints():  # runs on the offline LM read as before
         run.settings[ENDPOINTS_SETTING] = lms.endpoints()
     # --seeds M: the seeds are known now, so a record of another seed is refused before the folder changes
-    tasks = None if config.accepted else draw_seeds(passages, config.seeds, (config.min_target, config.max_target),
-                                                    config.random_seed)
+    tasks = None if config.accepted else first_seeds(passages, config.seeds, (config.min_target, config.max_target),
+                                                     config.random_seed, config.seed_order)
     finished = run.open(None if tasks is None else {key_of(task) for task in tasks})
     done = done_records(finished, endpoint_changed=run.endpoint_changed)
     budget = CallBudget(max_calls, max_cost=max_cost, prices=in_use)
@@ -123,7 +124,7 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
 def _run_seed_count(config: GenerateConfig, tasks: list, program, lms: RoleLMs, passages: Sequence[Passage],
                     run: RunFolder, done: dict[str, dict], budget: CallBudget, on_record, workers: int, seeds_runner,
                     preflight: Callable[[], None]) -> tuple[list[dict], dict]:
-    """`--seeds M`: the M seeds `tasks` drawn at once, those a resumed run finished skipped."""
+    """`--seeds M`: the stream's first M seeds (`tasks`), those a resumed run finished skipped."""
     if len(tasks) < config.seeds:  # one seed per passage: say so rather than quietly run fewer
         warnings.warn(f"the corpus has {len(passages)} passage(s), so this run has {len(tasks)} seed(s), "
                       f"not the {config.seeds} asked for; give a larger corpus for more")

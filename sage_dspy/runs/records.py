@@ -18,6 +18,7 @@ def _attempt_dict(attempt) -> dict:
         "failed_in": attempt.failed_in,  # "solver" or "judge" when it failed
         "raw_reply": attempt.raw_reply,
         "void": is_void(attempt),  # failed at the infrastructure: no search, no answer, not in Avg@K
+        "raw_replies": list(attempt.raw_replies),
         "steps": [step.to_dict() for step in attempt.steps],
     }
 
@@ -42,10 +43,11 @@ def _round_dict(past) -> dict:
 
 
 def record_for(task, prediction, lm_ids: dict[str, str], error: str = "", error_kind: str = "",
-               failed_in: str = "", raw_reply: str = "", rounds=()) -> dict:
+               failed_in: str = "", raw_reply: str = "", raw_replies: list[str] = (), rounds=()) -> dict:
     """Flat, fixed-schema record (so `datasets.load_dataset("json", ...)` reads every line alike): a seed that
     failed has its message, its kind, the role whose call failed and, for a reply that could not be parsed,
-    that reply; all "" otherwise. `rounds`: a failed seed's rounds so far (a void round last)."""
+    that reply (and in `raw_replies` every one its parse retries got); all "" (and []) otherwise. `rounds`: a
+    failed seed's rounds so far (a void round last)."""
     record = {
         "seed_id": task.passage.id,
         "seed_title": task.passage.title,
@@ -67,6 +69,7 @@ def record_for(task, prediction, lm_ids: dict[str, str], error: str = "", error_
         "error_kind": error_kind,
         "failed_in": failed_in,
         "raw_reply": raw_reply,
+        "raw_replies": list(raw_replies),
         "kept": False,
         "drop_reason": "error" if error else "",
         "grounding": {},  # accepted pairs: the retrieved passage stating the answer (feedback.Grounding)

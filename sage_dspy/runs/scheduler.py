@@ -2,13 +2,14 @@
 once the budget is spent or the breaker has tripped, and every seed's outcome a record (a failure is data, never an exception)."""
 
 import contextvars
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from sage_dspy.breaker import tripped as breaker_tripped
 from sage_dspy.lm.inflight import call_slots, in_lane
 from sage_dspy.lm.roles import failed_role
-from sage_dspy.method.failures import error_kind, error_message, raw_reply
+from sage_dspy.method.failures import error_kind, error_message, raw_replies, raw_reply
 from sage_dspy.lm.usage import counting_usage
 from sage_dspy.runs.budget import CallBudget
 from sage_dspy.runs.records import record_for
@@ -33,11 +34,22 @@ def run_seeds(program, tasks: list[SeedTask], lm_ids: dict[str, str], workers: i
                 running.add(pool.submit(contextvars.copy_context().run, _run_in_lane, number, program, task, lm_ids))
             if not running:
                 return
-            finished = next(as_completed(running))
+            try:
+                finished = next(as_completed(running))
+            except KeyboardInterrupt:
+                _say_waiting(len(running))
+                raise  # leaving the pool's block waits for the running seeds, and the caller saves them
             running.remove(finished)
             record = finished.result()  # run_seed records failures itself; it does not raise
             budget.charge(record)
             yield record
+
+
+def _say_waiting(running: int) -> None:
+    """Ctrl-C cannot cut a seed short mid-call: say why the command does not stop at once. Written here, where
+    the wait happens, on stderr like the CLI's other interruption lines."""
+    print(f"interrupted: waiting for the {running} running seed(s) to finish their LM calls; they are saved, "
+          "then the command stops", file=sys.stderr, flush=True)
 
 
 def _run_in_lane(lane: int, program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
@@ -54,7 +66,8 @@ def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
         except Exception as failure:
             failed = {"error": error_message(failure), "error_kind": error_kind(failure),
                       "failed_in": failed_role(failure), "raw_reply": raw_reply(failure),
-                      "rounds": getattr(failure, "rounds", ())}  # a void round's (loop.ServiceUnavailable)
+                      "rounds": getattr(failure, "rounds", ()),  # a void round's (loop.ServiceUnavailable)
+                      "raw_replies": raw_replies(failure)}
     record = record_for(task, prediction, lm_ids, **failed)
     record.update(spent, seconds=round(time.perf_counter() - started, 3))
     return record

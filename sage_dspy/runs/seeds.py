@@ -1,9 +1,12 @@
 """The seeds of a run: which passages, and per seed the number of searches to aim for and the answer type.
 
-`--seeds M` draws M seeds at once, as every run before `--accepted` did (so their folders resume to the same
-seeds). `--accepted N` reads one fixed stream instead, whose first seeds never depend on how many are read:
-a longer run only extends a shorter one, whatever the order its workers finish in."""
+Both `--seeds M` and `--accepted N` read one fixed stream, whose first seeds never depend on how many are read:
+`--seeds 4` is `--seeds 2` and two more, and `--accepted N` is `--seeds M` for the M it took, whatever the order
+its workers finish in. Runs written before that drew M seeds at once (`draw_seeds`: a passage sample, then a
+target and answer type per seed, so seed 1's target depended on M); their folders, whose config.json has no
+`seed_order`, resume to those seeds (`LEGACY_ORDER`)."""
 
+import itertools
 import random
 from dataclasses import dataclass
 from collections.abc import Iterator, Sequence
@@ -32,9 +35,20 @@ def seed_stream(passages: Sequence[Passage], targets: tuple[int, int], random_se
         yield SeedTask(passages[index], rng.randint(*targets), rng.choice(ANSWER_TYPES))
 
 
+STREAM_ORDER, LEGACY_ORDER = "stream", "drawn-at-once"  # GenerateConfig.seed_order
+
+
+def first_seeds(passages: Sequence[Passage], count: int, targets: tuple[int, int], random_seed: int,
+                order: str = STREAM_ORDER) -> list[SeedTask]:
+    """`--seeds M`: the first M seeds of the stream (or, for an older run's folder, its own draw)."""
+    if order == LEGACY_ORDER:
+        return draw_seeds(passages, count, targets, random_seed)
+    return list(itertools.islice(seed_stream(passages, targets, random_seed), count))
+
+
 def draw_seeds(passages: Sequence[Passage], count: int, targets: tuple[int, int], random_seed: int) -> list[SeedTask]:
-    """`--seeds`: random seed passages; per seed a target drawn from the range and an answer type (the paper's
-    recipe). Unlike the stream, a larger count draws other seeds, not more of the same."""
+    """How `--seeds` drew before the stream, kept for folders written then: random seed passages, then per seed
+    a target and an answer type. The targets come after all the passages, so a larger count changes them."""
     rng = random.Random(random_seed)
     chosen = rng.sample(passages, min(count, len(passages)))
     return [SeedTask(p, rng.randint(*targets), rng.choice(ANSWER_TYPES)) for p in chosen]

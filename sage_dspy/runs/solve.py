@@ -6,7 +6,7 @@ same numbers for any agent, by hop count, beside the difficulty of the pairs we 
 """
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +15,11 @@ from sage_dspy.jsonl import iter_jsonl, JsonlError
 from sage_dspy.search.corpus import CorpusError
 from sage_dspy.method.feedback import verdict_for
 from sage_dspy.method.judge import AnswerJudge
+from sage_dspy.lm.pricing import Price, price_table
 from sage_dspy.lm.roles import RoleLMs
+from sage_dspy.lm.usage import counting_usage
+from sage_dspy.method.failures import JUDGE
+from sage_dspy.runs.summary import models_of, usage_summary
 from sage_dspy.runs.preflight import check_retriever
 from sage_dspy.search.tool import SearchTool, open_searcher
 from sage_dspy.method.solver import Solver
@@ -73,39 +77,72 @@ def _question(path: Path, number: int, row: dict) -> Question:
 
 
 def solve_one(solver: Solver, judge: AnswerJudge, lms: RoleLMs, item: Question, k: int) -> dict:
-    with lms.use("solver"):
-        attempts = solver.attempt(item.question, k=k)
-    with lms.use("judge"):
-        attempts = [judge.grade(item.question, item.answers[0], a, aliases=item.answers[1:]) for a in attempts]
-    verdict = verdict_for(attempts, target=0)
+    """One question's row: its verdict over the attempts that answered, each attempt as the agent left it
+    (failures with their kind and raw reply), and the LM calls and tokens it took per role."""
+    with counting_usage() as spent:
+        with lms.use("solver"):
+            attempts = solver.attempt(item.question, k=k)
+        with lms.use("judge"):
+            attempts = [judge.grade(item.question, item.answers[0], a, aliases=item.answers[1:]) for a in attempts]
+    answered = [a for a in attempts if not a.error_kind]
+    verdict = verdict_for(answered, target=0) if answered else None
     return {"id": item.id, "question": item.question, "gold": list(item.answers), "hops": item.hops,
-            "correct": verdict.correct, "avg_at_k": verdict.avg_at_k,
-            "searches": verdict.searches if verdict.searches is not None else -1,
+            "failed": verdict is None,  # every attempt failed: no answer to score, never a wrong one
+            "correct": bool(verdict and verdict.correct), "avg_at_k": verdict.avg_at_k if verdict else 0.0,
+            "searches": verdict.searches if verdict and verdict.searches is not None else -1,
             "mean_attempt_searches": sum(a.searches for a in attempts) / len(attempts),
-            "answers": [a.answer for a in attempts], "errors": [a.error or "" for a in attempts]}
+            "answers": [a.answer for a in attempts], "errors": [a.error or "" for a in attempts],
+            "attempts": [{"answer": a.answer, "correct": a.correct, "searches": a.searches, "error": a.error or "",
+                          "error_kind": a.error_kind, "failed_in": a.failed_in, "raw_reply": a.raw_reply,
+                          "raw_replies": list(a.raw_replies)}
+                         for a in attempts],
+            **spent}
 
 
 def summarize_by_hops(rows: list[dict]) -> dict[str, dict]:
-    """pass@K, Avg@K, and searches (fewest among correct attempts; mean over all attempts) per hop count."""
+    """pass@K, Avg@K, and searches (fewest among correct attempts; mean over all attempts) per hop count, over
+    the questions an attempt answered; `failed` counts those where every attempt failed."""
     groups = defaultdict(list)
     for row in rows:
         groups[f"{row['hops']}-hop" if row["hops"] else "unknown"].append(row)
     ordered = sorted(groups, key=lambda name: (name == "unknown", int(name.split("-")[0]) if name[0].isdigit() else 0))
     groups = {name: groups[name] for name in ordered} | {"all": rows}
     summary = {}
-    for name, group in groups.items():
+    for name, every in groups.items():
+        group = [r for r in every if not r.get("failed")]
         correct = [r for r in group if r["correct"]]
+        answered = max(len(group), 1)
         summary[name] = {
             "questions": len(group),
-            "pass_at_k": 100.0 * len(correct) / len(group),
-            "avg_at_k": sum(r["avg_at_k"] for r in group) / len(group),
+            "pass_at_k": 100.0 * len(correct) / answered,
+            "avg_at_k": sum(r["avg_at_k"] for r in group) / answered,
             "searches_when_correct": sum(r["searches"] for r in correct) / len(correct) if correct else 0.0,
-            "searches_per_attempt": sum(r["mean_attempt_searches"] for r in group) / len(group),
+            "searches_per_attempt": sum(r["mean_attempt_searches"] for r in group) / answered,
+            "failed": len(every) - len(group),
         }
     return summary
 
 
-def solve(config: SolveConfig, passages, on_row=None) -> tuple[list[dict], dict]:
+def solve_failures(rows: list[dict]) -> dict[str, dict[str, int]]:
+    """Failed attempts by kind (a judge's failure named as such) and unparseable replies per role, as
+    generate counts them."""
+    attempts, parses = Counter(), Counter()
+    for row in rows:
+        for attempt in row.get("attempts", []):
+            if attempt.get("error_kind"):
+                kind = attempt["error_kind"]
+                attempts[f"judge failed: {kind}" if attempt.get("failed_in") == JUDGE else kind] += 1
+        for usage in row.get("lm_usage", []):
+            if usage.get("parse_failures"):
+                parses[usage["role"]] += usage["parse_failures"]
+    return {"attempts": dict(attempts), "parse_failures": dict(parses)}
+
+
+def solve(config: SolveConfig, passages, on_row=None,
+          prices: dict[str, Price] | None = None) -> tuple[list[dict], dict]:
+    """Every question through the agent and the judge; answers.jsonl (a row per question, as it finishes) and
+    summary.json: per hop count, failures by kind, LM use and cost per role (at `prices` over the bundled map),
+    and `all_failed` when no attempt answered at all."""
     questions = load_questions(config.questions, config.limit)
     check_retriever(config.retriever)  # before any LM call
     index = open_searcher(passages, config.retriever)
@@ -118,9 +155,12 @@ def solve(config: SolveConfig, passages, on_row=None) -> tuple[list[dict], dict]
             row = solve_one(solver, judge, lms, item, config.k)
             rows.append(row)
             sink.write(json.dumps(redact(row), ensure_ascii=False) + "\n")
+            sink.flush()
             if on_row:
                 on_row(row)
-    summary = summarize_by_hops(rows)
+    in_use = {**price_table(lms.ids().values(), prices), **price_table(models_of(rows), prices)}
+    summary = {"hops": summarize_by_hops(rows), "failures": solve_failures(rows),
+               "usage": usage_summary([{**row, "accepted": 0} for row in rows], in_use),
+               "all_failed": bool(rows) and all(row["failed"] for row in rows)}
     (config.out_dir / "summary.json").write_text(json.dumps(redact(summary), indent=2), encoding="utf-8")
     return rows, summary
-
