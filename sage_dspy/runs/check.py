@@ -16,6 +16,8 @@ from typing import Callable
 import dspy
 from dspy.clients import base_lm
 
+from sage_dspy.lm.adapter import ADAPTERS as ADAPTER_NAMES
+from sage_dspy.lm.choice import adapter_named
 from sage_dspy.lm.roles import ROLES, RoleLMs
 from sage_dspy.lm.usage import counting_usage
 from sage_dspy.method.trajectory import SEARCH_TOOL
@@ -29,7 +31,8 @@ from sage_dspy.search.tool import SearchTool
 # The adapters a role is tried with, in order of preference: name -> the `dspy.context` settings installing it
 # ({}: the project's default, DSPy's chat adapter with its JSON fallback). A role usable only under a later one
 # gets the verdict "usable with --adapter NAME".
-ADAPTERS: dict[str, Callable[[], dict]] = {"chat": dict}
+ADAPTERS: dict[str, Callable[[], dict]] = {
+    name: (lambda name=name: {"adapter": adapter_named(name)}) for name in ADAPTER_NAMES}  # chat, json, json-schema
 MIN_PARSED = 0.8  # share of replies the adapter must parse
 MIN_VALID_CALLS = 0.8  # share of an agent's tool calls that must be valid
 FINISH_TOOL = "finish"
