@@ -2,7 +2,7 @@
 
 The steps live beside it: config.py (the settings), seeds.py (drawing them), program.py (the recipe with any
 compiled prompts), folder.py (the run on disk and what a resume skips), preflight.py (one call per real LM),
-budget.py (calls and cost), scheduler.py (seeds on threads), records.py and summary.py (what is written).
+budget.py (calls and cost), ledger.py (every paid call, on disk as it returns), scheduler.py (seeds on threads), records.py and summary.py (what is written).
 """
 
 import contextlib
@@ -23,6 +23,7 @@ from sage_dspy.runs.budget import CallBudget
 from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.runs.folder import (ENDPOINTS_SETTING, RunFolder, disk_full_as_one_line, done_records, record_key,
                                      rewrite_records)
+from sage_dspy.runs.ledger import SpendLedger
 from sage_dspy.runs.preflight import check_lms
 from sage_dspy.runs.program import build_program
 from sage_dspy.runs.records import mark_kept, slim_record
@@ -47,13 +48,17 @@ class GenerateResult:
         return read_jsonl(self.records_path, label="run records")
 
 
-def generate(config: GenerateConfig, *, fresh: bool = False, workers: int = 1, **options) -> GenerateResult:
+def generate(config: GenerateConfig, *, fresh: bool = False, workers: int = 1,
+             on_locked: Callable[[], None] | None = None, **options) -> GenerateResult:
     """`_generate` (which see) holding the run folder's lock throughout: one writer per folder. The LMs are
-    built first, so bad LM settings are refused before the folder is created."""
+    built first, so bad LM settings are refused before the folder is created. `on_locked` runs once the lock
+    is held: no other process is writing the folder then (the CLI ends the MLflow runs killed ones left open)."""
     lms = RoleLMs.from_specs(config.lms, role_options=config.role_options, lanes=RoleLMs.lanes_for(workers),
                              **config.lm_options)
     run = RunFolder(config.out_dir, config.to_dict(), fresh=fresh)
     with run.locked():
+        if on_locked:
+            on_locked()
         return _generate(config, run, lms, workers=workers, **options)
 
 
@@ -84,23 +89,25 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
     budget = CallBudget(max_calls, max_cost=max_cost, prices=in_use)
     for record in finished:
         budget.charge(record)  # what earlier sessions of this run spent, failed seeds included
+    ledger = SpendLedger(run.folder, finished)
+    budget.charge(ledger.earlier_spend())  # and what killed sessions paid on seeds they did not finish
     del finished
     # The end of the run needs no transcripts: keeping only the slim records keeps memory flat.
     done = {key: slim_record(record) for key, record in done.items()}
     scheduler = (engine.seed_runner(config, passages, program_folder, parallel_attempts) if engine is not None
                  else contextlib.nullcontext(run_seeds))
-    with scheduler as seeds_runner:
+    with scheduler as seeds_runner, ledger, ledger.active():
         if config.accepted:
             records, summary, beyond = _run_until_accepted(config, program, lms, passages, run, done, budget,
-                                                           on_record, workers, seeds_runner)
-            return _finish(config, run, records, summary, in_use, prices, passages, beyond)
+                                                           on_record, workers, seeds_runner, ledger)
+            return _finish(config, run, records, summary, in_use, prices, passages, beyond, ledger)
         return _run_seed_count(config, program, lms, passages, run, done, budget, on_record, workers, seeds_runner,
-                               in_use, prices)
+                               in_use, prices, ledger)
 
 
 def _run_seed_count(config: GenerateConfig, program, lms: RoleLMs, passages: Sequence[Passage], run: RunFolder,
                     done: dict[str, dict], budget: CallBudget, on_record, workers: int, seeds_runner,
-                    in_use: dict, prices: dict[str, Price] | None) -> GenerateResult:
+                    in_use: dict, prices: dict[str, Price] | None, ledger: SpendLedger) -> GenerateResult:
     """`--seeds M`: the M seeds drawn at once, those a resumed run finished skipped."""
 
     tasks = draw_seeds(passages, config.seeds, (config.min_target, config.max_target),
@@ -116,6 +123,7 @@ def _run_seed_count(config: GenerateConfig, program, lms: RoleLMs, passages: Seq
         check_lms(lms)  # a resumed run with nothing left to do pays for no call
 
     for record in seeds_runner(program, missing, lms.ids(), workers, budget):
+        record = ledger.settle(record)  # with what killed sessions paid on this seed
         run.append(record)  # in finishing order: on disk as soon as it is done
         done[record_key(record)] = slim_record(record)
         if on_record:
@@ -125,11 +133,12 @@ def _run_seed_count(config: GenerateConfig, program, lms: RoleLMs, passages: Seq
     mark_kept(records)
     summary = summarize(records)
     summary["stopped"] = budget.stop_reason(len(records), len(tasks))
-    return _finish(config, run, records, summary, in_use, prices, passages)
+    return _finish(config, run, records, summary, in_use, prices, passages, ledger=ledger)
 
 
 def _run_until_accepted(config: GenerateConfig, program, lms: RoleLMs, passages: Sequence[Passage], run: RunFolder,
-                        done: dict[str, dict], budget: CallBudget, on_record, workers: int, seeds_runner=run_seeds):
+                        done: dict[str, dict], budget: CallBudget, on_record, workers: int, seeds_runner=run_seeds,
+                        ledger: SpendLedger | None = None):
     """`--accepted N`: seeds of the stream until its smallest prefix holding N kept pairs is finished. Returns
     that prefix (marked), the summary, and the seeds that finished past it (runs/accepted.py)."""
     goal = AcceptedGoal(config.accepted)
@@ -137,6 +146,7 @@ def _run_until_accepted(config: GenerateConfig, program, lms: RoleLMs, passages:
     report = on_record or (lambda record: None)
     tasks = tasks_until(goal, stream, done, on_done=report, before_first_run=lambda: check_lms(lms))
     for record in seeds_runner(program, tasks, lms.ids(), workers, budget):
+        record = ledger.settle(record) if ledger else record  # with what killed sessions paid on this seed
         run.append(record)  # in finishing order: on disk as soon as it is done
         goal.add(slim_record(record))
         report(record)
@@ -147,11 +157,15 @@ def _run_until_accepted(config: GenerateConfig, program, lms: RoleLMs, passages:
 
 
 def _finish(config: GenerateConfig, run: RunFolder, records: list[dict], summary: dict, in_use: dict,
-            prices: dict[str, Price] | None, passages: Sequence[Passage], beyond: list[dict] = ()) -> GenerateResult:
-    """records.jsonl in seed order (then any seeds past an --accepted prefix), dataset.jsonl, summary.json."""
+            prices: dict[str, Price] | None, passages: Sequence[Passage], beyond: list[dict] = (),
+            ledger: SpendLedger | None = None) -> GenerateResult:
+    """records.jsonl in seed order (then any seeds past an --accepted prefix), dataset.jsonl, summary.json. The
+    usage counts what killed sessions paid on seeds no record holds (a budget stopped the run before them)."""
     dataset_path = config.out_dir / "dataset.jsonl"
     rewrite_records(run.records_path, dataset_path, [*records, *beyond])
-    summary["usage"] = usage_summary(records, {**in_use, **price_table(models_of(records), prices)})
+    unfinished = [{"accepted": False, "lm_usage": ledger.unsettled_rows()}] if ledger else []
+    summary["usage"] = usage_summary([*records, *unfinished],
+                                     {**in_use, **price_table(models_of([*records, *unfinished]), prices)})
     summary["corpus"] = {"source": config.corpus, "passages": len(passages),
                          "fingerprint": corpus_fingerprint(passages)}
     with disk_full_as_one_line(config.out_dir / "summary.json"):
