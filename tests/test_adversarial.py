@@ -130,6 +130,17 @@ def finished_and(bench: Bench, make) -> tuple:
     return make(run), run
 
 
+def taken_port(bench: Bench) -> int:
+    """A port another server listens on, on 127.0.0.1, for the test's length."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    bench.monkeypatch.setattr(bench, "server", server, raising=False)  # kept open for the test's length
+    return server.getsockname()[1]
+
+
 # Each case: bench -> (arguments, text the line must hold, folders that must stay byte for byte the same).
 CASES = {
     # --- the corpus, of each kind
@@ -224,6 +235,8 @@ CASES = {
     "decontaminate benchmark bad line": lambda b: (["decontaminate", with_a_kept_pair(run := b.run_copy()), "-b",
                                                     b.file("b.jsonl", '{"question": "Q?"}\n{"question": \n')],
                                                    "line 2 is not valid JSON", (run,)),
+    # --- issues #22 item 8 and #25 item 7: `sage ui` on a port another server listens on
+    "ui port taken": lambda b: (["ui", "--port", taken_port(b)], "is in use", ()),
 }
 
 

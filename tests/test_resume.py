@@ -134,3 +134,27 @@ def test_resuming_a_finished_run_makes_no_lm_call(workdir, monkeypatch):
     again = runner.invoke(app, ["generate", "--seeds", "2", "--out", "run", *FAST], env=ENV)
     assert again.exit_code == 0, again.output
     assert len((workdir / "run" / "records.jsonl").read_text().splitlines()) == 2
+
+
+def test_sigterm_is_an_interrupt_the_resume_line_exit_143_and_the_mlflow_run_killed(workdir):
+    from mlflow import MlflowClient
+
+    store = f"sqlite:///{workdir / 'mlflow.db'}"
+    env = {**os.environ, "COLUMNS": "200", "MLFLOW_TRACKING_URI": store}
+    records = workdir / "run" / "records.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "sage_dspy", "generate", "--seeds", "8", "--k", "2",
+                                "--rounds", "1", "--out", "run"], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (records.exists() and records.read_bytes().count(b"\n")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run finished before it could be stopped"
+    process.send_signal(signal.SIGTERM)  # what `timeout` and schedulers send
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("interrupted: ") and " of 8 seeds are saved in run; resume with: sage generate " in last
+    assert "Traceback" not in stderr
+    client = MlflowClient(tracking_uri=store)
+    [run] = client.search_runs([client.get_experiment_by_name("sage-dspy").experiment_id])
+    assert run.info.status == "KILLED"
