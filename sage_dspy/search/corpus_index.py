@@ -19,7 +19,6 @@ remembered the same way.
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from sage_dspy.search.corpus import load_corpus, non_empty, read_corpus, READER_
 from sage_dspy.search.build import batches
 from sage_dspy.search.index import is_index_of, SearchIndex
 from sage_dspy.search.passages import Passage
+from sage_dspy.search.staging import staging_folder
 from sage_dspy.search.store import has_store, PassageStore, PassageWriter
 
 SOURCES_DIR = "sources"  # under the index root: one small JSON file per source read
@@ -75,9 +75,7 @@ def open_corpus_store(source: str | Path, *, root: Path = ARTIFACTS / "indexes",
     if fingerprint and _is_store_of(stores / fingerprint, fingerprint):
         return PassageStore(stores / fingerprint, fingerprint)
     label, passages = read_corpus(source, **options)
-    stores.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=stores))
-    try:
+    with staging_folder(stores) as staging:  # a killed build's folder is swept by the next build
         writer = PassageWriter(staging)
         for batch in batches(non_empty(passages, label), STORE_BATCH):
             writer.add(batch)
@@ -89,8 +87,6 @@ def open_corpus_store(source: str | Path, *, root: Path = ARTIFACTS / "indexes",
             except OSError:  # another process published the same passages first: theirs is as good
                 if not _is_store_of(stores / fingerprint, fingerprint):
                     raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     _remember(record, fingerprint, source, identity)
     return PassageStore(stores / fingerprint, fingerprint)
 
