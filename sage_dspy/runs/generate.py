@@ -2,7 +2,8 @@
 
 The steps live beside it: config.py (the settings), seeds.py (drawing them), program.py (the recipe with any
 compiled prompts), folder.py (the run on disk and what a resume skips), preflight.py (one call per real LM),
-budget.py (calls and cost), ledger.py (every paid call, on disk as it returns), scheduler.py (seeds on threads), records.py and summary.py (what is written).
+budget.py (calls and cost), ledger.py (every paid call, on disk as it returns), scheduler.py (seeds on threads),
+records.py and summary.py (what is written).
 """
 
 import contextlib
