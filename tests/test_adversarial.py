@@ -235,7 +235,12 @@ CASES = {
     "decontaminate benchmark bad line": lambda b: (["decontaminate", with_a_kept_pair(run := b.run_copy()), "-b",
                                                     b.file("b.jsonl", '{"question": "Q?"}\n{"question": \n')],
                                                    "line 2 is not valid JSON", (run,)),
-    # --- issues #22 item 8 and #25 item 7: `sage ui` on a port another server listens on
+    # --- issues #21 item 5 (the run's spend ledger, spoiled), #22 item 8 and #25 item 7 (`sage ui` on a taken port)
+    "resume corrupt spend ledger": lambda b: (b.generate(out=spoil(run := b.run_copy(), "spend.jsonl",
+                                                                   '{"seed": \n')), "spend ledger", (run,)),
+    "resume spend ledger not calls": lambda b: (b.generate(out=spoil(run := b.run_copy(), "spend.jsonl",
+                                                                     '{"x": 1}\n')),
+                                                "neither a paid call nor a settled seed", (run,)),
     "ui port taken": lambda b: (["ui", "--port", taken_port(b)], "is in use", ()),
 }
 

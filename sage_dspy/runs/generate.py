@@ -85,6 +85,7 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
     program = build_program(config, index, lms, program_folder, parallel_attempts)
     if lms.endpoints():  # runs on the offline LM read as before
         run.settings[ENDPOINTS_SETTING] = lms.endpoints()
+    SpendLedger.check(run)
     finished = run.open()
     done = done_records(finished, endpoint_changed=run.endpoint_changed)
     budget = CallBudget(max_calls, max_cost=max_cost, prices=in_use)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from sage_dspy.jsonl import iter_jsonl, torn_tail
 from sage_dspy.lm.usage import reporting_spend, usage_rows
-from sage_dspy.runs.folder import LEDGER_FILE, disk_full_as_one_line, record_key
+from sage_dspy.runs.folder import LEDGER_FILE, RunFolder, RunFolderError, disk_full_as_one_line, record_key
 
 SYNC_SECONDS = 1.0  # the longest a line waits for fsync (it reached the OS at once)
 _active: contextvars.ContextVar["SpendLedger | None"] = contextvars.ContextVar("sage_spend_ledger", default=None)
@@ -64,17 +64,24 @@ class SpendLedger:
             with self.path.open("r+b") as handle:
                 handle.truncate(self.path.stat().st_size - torn)
         unsettled: dict[str, Spend] = {}
-        fix = f"delete that line, or the whole {LEDGER_FILE} (the spend it lists is then forgotten)"
-        for line in iter_jsonl(self.path, label="spend ledger", fix=fix):
-            if "settled" in line:
-                if self._records[line["settled"]] >= line.get("nth", 1):
+        for line in _lines(self.path):
+            if _is_marker(line):
+                if self._records[line["settled"]] >= line["nth"]:
                     unsettled.pop(line["settled"], None)
                 continue
             spent = unsettled.setdefault(line["seed"], {}).setdefault((line["role"], line["model"]), [0, 0, 0])
-            for position, key in enumerate(("prompt_tokens", "completion_tokens"), start=1):
-                spent[position] += int(line.get(key) or 0)
-            spent[0] += 1
+            spent[0], spent[1], spent[2] = spent[0] + 1, spent[1] + line["prompt_tokens"], \
+                spent[2] + line["completion_tokens"]
         return unsettled
+
+    @staticmethod
+    def check(run: RunFolder) -> None:
+        """Refuse a spoiled ledger in one line before `run.open()` changes anything in the folder (a new or
+        --fresh run starts a new ledger: nothing to check)."""
+        path = run.folder / LEDGER_FILE
+        if not run.fresh and run.records_path.exists() and path.exists():
+            for _ in _lines(path, whole_lines_only=True):  # a torn last line is cut later, not refused
+                pass
 
     def __enter__(self) -> "SpendLedger":
         self._sink = self.path.open("a", encoding="utf-8")
@@ -146,6 +153,25 @@ class SpendLedger:
         self._records[key] += 1
         self._append({"settled": key, "nth": self._records[key], "session": self.session}, sync=True)
         return record
+
+
+def _lines(path: Path, whole_lines_only: bool = False) -> Iterator[dict]:
+    fix = f"delete that line, or the whole {LEDGER_FILE} (the spend it lists is then forgotten)"
+    lines = iter_jsonl(path, label="spend ledger", fix=fix, whole_lines_only=whole_lines_only)
+    for number, line in enumerate(lines, start=1):
+        if not (_is_marker(line) or _is_paid_call(line)):
+            raise RunFolderError(f"spend ledger {path}: line {number} is neither a paid call nor a settled seed; "
+                                 f"{fix}")
+        yield line
+
+
+def _is_marker(line: dict) -> bool:
+    return isinstance(line.get("settled"), str) and isinstance(line.get("nth"), int)
+
+
+def _is_paid_call(line: dict) -> bool:
+    return all(isinstance(line.get(key), str) for key in ("seed", "role", "model")) and \
+        all(isinstance(line.get(key), int) for key in ("prompt_tokens", "completion_tokens"))
 
 
 def _rows(spend: Spend, parse_failures: dict | None = None) -> list[dict]:
