@@ -140,6 +140,17 @@ def finished_and(bench: Bench, make) -> tuple:
     return make(run), run
 
 
+def taken_port(bench: Bench) -> int:
+    """A port another server listens on, on 127.0.0.1, for the test's length."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    bench.monkeypatch.setattr(bench, "server", server, raising=False)  # kept open for the test's length
+    return server.getsockname()[1]
+
+
 # Each case: bench -> (arguments, text the line must hold, folders that must stay byte for byte the same).
 CASES = {
     # --- the corpus, of each kind
@@ -370,6 +381,13 @@ CASES = {
                                                 "[lm] adapter must be one of chat, json, json-schema", ()),
     "solve unknown adapter": lambda b: (["solve", "--questions", b.file("q.jsonl", '{"question": "Q?", '
                                          '"answer": "A"}\n'), "--adapter", "JSON"], "unknown adapter 'JSON'", ()),
+    # --- issues #21 item 5 (the run's spend ledger, spoiled), #22 item 8 and #25 item 7 (`sage ui` on a taken port)
+    "resume corrupt spend ledger": lambda b: (b.generate(out=spoil(run := b.run_copy(), "spend.jsonl",
+                                                                   '{"seed": \n')), "spend ledger", (run,)),
+    "resume spend ledger not calls": lambda b: (b.generate(out=spoil(run := b.run_copy(), "spend.jsonl",
+                                                                     '{"x": 1}\n')),
+                                                "neither a paid call nor a settled seed", (run,)),
+    "ui port taken": lambda b: (["ui", "--port", taken_port(b)], "is in use", ()),
 }
 
 

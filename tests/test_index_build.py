@@ -123,3 +123,41 @@ def test_an_index_of_the_previous_format_is_refused_by_load_and_rebuilt_by_open(
     reopened = SearchIndex.open(ODD, root=tmp_path)
     assert reopened.get("b") == ODD[1] and json.loads((old / META_FILE).read_text())["format"] == INDEX_FORMAT
     assert not (old / "corpus.jsonl").exists()
+
+
+def test_a_killed_builds_staging_folder_is_swept_and_a_live_ones_never(tmp_path, tiny_passages):
+    """What a SIGKILLed build leaves (its staging folder and lock file, no holder) goes at the next build; a
+    build in progress in another process (its lock held) is left alone until that process is gone."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    def staging(name: str, *, lock: bool):
+        folder = tmp_path / f".building-{name}"
+        (folder / "spill").mkdir(parents=True)
+        (folder / "spill" / "chunk-0.npy").write_bytes(b"\0" * 64)
+        if lock:
+            (tmp_path / f".building-{name}.lock").write_text("")
+        return folder
+
+    killed, live, old, recent = (staging("killed", lock=True), staging("live", lock=True),
+                                 staging("old", lock=False), staging("recent", lock=False))
+    hour_ago = time.time() - 2 * 3600
+    for path in (old, *old.rglob("*")):
+        os.utime(path, (hour_ago, hour_ago))
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
+                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(120)",
+                               str(tmp_path / ".building-live.lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        SearchIndex.open(list(tiny_passages), root=tmp_path)
+        assert not killed.exists() and not (tmp_path / ".building-killed.lock").exists()
+        assert not old.exists()  # a version without locks left it, untouched for hours
+        assert live.exists() and recent.exists()  # in progress, or maybe: never touched
+    finally:
+        holder.kill()
+        holder.wait()
+    SearchIndex.open_stream(list(tiny_passages), root=tmp_path)  # its holder is gone now
+    assert not live.exists()
+    assert sorted(p.name for p in tmp_path.glob(".building-*")) == [".building-recent"]

@@ -18,8 +18,11 @@ ENV = {"COLUMNS": "200"}
 FAST = ["--k", "2", "--rounds", "1", "--no-track"]
 
 
-def comparable(path):
-    return [{k: v for k, v in json.loads(line).items() if k not in ("seconds", "kept", "drop_reason")}
+USAGE = ("lm_calls", "prompt_tokens", "completion_tokens", "lm_usage")
+
+
+def comparable(path, leave_out=()):
+    return [{k: v for k, v in json.loads(line).items() if k not in ("seconds", "kept", "drop_reason", *leave_out)}
             for line in path.read_text().splitlines()]
 
 
@@ -90,10 +93,17 @@ def test_sigkill_at_random_moments_then_resume_gives_exactly_the_requested_recor
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=30)
     subprocess.run([*command, "--out", "killed"], check=True, env=env, capture_output=True, timeout=300)
-    resumed = comparable(records)
+    resumed = comparable(records, leave_out=USAGE)
     assert len(resumed) == seeds
     assert len({(r["seed_id"], r["target"], r["requested_answer_type"]) for r in resumed}) == seeds  # no duplicates
-    assert resumed == comparable(workdir / "reference" / "records.jsonl")
+    assert resumed == comparable(workdir / "reference" / "records.jsonl", leave_out=USAGE)
+    # The offline LM has no response cache: the calls a killed process made in a seed it did not finish were
+    # made again on resume, and its ledger counts both (test_kill_chain.py: with a cache, each once).
+    spent = [(r["lm_calls"], r["prompt_tokens"]) for r in map(json.loads, records.read_text().splitlines())]
+    uninterrupted = [(r["lm_calls"], r["prompt_tokens"]) for r in
+                     map(json.loads, (workdir / "reference" / "records.jsonl").read_text().splitlines())]
+    assert all(calls >= calls_then and tokens >= tokens_then
+               for (calls, tokens), (calls_then, tokens_then) in zip(spent, uninterrupted))
 
 
 def test_a_call_budget_stops_cleanly_and_the_same_command_with_more_continues(workdir):
@@ -124,3 +134,27 @@ def test_resuming_a_finished_run_makes_no_lm_call(workdir, monkeypatch):
     again = runner.invoke(app, ["generate", "--seeds", "2", "--out", "run", *FAST], env=ENV)
     assert again.exit_code == 0, again.output
     assert len((workdir / "run" / "records.jsonl").read_text().splitlines()) == 2
+
+
+def test_sigterm_is_an_interrupt_the_resume_line_exit_143_and_the_mlflow_run_killed(workdir):
+    from mlflow import MlflowClient
+
+    store = f"sqlite:///{workdir / 'mlflow.db'}"
+    env = {**os.environ, "COLUMNS": "200", "MLFLOW_TRACKING_URI": store}
+    records = workdir / "run" / "records.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "sage_dspy", "generate", "--seeds", "8", "--k", "2",
+                                "--rounds", "1", "--out", "run"], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (records.exists() and records.read_bytes().count(b"\n")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run finished before it could be stopped"
+    process.send_signal(signal.SIGTERM)  # what `timeout` and schedulers send
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("interrupted: ") and " of 8 seeds are saved in run; resume with: sage generate " in last
+    assert "Traceback" not in stderr
+    client = MlflowClient(tracking_uri=store)
+    [run] = client.search_runs([client.get_experiment_by_name("sage-dspy").experiment_id])
+    assert run.info.status == "KILLED"

@@ -97,3 +97,29 @@ def test_sigterm_stops_the_server_and_every_child_from_a_folder_below_the_projec
     # the project's store, not ./artifacts (rich may wrap the path)
     assert str(tmp_path / "artifacts" / "mlflow.db") in "".join(output.split())
     assert not (below / "artifacts").exists()
+
+
+def test_sigkill_of_sage_ui_still_stops_the_server_and_every_child(tmp_path, isolated_mlflow):
+    """SIGKILL gives `sage ui` no chance to stop anything: the watchdog leading the server's group sees its pipe
+    close and ends the group."""
+    store.configure_tracking(root=tmp_path / "artifacts")
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    ui = subprocess.Popen([sys.executable, "-m", "sage_dspy", "ui", "--port", str(port)], cwd=tmp_path, env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while not listening(port) and ui.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert listening(port)
+        children = descendants(ui.pid)
+        ui.send_signal(signal.SIGKILL)
+        ui.wait(timeout=30)
+        deadline = time.monotonic() + 30  # the server's own SIGTERM handling, then SIGKILL after 10 s at most
+        while (listening(port) or any(alive(pid) for pid in children)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+    assert not listening(port)
+    assert not [pid for pid in children if alive(pid)]

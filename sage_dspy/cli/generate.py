@@ -13,6 +13,7 @@ from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
 from sage_dspy.cli.options import (AdapterOption, BreakerInARow, BreakerRate, BreakerWindow, LmParseRetries,
                                    breaker_limits)
+from sage_dspy.cli.signals import interrupt_exit_code, sigterm_as_interrupt
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, IdField,
                                    LmRetries, LmSeed, LmTimeout, MaxTokens, RayAddress, Recipe, Retriever, TextField,
                                    TitleField, Workers, check_choice, check_protocol, corpus_fields, lm_settings,
@@ -28,6 +29,7 @@ from sage_dspy.search.corpus_index import open_corpus
 from sage_dspy.search.remote import check_url
 from sage_dspy.tracking import store as tracking
 from sage_dspy.tracking.run_logging import generate_run, log_generate
+from sage_dspy.tracking.stale_runs import end_stale_runs
 from sage_dspy.tracking.sources import resolve_program
 
 PACKAGE = str(Path(sage_dspy.__file__).parent)  # warnings raised by our code become notes; others stay quiet
@@ -122,18 +124,20 @@ def generate_command(
     if track and traces:
         tracking.autolog_dspy()  # before any dspy.context is entered, or the callback is invisible
     try:
-        # the MLflow run is open while the seeds run, so their traces land in it (an interrupt ends it KILLED)
-        with generate_run(config, dict(config.lms), track=track) as run:
+        # the MLflow run is open while the seeds run, so their traces land in it (an interrupt, SIGTERM
+        # included, ends it KILLED; a SIGKILLed one is ended KILLED by the next run of the folder)
+        with sigterm_as_interrupt(), generate_run(config, dict(config.lms), track=track) as run:
+            end_stale = (lambda: end_stale_runs(run, out_dir)) if run else None
             result, notes = _generate_with_progress(config, passages=passages, program_folder=program_folder,
                                                     fresh=fresh, workers=workers, max_calls=max_calls,
                                                     max_cost=max_cost, prices=settings.prices,
                                                     parallel_attempts=parallel_attempts, engine=engine,
                                                     allow_weak_judge=allow_weak_judge,
-                                                    breaker=breaker_limits(settings))
+                                                    breaker=breaker_limits(settings), on_locked=end_stale)
             run_id = log_generate(run, config, result) if run else None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         printing.interrupted(_seeds_saved(out_dir), config.seeds, out_dir, _resume_command(ctx))
-        raise typer.Exit(code=130) from None  # the shell's code for SIGINT
+        raise typer.Exit(code=interrupt_exit_code(interrupt)) from None  # 130 for Ctrl-C, 143 for SIGTERM
     printing.notes(notes)
     if track:
         printing.tracked_run(run_id, tracking_uri)

@@ -54,6 +54,7 @@ def ui_command(
 ) -> None:
     """Browse runs, compiled programs and prompt versions in the MLflow UI (127.0.0.1 only): the store of the
     project folder at or above the current one, or MLFLOW_TRACKING_URI."""
+    ui.check_port_free(port)  # before a URL is printed that could show someone else's server
     root = Path("artifacts") if os.environ.get("MLFLOW_TRACKING_URI") else ui.project_artifacts(Path.cwd())
     uri = tracking.configure_tracking(root=root)
     # Plain `mlflow ui` deadlocks at start-up offline unless litellm uses its local cost map (set on import

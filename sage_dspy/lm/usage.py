@@ -11,6 +11,7 @@ block that started it, so attempts on their own threads are still charged to the
 
 import contextvars
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 
 import dspy
@@ -66,9 +67,26 @@ def count_parse_failure(model: str) -> None:
         counter.count(model, counter.parse_failures)
 
 
+# Told of every paid response as it returns, (role, model, prompt tokens, completion tokens): the run's spend
+# ledger (runs/ledger.py) writes it to disk there, so a kill loses nothing paid for.
+SpendSink = Callable[[str, str, int, int], None]
+_spend_sink: contextvars.ContextVar[SpendSink | None] = contextvars.ContextVar("sage_spend_sink", default=None)
+
+
+@contextmanager
+def reporting_spend(sink: SpendSink | None):
+    """Tell `sink` of every paid response of the LM calls made inside the block (cache hits are not paid)."""
+    token = _spend_sink.set(sink)
+    try:
+        yield
+    finally:
+        _spend_sink.reset(token)
+
+
 class RoleUsageTracker(UsageTracker):
     """DSPy's usage tracker, keyed by (role, model) instead of model, and thread-safe. DSPy records every
-    response it did not serve from its cache (failed calls' usage too) through `add_usage`."""
+    response it did not serve from its cache (failed calls' usage too) through `add_usage`, so this is where
+    a paid response is known: it is passed on to the spend sink of the block, if any."""
 
     def __init__(self):
         super().__init__()
@@ -80,8 +98,12 @@ class RoleUsageTracker(UsageTracker):
         key = (current_role(), lm)
         with self._lock:
             spent = self.tokens.setdefault(key, [0, 0])
-            spent[0] += int(usage.get("prompt_tokens") or 0)
-            spent[1] += int(usage.get("completion_tokens") or 0)
+            prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+            spent[0] += prompt
+            spent[1] += completion
+        sink = _spend_sink.get()
+        if sink is not None:
+            sink(key[0], lm, prompt, completion)
 
     def __deepcopy__(self, memo):
         return self  # dspy.Parallel deep-copies the tracker per thread; sharing this one loses nothing

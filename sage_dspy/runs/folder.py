@@ -28,6 +28,7 @@ from sage_dspy.runs.records import dataset_row, shape_problem
 
 SETTINGS_FILE = "config.json"
 RECORDS_FILE = "records.jsonl"
+LEDGER_FILE = "spend.jsonl"  # every paid LM call as it returns (runs/ledger.py); reset with the records
 TRACKING_FILE = "mlflow.json"  # the MLflow run id of a tracked run, written after it by tracking.run_logging
 ENDPOINTS_SETTING = "endpoints"  # {role: fingerprint of the endpoint its LM reached} (lm.endpoint), real LMs only
 # Settings that do not change a run's records: where it is written and where indexes are cached; and the
@@ -118,6 +119,7 @@ class RunFolder:
             mark(self.folder, RUN)  # first, before anything else of the run goes in
             self.records_path.write_text("", encoding="utf-8")
             (self.folder / TRACKING_FILE).unlink(missing_ok=True)  # it named the MLflow run of other records
+            (self.folder / LEDGER_FILE).unlink(missing_ok=True)  # the spend of those records
         elif settings_file.exists():
             saved = self._saved_settings(settings_file)
             for key in RECORDED_SINCE:

@@ -25,6 +25,7 @@ from sage_dspy.runs.config import GenerateConfig, identified, with_seed_order_of
 from sage_dspy.runs.corpus_checks import check_titles_for_offline
 from sage_dspy.runs.folder import (ENDPOINTS_SETTING, SETTINGS_FILE, RunFolder, disk_full_as_one_line, done_records,
                                    failed_at_service, record_key, rewrite_records)
+from sage_dspy.runs.ledger import SpendLedger
 from sage_dspy.runs.preflight import check_judge, check_lms, check_retriever
 from sage_dspy.runs.program import PROGRAM_FILE, build_program, compiled_prompts
 from sage_dspy.runs.records import mark_kept, slim_record
@@ -49,7 +50,8 @@ class GenerateResult:
         return read_jsonl(self.records_path, label="run records")
 
 
-def generate(config: GenerateConfig, *, fresh: bool = False, workers: int = 1, **options) -> GenerateResult:
+def generate(config: GenerateConfig, *, fresh: bool = False, workers: int = 1,
+             on_locked: Callable[[], None] | None = None, **options) -> GenerateResult:
     """`_generate` (which see) holding the run folder's lock throughout: one writer per folder. The LMs are
     built first, so bad LM settings are refused before the folder is created, and so is a retriever that does not
     answer a test query."""
@@ -62,6 +64,8 @@ def generate(config: GenerateConfig, *, fresh: bool = False, workers: int = 1, *
     config = config if fresh else with_seed_order_of(config, config.out_dir / SETTINGS_FILE)
     run = RunFolder(config.out_dir, config.to_dict(), fresh=fresh, earlier=config.earlier_settings())
     with run.locked():
+        if on_locked:
+            on_locked()
         return _generate(config, run, lms, workers=workers, **options)
 
 
@@ -94,11 +98,14 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
     # --seeds M: the seeds are known now, so a record of another seed is refused before the folder changes
     tasks = None if config.accepted else first_seeds(passages, config.seeds, (config.min_target, config.max_target),
                                                      config.random_seed, config.seed_order)
+    SpendLedger.check(run)
     finished = run.open(None if tasks is None else {key_of(task) for task in tasks})
     done = done_records(finished, endpoint_changed=run.endpoint_changed)
     budget = CallBudget(max_calls, max_cost=max_cost, prices=in_use)
     for record in finished:
         budget.charge(record)  # what earlier sessions of this run spent, failed seeds included
+    ledger = SpendLedger(run.folder, finished)
+    budget.charge(ledger.earlier_spend())  # and what killed sessions paid on seeds they did not finish
     del finished
     # The end of the run needs no transcripts: keeping only the slim records keeps memory flat.
     done = {key: slim_record(record) for key, record in done.items()}
@@ -110,20 +117,21 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
 
     scheduler = (engine.seed_runner(config, passages, program_folder, parallel_attempts) if engine is not None
                  else contextlib.nullcontext(run_seeds))
-    with scheduler as seeds_runner, watching(Breaker(breaker)):
+    with scheduler as seeds_runner, watching(Breaker(breaker)), ledger, ledger.active():
         if config.accepted:
             records, summary, beyond = _run_until_accepted(config, program, lms, passages, run, done, budget,
-                                                           on_record, workers, seeds_runner, preflight)
+                                                           on_record, workers, seeds_runner, preflight, ledger)
             return _finish(config, run, records, summary | {"judge_calibration": calibration}, in_use, prices,
-                           passages, beyond)
+                           passages, beyond, ledger)
         records, summary = _run_seed_count(config, tasks, program, lms, passages, run, done, budget, on_record,
-                                           workers, seeds_runner, preflight)
-        return _finish(config, run, records, summary | {"judge_calibration": calibration}, in_use, prices, passages)
+                                           workers, seeds_runner, preflight, ledger)
+        return _finish(config, run, records, summary | {"judge_calibration": calibration}, in_use, prices, passages,
+                       ledger=ledger)
 
 
 def _run_seed_count(config: GenerateConfig, tasks: list, program, lms: RoleLMs, passages: Sequence[Passage],
                     run: RunFolder, done: dict[str, dict], budget: CallBudget, on_record, workers: int, seeds_runner,
-                    preflight: Callable[[], None]) -> tuple[list[dict], dict]:
+                    preflight: Callable[[], None], ledger: SpendLedger) -> tuple[list[dict], dict]:
     """`--seeds M`: the stream's first M seeds (`tasks`), those a resumed run finished skipped."""
     if len(tasks) < config.seeds:  # one seed per passage: say so rather than quietly run fewer
         warnings.warn(f"the corpus has {len(passages)} passage(s), so this run has {len(tasks)} seed(s), "
@@ -136,6 +144,7 @@ def _run_seed_count(config: GenerateConfig, tasks: list, program, lms: RoleLMs, 
         preflight()  # a resumed run with nothing left to do pays for no call
 
     for record in seeds_runner(program, missing, lms.ids(), workers, budget):
+        record = ledger.settle(record)  # with what killed sessions paid on this seed
         run.append(record)  # in finishing order: on disk as soon as it is done
         done[record_key(record)] = slim_record(record)
         if on_record:
@@ -152,7 +161,7 @@ def _run_seed_count(config: GenerateConfig, tasks: list, program, lms: RoleLMs, 
 
 def _run_until_accepted(config: GenerateConfig, program, lms: RoleLMs, passages: Sequence[Passage], run: RunFolder,
                         done: dict[str, dict], budget: CallBudget, on_record, workers: int, seeds_runner=run_seeds,
-                        preflight: Callable[[], None] = lambda: None):
+                        preflight: Callable[[], None] = lambda: None, ledger: SpendLedger | None = None):
     """`--accepted N`: seeds of the stream until its smallest prefix holding N kept pairs is finished. Returns
     that prefix (marked), the summary, and the seeds that finished past it (runs/accepted.py)."""
     goal = AcceptedGoal(config.accepted)
@@ -160,6 +169,7 @@ def _run_until_accepted(config: GenerateConfig, program, lms: RoleLMs, passages:
     report = on_record or (lambda record: None)
     tasks = tasks_until(goal, stream, done, on_done=report, before_first_run=preflight)
     for record in seeds_runner(program, tasks, lms.ids(), workers, budget):
+        record = ledger.settle(record) if ledger else record  # with what killed sessions paid on this seed
         run.append(record)  # in finishing order: on disk as soon as it is done
         goal.add(slim_record(record))
         report(record)
@@ -171,11 +181,15 @@ def _run_until_accepted(config: GenerateConfig, program, lms: RoleLMs, passages:
 
 
 def _finish(config: GenerateConfig, run: RunFolder, records: list[dict], summary: dict, in_use: dict,
-            prices: dict[str, Price] | None, passages: Sequence[Passage], beyond: list[dict] = ()) -> GenerateResult:
-    """records.jsonl in seed order (then any seeds past an --accepted prefix), dataset.jsonl, summary.json."""
+            prices: dict[str, Price] | None, passages: Sequence[Passage], beyond: list[dict] = (),
+            ledger: SpendLedger | None = None) -> GenerateResult:
+    """records.jsonl in seed order (then any seeds past an --accepted prefix), dataset.jsonl, summary.json. The
+    usage counts what killed sessions paid on seeds no record holds (a budget stopped the run before them)."""
     dataset_path = config.out_dir / "dataset.jsonl"
     rewrite_records(run.records_path, dataset_path, [*records, *beyond])
-    summary["usage"] = usage_summary(records, {**in_use, **price_table(models_of(records), prices)})
+    unfinished = [{"accepted": False, "lm_usage": ledger.unsettled_rows()}] if ledger else []
+    summary["usage"] = usage_summary([*records, *unfinished],
+                                     {**in_use, **price_table(models_of([*records, *unfinished]), prices)})
     summary["corpus"] = {"source": config.corpus, "passages": len(passages),
                          "fingerprint": corpus_fingerprint(passages)}
     with disk_full_as_one_line(config.out_dir / "summary.json"):

@@ -12,8 +12,9 @@ from sage_dspy.lm.roles import failed_role
 from sage_dspy.method.failures import error_kind, error_message, raw_replies, raw_reply
 from sage_dspy.lm.usage import counting_usage
 from sage_dspy.runs.budget import CallBudget
+from sage_dspy.runs.ledger import spending_on
 from sage_dspy.runs.records import record_for
-from sage_dspy.runs.seeds import SeedTask
+from sage_dspy.runs.seeds import SeedTask, key_of
 
 
 def run_seeds(program, tasks: list[SeedTask], lm_ids: dict[str, str], workers: int, budget: CallBudget):
@@ -58,9 +59,10 @@ def _run_in_lane(lane: int, program, task: SeedTask, lm_ids: dict[str, str]) -> 
 
 
 def run_seed(program, task: SeedTask, lm_ids: dict[str, str]) -> dict:
-    """One seed through the loop; a failure becomes the record's `error`, never an exception."""
+    """One seed through the loop; a failure becomes the record's `error`, never an exception. Every paid call
+    goes to the run's spend ledger as it returns (runs/ledger.py), where one is active."""
     started, prediction, failed = time.perf_counter(), None, {}
-    with counting_usage() as spent:
+    with counting_usage() as spent, spending_on(key_of(task)):
         try:
             prediction = program(seed=task.passage, target_searches=task.target, answer_type=task.answer_type)
         except Exception as failure:

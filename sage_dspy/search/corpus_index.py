@@ -22,7 +22,6 @@ Search-R1's returns whole documents under their own ids).
 import hashlib
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +34,7 @@ from sage_dspy.search.identity import read_index_identity
 from sage_dspy.search.build import batches
 from sage_dspy.search.index import is_index_of, SearchIndex
 from sage_dspy.search.passages import Passage
+from sage_dspy.search.staging import staging_folder
 from sage_dspy.search.store import has_store, PassageStore, PassageWriter
 
 SOURCES_DIR = "sources"  # under the index root: one small JSON file per source read
@@ -106,9 +106,7 @@ def _open_store(source: str | Path, root: Path, options: dict) -> tuple[Sequence
     if fingerprint and split_documents is not None and _is_store_of(stores / fingerprint, fingerprint):
         return PassageStore(stores / fingerprint, fingerprint), split_documents
     label, passages = read_corpus(source, count=reading, **options)
-    stores.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=stores))
-    try:
+    with staging_folder(stores) as staging:  # a killed build's folder is swept by the next build
         with disk_full_as_one_line(stores, "nothing of the new passage store was kept"):
             fingerprint = _write_store(staging, non_empty(passages, label))
         if not _is_store_of(stores / fingerprint, fingerprint):
@@ -117,8 +115,6 @@ def _open_store(source: str | Path, root: Path, options: dict) -> tuple[Sequence
             except OSError:  # another process published the same passages first: theirs is as good
                 if not _is_store_of(stores / fingerprint, fingerprint):
                     raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     _remember(record, fingerprint, source, {**identity, "split_documents": reading.split_documents})
     return PassageStore(stores / fingerprint, fingerprint), reading.split_documents
 

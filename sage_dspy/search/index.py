@@ -17,6 +17,7 @@ from sage_dspy.search.build import (DATA_FILE, INDICES_FILE, INDPTR_FILE, PARAMS
                                     UnsearchableCorpusError, write_index)
 from sage_dspy.search.passages import Hit, Passage, corpus_fingerprint
 from sage_dspy.search.scorer import SparseScorer
+from sage_dspy.search.staging import staging_folder
 from sage_dspy.search.store import STORE_FILES, has_store, PassageStore, write_passages
 
 INDEX_FORMAT = 3  # bump when tokenisation or the saved layout changes: cached indexes are then rebuilt
@@ -133,16 +134,12 @@ class SearchIndex:
     def open_stream(cls, passages: Iterable[Passage], root: Path = ARTIFACTS / "indexes") -> "SearchIndex":
         """The index of a one-pass stream of passages whose fingerprint is not known before: built beside
         root/, then moved to root/<fingerprint>/ (kept as it is when a complete one is there already)."""
-        Path(root).mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
-        try:
+        with staging_folder(root) as staging:  # a killed build's folder is swept by the next build
             with disk_full_as_one_line(Path(root), "nothing of the new index was kept"):
                 fingerprint = cls.write(passages, staging)["fingerprint"]
             directory = Path(root) / fingerprint
             if not _is_complete(directory, fingerprint):
                 _publish(staging, directory, fingerprint)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
         return cls.load(directory)
 
     def save(self, directory: Path) -> None:

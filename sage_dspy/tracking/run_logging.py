@@ -16,6 +16,7 @@ from sage_dspy.runs.folder import TRACKING_FILE
 from sage_dspy.runs.records import dataset_row
 from sage_dspy.tracking.runs import TrackedRun, tracked_run
 from sage_dspy.tracking.secrets import scrub_secrets
+from sage_dspy.tracking.stale_runs import folder_tag
 from sage_dspy.tracking.store import TrackingWarning
 from sage_dspy.tracking.tables import log_datasets, log_run_tables
 
@@ -92,7 +93,7 @@ def generate_run(config, lm_ids: dict[str, str], track: bool = True) -> Iterator
                     "compiled" if config.program else "")
     with tracked_run(name, params={**config.to_dict(), "lms": lm_ids},
                      tags={"command": "generate", "recipe": config.recipe,
-                           "corpus": corpus_label(config.corpus)}) as run:
+                           "corpus": corpus_label(config.corpus), **folder_tag(config.out_dir)}) as run:
         yield run
 
 

@@ -2,11 +2,17 @@
 
 `mlflow ui` starts uvicorn as a child of its own; a SIGTERM to `mlflow ui` alone ends it and leaves uvicorn
 listening. So the server runs in a process group of its own, every stop signal `sage ui` gets is passed to
-that whole group, and `sage ui` returns only once the group is gone."""
+that whole group, and `sage ui` returns only once the group is gone. A `sage ui` killed without a chance to
+do so (SIGKILL) closes the pipe its group's leader watches (ui_watchdog.py), which then ends the group.
+
+The port is checked before anything is said to be served there: a port taken by another server (maybe another
+MLflow UI, of another store) is one line and exit 2, not a URL that shows someone else's server."""
 
 import os
 import signal
+import socket
 import subprocess
+import sys
 import time
 import tomllib
 from pathlib import Path
@@ -18,8 +24,27 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 GRACE_SECONDS = 10.0  # how long the server may take to stop before it is killed
 
 
+WATCHDOG = Path(__file__).with_name("ui_watchdog.py")
+
+
 class NoStoreError(SageError, LookupError):
     """No project, and so no store, in or above the folder `sage ui` was started in."""
+
+
+class PortInUseError(SageError, OSError):
+    """The port `sage ui` was asked to serve on is taken."""
+
+
+def check_port_free(port: int, host: str = "127.0.0.1") -> None:
+    """Bind the port as the server will (SO_REUSEADDR, as uvicorn sets it: a port left in TIME_WAIT is free,
+    one another process listens on is not), then let it go."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise PortInUseError(f"port {port} on {host} is in use ({error.strerror or error}); stop what serves "
+                                 "there or pass another --port") from None
 
 
 def project_artifacts(start: Path) -> Path:
@@ -44,7 +69,9 @@ def _is_this_project(pyproject: Path) -> bool:
 def serve(command: list[str], env: dict[str, str]) -> int:
     """Run `command` in its own process group until it exits or `sage ui` is told to stop; a stop signal
     goes to the whole group. Returns the server's exit status (128 + the signal when stopped by one)."""
-    server = subprocess.Popen(command, env=env, start_new_session=True)
+    # The watchdog leads the group; its stdin is a pipe whose write end only this process holds.
+    server = subprocess.Popen([sys.executable, str(WATCHDOG), *command], env=env, start_new_session=True,
+                              stdin=subprocess.PIPE)
     received: list[int] = []
 
     def pass_on(signum, frame):
