@@ -11,7 +11,7 @@ from sage_dspy.cli.options import (AdapterOption, BreakerInARow, BreakerRate, Br
                                    breaker_limits)
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
                                    LmSeed, LmTimeout, MaxTokens, RayAddress, Retriever, Workers, check_protocol, fail,
-                                   lm_settings, parse_targets, ray_engine)
+                                   lm_settings, parse_targets, ray_engine, check_ray_address)
 from sage_dspy.lm.roles import ROLES
 from sage_dspy.programs import RECIPES
 from sage_dspy.runs.evaluate import DEFAULT_RECIPES, check_outputs, evaluate_recipes
@@ -68,6 +68,7 @@ def evaluate_command(
     folder = out_dir or ARTIFACTS / "evaluations" / f"{base.corpus_label()}-seed{random_seed}"
     check_outputs(base, chosen, ARTIFACTS / "runs", folder)  # before the corpus is read or any recipe runs
     engine = ray_engine(ray)  # no Ray installed, or no Ray address: said before the corpus is read
+    check_ray_address(engine)
     passages = open_corpus(corpus, retriever=base.retriever, root=base.index_root)
     tracking_uri = tracking.configure_tracking(root=ARTIFACTS) if track else ""
     results = evaluate_recipes(base, chosen, ARTIFACTS / "runs", passages=passages, workers=workers, engine=engine,

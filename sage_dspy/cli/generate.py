@@ -17,7 +17,7 @@ from sage_dspy.cli.signals import interrupt_exit_code, sigterm_as_interrupt
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, IdField,
                                    LmRetries, LmSeed, LmTimeout, MaxTokens, RayAddress, Recipe, Retriever, TextField,
                                    TitleField, Workers, check_choice, check_protocol, corpus_fields, lm_settings,
-                                   parse_targets, ray_engine)
+                                   parse_targets, ray_engine, check_ray_address)
 from sage_dspy.errors import SageError
 from sage_dspy.lm.pricing import require_prices
 from sage_dspy.lm.roles import ROLES
@@ -112,6 +112,7 @@ def generate_command(
     if max_cost is not None:
         require_prices(config.lms.values(), settings.prices)  # before the corpus is read or any call made
     engine = ray_engine(ray)  # no Ray installed: said before the corpus is read
+    check_ray_address(engine)
     program_folder = _program_folder(program)
     check_out_folder(out_dir)  # a file, read-only or someone else's folder: said before the corpus is indexed
     config, identity_notes = _with_notes(identified, config)  # the index behind --retriever, for MLflow too

@@ -164,11 +164,7 @@ def ray_engine(address: Optional[str]):
     if address not in (LOCAL_RAY, "auto") and not re.fullmatch(r"(ray://)?[\w.\-\[\]:]+:\d+", address):
         fail(f"--ray {address!r} is no Ray address: give none (a local cluster), auto, host:6379 or "
              "ray://host:10001")
-    from sage_dspy.scale.ray_connect import check_listening
     from sage_dspy.scale.ray_seeds import RayEngine  # pulls in no Ray: that waits for the first seed
-
-    if address != LOCAL_RAY:
-        check_listening(address)  # nothing at the address: one line before any work, not a hang at the first seed
 
     return RayEngine("" if address == LOCAL_RAY else address)
 
@@ -176,6 +172,15 @@ def ray_engine(address: Optional[str]):
 def breaker_limits(settings: LMSettings) -> BreakerLimits:
     """The run's breaker from the settings' [breaker] (options, environment, file), defaults elsewhere."""
     return BreakerLimits(**settings.breaker)
+
+
+def check_ray_address(engine) -> None:
+    """Something listens at the --ray address, or one line before any work (not a hang at the first seed). Parsing
+    (`ray_engine`) touches no network; this is the one connect, to the address the user gave."""
+    if engine is not None and engine.address not in ("", "auto"):
+        from sage_dspy.scale.ray_connect import check_listening
+
+        check_listening(engine.address)
 
 
 def lm_settings(config_file: Optional[Path], models: dict[str, Optional[str]], *, lm: Optional[str] = None,
