@@ -21,7 +21,6 @@ The LM runs with the offline LM's seed (0: attempt k sends seed k) and one DSPy 
 import sage_dspy  # noqa: F401  (first: offline environment defaults)
 
 import argparse
-import json
 import os
 import socket
 import subprocess
@@ -31,7 +30,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.report import markdown_table, write_report_section
+from bench.report import machine, markdown_table, save_results
 from sage_dspy.breaker import BackendDown, BreakerLimits
 from sage_dspy.jsonl import read_jsonl
 from sage_dspy.lm.roles import ROLES
@@ -155,17 +154,14 @@ def main(argv: list[str] | None = None) -> int:
 
     dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
     passages = load_corpus("bundled")
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="sage-bench-dead-") as folder:
         results = [measure(kind, 20 if args.quick else 40, passages, Path(folder), log)
                    for kind in ("retriever", "lm")]
-    report = {"mode": "quick" if args.quick else "full", "results": results}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "dead_backend.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-    markdown = render_markdown(report)
-    write_report_section(SECTION, markdown, out / "report.md")
-    print(markdown)
-    print(f"\nwrote {out / 'dead_backend.json'} and {out / 'report.md'}")
+    report = {"mode": "quick" if args.quick else "full", "results": results, "machine": machine()}
+    save_results(report, "dead_backend.json", SECTION, render_markdown, Path(args.out), started)
+    print(render_markdown(report))
+    print(f"\nwrote {Path(args.out) / 'dead_backend.json'} and {Path(args.out) / 'report.md'}")
     return 0 if all(r["breaker_tripped"] and r["resume_equals_uninterrupted"] for r in results) else 1
 
 
