@@ -10,6 +10,7 @@ from rich.table import Table
 
 from sage_dspy.dataset.decontaminate import CHECKS, Report
 from sage_dspy.runs.evaluate_report import HEADERS, cells, rows, target_rows
+from sage_dspy.runs.program_comparison import COMPARISON_COLUMNS, table_rows
 from sage_dspy.redact import redact_text
 
 out = Console()
@@ -112,7 +113,7 @@ def accepted_line(outcome: dict) -> str:
 
 
 def tracked_run(run_id: str | None, tracking_uri: str, children: int = 0) -> None:
-    nested = f", with {children} nested runs (one per recipe)" if children else ""
+    nested = f", with {children} nested runs (one per recipe or program)" if children else ""
     if run_id:
         out.print(f"MLflow run {run_id}{nested} in {tracking_uri} (sage ui to browse)", highlight=False)
 
@@ -121,6 +122,21 @@ def evaluation(results: dict[str, dict], corpus: str, lm: str) -> None:
     """`sage evaluate`'s two tables: by recipe and round, then per target after the last round."""
     out.print(evaluation_table(f"intrinsic evaluation on {corpus} (LM: {lm})", rows(results)))
     out.print(evaluation_table("per target, after the last round", target_rows(results), label="target"))
+
+
+def comparison(comparisons: list[dict]) -> None:
+    """`evaluate --programs`: each pair's differences with their 95% intervals, then its verdict in words."""
+    if not comparisons:
+        return
+    table = Table(title="paired comparison on the same seeds (B - A, 95% CI)")
+    for column in COMPARISON_COLUMNS:
+        table.add_column(column, justify="left" if column in ("A", "B", "metric") else "right")
+    for row in table_rows(comparisons):
+        table.add_row(*(str(row[column]) for column in COMPARISON_COLUMNS))
+    out.print(table)
+    for pair in comparisons:
+        left_out = f" ({pair['left_out']} seed(s) failed on a side and are left out)" if pair["left_out"] else ""
+        out.print(f"{pair['b']} vs {pair['a']}: {pair['verdict']}{left_out}", highlight=False)
 
 
 def report_written(report: Path, offline: bool) -> None:

@@ -6,7 +6,9 @@ are reused: a `generate` run whose settings match is read back instead of paid f
 """
 
 import contextlib
+import hashlib
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from sage_dspy.runs.summary import summarize
 from sage_dspy.runs.folder import RECORDS_FILE, run_settings
 
 DEFAULT_RECIPES = ("generator_only", "resample", "sage")
+BASELINE = "baseline"  # in --programs: the recipe's own, uncompiled prompts
 def as_of_round(record: dict, rounds: int) -> dict:
     """The record as it stood after `rounds` revision rounds (round 0 is the generator's pair)."""
     if record["error"] or not record["rounds"]:
@@ -65,24 +68,83 @@ def read_records(folder: Path) -> list[dict]:
                       fix=f"re-run `sage generate --out {folder} --fresh` to write it anew")
 
 
-def evaluate_recipes(base: GenerateConfig, recipes: tuple[str, ...], runs_root: Path, *, passages=None,
+def settings_hash(settings: dict) -> str:
+    """8 hex digits of the settings: what tells two folders of one corpus and recipe apart."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def slug(text: str) -> str:
+    """A program source as a folder-name part: "prompts:/sage.generator.propose/2" -> "prompts-sage.generator.
+    propose-2", a folder -> its name."""
+    text = Path(text.rstrip("/")).name if ":/" not in text else text
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", text).strip("-")[:48] or "program"
+
+
+def run_folder_name(config: GenerateConfig, label: str) -> str:
+    """Named by everything that makes runs differ (another --seeds, --random-seed, program...): the parts a
+    reader needs, then the hash of all the settings, so two evaluations never share a folder by accident."""
+    return "-".join([config.corpus_label(), config.recipe, *([slug(label)] if label != config.recipe else []),
+                     f"{config.seeds}seeds", f"seed{config.random_seed}", settings_hash(run_key(config))])
+
+
+def report_folder_name(base: GenerateConfig, labels: list[str]) -> str:
+    """The evaluation's report folder: corpus, seed, and a hash of the shared settings and the programs."""
+    settings = {**run_key(base), "compared": labels}
+    return "-".join([base.corpus_label(), f"{base.seeds}seeds", f"seed{base.random_seed}", settings_hash(settings)])
+
+
+def recipe_configs(base: GenerateConfig, recipes: tuple[str, ...]) -> dict[str, tuple]:
+    """{recipe: (config, None)} for `--recipes`: each recipe with its own prompts."""
+    return {recipe: (replace(base, recipe=recipe), None) for recipe in recipes}
+
+
+def program_label(source: str) -> str:
+    """What a table calls a program: "baseline", a compile folder's name, "propose.react@v2" for
+    prompts:/sage.generator.propose.react/2, "run 1a2b3c4d" for runs:/1a2b3c4d.../program, the model id."""
+    if source.startswith("prompts:/"):
+        name, _, version = source.removeprefix("prompts:/").rpartition("/")
+        if not name:
+            name, _, version = source.removeprefix("prompts:/").partition("@")
+            return f"{name.removeprefix('sage.')}@{version}"
+        return f"{name.removeprefix('sage.')}@v{version}"
+    if source.startswith("runs:/"):
+        return f"run {source.removeprefix('runs:/')[:8]}"
+    if source.startswith("models:/"):
+        return source.removeprefix("models:/")
+    return Path(source.rstrip("/")).name or source
+
+
+def program_configs(base: GenerateConfig, programs: dict[str, Path | None]) -> dict[str, tuple]:
+    """{label: (config, compiled folder)} for `--programs` {source: folder}: one recipe, each program's prompts
+    (folder None: the baseline, the recipe's own). The config records the source as typed; tables show its
+    short label (the source itself where two labels would be the same)."""
+    labels = [program_label(source) for source in programs]
+    unique = len(set(labels)) == len(labels)
+    return {label if unique else source: (replace(base, program="" if folder is None else source), folder)
+            for label, (source, folder) in zip(labels, programs.items())}
+
+
+def evaluate_configs(configs: dict[str, tuple[GenerateConfig, Path | None]], runs_root: Path, *, passages=None,
                      on_recipe=None, workers: int = 1, engine=None) -> dict[str, dict]:
-    """Each recipe on the same seeds and targets: {recipe: {"records", "folder", "reused", "by_round"}}.
-    `workers` and `engine` are generate's (calls in flight; where seeds run): they change when records come,
-    never what they hold, so they are no run settings and a run made with others is reused all the same. One
-    engine session holds a Ray cluster for every recipe instead of starting one per run."""
+    """Each (config, compiled program folder) on the same seeds: {label: {"records", "folder", "reused",
+    "by_round", "config"}}. A finished run of the same settings anywhere under `runs_root` is read back;
+    otherwise the run goes to (or resumes in) a folder named by its settings. `workers` and `engine` are
+    generate's (calls in flight; where seeds run): they change when records come, never what they hold, so
+    they are no run settings and a run made with others is reused all the same. One engine session holds a
+    Ray cluster for every run instead of starting one per run."""
     results = {}
     with engine.session() if engine is not None else contextlib.nullcontext():
-        for recipe in recipes:
-            config = replace(base, recipe=recipe, out_dir=runs_root / f"{base.corpus_label()}-{recipe}")
+        for label, (config, program_folder) in configs.items():
+            config = replace(config, out_dir=runs_root / run_folder_name(config, label))
             previous = find_previous_run(config, runs_root)
             if previous is not None:
                 records, folder, reused = read_records(previous), previous, True
             else:
-                run = generate(config, passages=passages, workers=workers, engine=engine)
+                run = generate(config, passages=passages, workers=workers, engine=engine,
+                               program_folder=program_folder)
                 records, folder, reused = run.records, run.records_path.parent, False
-            results[recipe] = {"records": records, "folder": folder, "reused": reused,
-                               "by_round": table_by_round(records, config.rounds)}
+            results[label] = {"records": records, "folder": folder, "reused": reused, "config": config,
+                              "by_round": table_by_round(records, config.rounds)}
             if on_recipe:
-                on_recipe(recipe, reused)
+                on_recipe(label, reused)
     return results
