@@ -13,9 +13,10 @@ from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile,
                                    lm_settings, parse_targets, ray_engine)
 from sage_dspy.lm.roles import ROLES
 from sage_dspy.programs import RECIPES
-from sage_dspy.runs.evaluate import (BASELINE, DEFAULT_RECIPES, evaluate_configs, program_configs,
+from sage_dspy.runs.evaluate import (DEFAULT_RECIPES, evaluate_configs, program_configs,
                                      recipe_configs,                                      report_folder_name)
 from sage_dspy.runs.evaluate_report import write_report
+from sage_dspy.runs.program_names import BASELINE
 from sage_dspy.runs.program_comparison import compare_programs, markdown
 from sage_dspy.tracking.sources import resolve_program
 from sage_dspy.runs.config import GenerateConfig

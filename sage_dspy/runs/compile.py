@@ -72,6 +72,7 @@ class CompileResult:
     heldout: dict = field(default_factory=dict)  # {"before", "after", "seeds"} with --eval-seeds
     notes: list[str] = field(default_factory=list)  # what the reader of the scores should know
     log_file: Path | None = None  # what DSPy, GEPA and tqdm printed meanwhile
+    student: dspy.Module | None = None  # the uncompiled program the optimizer started from (the baseline)
 
     @property
     def gain(self) -> float:
@@ -186,7 +187,7 @@ def _compile(config: CompileConfig, passages: Sequence[Passage], folder: Path, w
                   "seeds": len(heldout)} if heldout else {}
     notes = [recipe.SEARCH_SCORE] if getattr(recipe, "SEARCH_SCORE", "") else []
     save_compiled(compiled, config, passages, before, after, folder, heldout=scores)
-    return CompileResult(before, after, folder, compiled, heldout=scores, notes=notes)
+    return CompileResult(before, after, folder, compiled, heldout=scores, notes=notes, student=student)
 
 
 def new_folder(config: CompileConfig) -> Path:

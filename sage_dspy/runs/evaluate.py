@@ -8,7 +8,6 @@ are reused: a `generate` run whose settings match is read back instead of paid f
 import contextlib
 import hashlib
 import json
-import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,11 +15,11 @@ from sage_dspy.jsonl import read_jsonl
 from sage_dspy.method.feedback import MIN_KEPT_SEARCHES
 from sage_dspy.runs.config import GenerateConfig
 from sage_dspy.runs.generate import generate
+from sage_dspy.runs.program_names import program_label, slug
 from sage_dspy.runs.summary import summarize
-from sage_dspy.runs.folder import RECORDS_FILE, run_settings
+from sage_dspy.runs.folder import RECORDS_FILE, run_settings, same_finished_run
 
 DEFAULT_RECIPES = ("generator_only", "resample", "sage")
-BASELINE = "baseline"  # in --programs: the recipe's own, uncompiled prompts
 def as_of_round(record: dict, rounds: int) -> dict:
     """The record as it stood after `rounds` revision rounds (round 0 is the generator's pair)."""
     if record["error"] or not record["rounds"]:
@@ -42,25 +41,9 @@ def run_key(config: GenerateConfig) -> dict:
 
 def find_previous_run(config: GenerateConfig, runs_root: Path) -> Path | None:
     """A finished run folder under `runs_root` made with exactly these settings, if any."""
-    wanted = run_key(config)
-    for config_file in sorted(runs_root.glob("*/config.json")):
-        folder = config_file.parent
-        try:
-            saved = json.loads(config_file.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        if run_settings(saved) == wanted and _finished(folder):
-            return folder
-    return None
-
-
-def _finished(folder: Path) -> bool:
-    """A summary is written at the end of a run; one stopped by a call budget is not finished."""
-    try:
-        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return False
-    return not summary.get("stopped")
+    settings = config.to_dict()
+    return next((config_file.parent for config_file in sorted(runs_root.glob("*/config.json"))
+                 if same_finished_run(config_file.parent, settings)), None)
 
 
 def read_records(folder: Path) -> list[dict]:
@@ -71,13 +54,6 @@ def read_records(folder: Path) -> list[dict]:
 def settings_hash(settings: dict) -> str:
     """8 hex digits of the settings: what tells two folders of one corpus and recipe apart."""
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
-
-
-def slug(text: str) -> str:
-    """A program source as a folder-name part: "prompts:/sage.generator.propose/2" -> "prompts-sage.generator.
-    propose-2", a folder -> its name."""
-    text = Path(text.rstrip("/")).name if ":/" not in text else text
-    return re.sub(r"[^A-Za-z0-9_.]+", "-", text).strip("-")[:48] or "program"
 
 
 def run_folder_name(config: GenerateConfig, label: str) -> str:
@@ -96,22 +72,6 @@ def report_folder_name(base: GenerateConfig, labels: list[str]) -> str:
 def recipe_configs(base: GenerateConfig, recipes: tuple[str, ...]) -> dict[str, tuple]:
     """{recipe: (config, None)} for `--recipes`: each recipe with its own prompts."""
     return {recipe: (replace(base, recipe=recipe), None) for recipe in recipes}
-
-
-def program_label(source: str) -> str:
-    """What a table calls a program: "baseline", a compile folder's name, "propose.react@v2" for
-    prompts:/sage.generator.propose.react/2, "run 1a2b3c4d" for runs:/1a2b3c4d.../program, the model id."""
-    if source.startswith("prompts:/"):
-        name, _, version = source.removeprefix("prompts:/").rpartition("/")
-        if not name:
-            name, _, version = source.removeprefix("prompts:/").partition("@")
-            return f"{name.removeprefix('sage.')}@{version}"
-        return f"{name.removeprefix('sage.')}@v{version}"
-    if source.startswith("runs:/"):
-        return f"run {source.removeprefix('runs:/')[:8]}"
-    if source.startswith("models:/"):
-        return source.removeprefix("models:/")
-    return Path(source.rstrip("/")).name or source
 
 
 def program_configs(base: GenerateConfig, programs: dict[str, Path | None]) -> dict[str, tuple]:
@@ -144,6 +104,7 @@ def evaluate_configs(configs: dict[str, tuple[GenerateConfig, Path | None]], run
                                program_folder=program_folder)
                 records, folder, reused = run.records, run.records_path.parent, False
             results[label] = {"records": records, "folder": folder, "reused": reused, "config": config,
+                              "program_folder": program_folder,
                               "by_round": table_by_round(records, config.rounds)}
             if on_recipe:
                 on_recipe(label, reused)

@@ -6,8 +6,9 @@ import hashlib
 import json
 
 from sage_dspy.tracking.programs import log_program
-from sage_dspy.tracking.prompts import register_prompts
-from sage_dspy.tracking.run_logging import corpus_label, run_name
+from sage_dspy.runs.folder import TRACKING_FILE
+from sage_dspy.tracking.prompts import register_baseline, register_prompts
+from sage_dspy.tracking.run_logging import corpus_label, note_run_id, run_name
 from sage_dspy.tracking.runs import rounded, tracked_run
 
 # What a validation score depends on besides the program: two runs with the same `val.comparable` scored
@@ -56,6 +57,8 @@ def log_compile(config, result) -> str | None:
     with tracked_run(name, params=settings, tags=tags) as run:
         metrics = score_metrics(result)
         run.log_metrics(metrics)
+        if run.run_id:  # in the folder before it is logged: runs:/<id>/program names its compile run too
+            note_run_id(result.folder / TRACKING_FILE, run.run_id)
         model_uri = log_program(result.program, name="sage-program")
         if model_uri:
             run.set_tags({"model_uri": model_uri})
@@ -64,8 +67,11 @@ def log_compile(config, result) -> str | None:
                 run.log_artifact(path, artifact_path="program")
         if result.log_file and result.log_file.is_file():
             run.log_artifact(result.log_file, artifact_path="logs")
+        if result.student is not None:  # first: in a fresh store the uncompiled prompts are version 1
+            register_baseline(result.student, recipe=config.recipe)
         versions = register_prompts(result.program, prefix="sage", run_id=run.run_id,
-                                    tags={"optimizer": config.optimizer, "recipe": config.recipe},
+                                    tags={"optimizer": config.optimizer, "recipe": config.recipe,
+                                          "val.comparable": comparable["key"], "val.settings": comparable["text"]},
                                     metrics={k: rounded(v) for k, v in metrics.items() if k.startswith("val.")})
         run.log_dict({name: row["version"] for name, row in versions.items()}, "prompt_versions.json")
         changed = [name for name, row in versions.items() if row["changed"]]

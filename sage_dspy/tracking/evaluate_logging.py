@@ -6,9 +6,10 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from sage_dspy.runs.evaluate import slug
 from sage_dspy.runs.folder import TRACKING_FILE
 from sage_dspy.runs.program_comparison import markdown, table_rows
+from sage_dspy.runs.program_names import slug
+from sage_dspy.tracking.program_links import link_program
 from sage_dspy.tracking.run_logging import corpus_label, run_name
 from sage_dspy.tracking.runs import TrackedRun, tracked_run
 from sage_dspy.tracking.tables import PAIRS_TABLE, ROUNDS_TABLE, pairs_rows, round_rows
@@ -34,6 +35,7 @@ def _log_recipe(label: str, result: dict) -> None:
     parts = [config.recipe] + ([slug(label)] if label != config.recipe else [])
     with tracked_run(run_name("evaluate", corpus_label(config.corpus), *parts), params=config.to_dict(),
                      tags=tags, nested=True) as child:
+        link_program(child, config.program, result.get("program_folder"), config.recipe)
         for rounds, summary in result["by_round"].items():
             child.log_metrics({f"all.{key}": summary["overall"][key] for key in ROW_METRICS}, step=rounds)
         child.log_table(round_rows(result["by_round"]), ROUNDS_TABLE)
@@ -47,7 +49,7 @@ def log_evaluate(base_config, results: dict[str, dict], folder: Path, comparison
     shared = {key: value for key, value in base_config.to_dict().items() if key not in SHARED_UNSET}
     compared = "programs" if comparisons else "recipes"
     name = run_name("evaluate", corpus_label(base_config.corpus),
-                    *(["vs".join(slug(label) for label in results)] if comparisons else []),
+                    *(["-vs-".join(slug(label) for label in results)] if comparisons else []),
                     f"seed{base_config.random_seed}", f"{base_config.seeds}seeds", f"r{base_config.rounds}")
     params = {**shared, compared: ",".join(results), "report_dir": str(folder)}
     if comparisons:
