@@ -224,6 +224,15 @@ CASES = {
     "decontaminate benchmark bad line": lambda b: (["decontaminate", with_a_kept_pair(run := b.run_copy()), "-b",
                                                     b.file("b.jsonl", '{"question": "Q?"}\n{"question": \n')],
                                                    "line 2 is not valid JSON", (run,)),
+    # --- issue #25: evaluate --programs
+    "evaluate one program": lambda b: (["evaluate", "--no-track", "--programs", "baseline", "--corpus", b.corpus],
+                                       "a comparison needs two or more", ()),
+    "evaluate one program twice": lambda b: (["evaluate", "--no-track", "--programs", "baseline, baseline",
+                                              "--corpus", b.corpus], "names 1 distinct program", ()),
+    "evaluate programs under two recipes": lambda b: (["evaluate", "--no-track", "--programs", "baseline,x",
+                                                       "--recipes", "sage,resample"], "under one recipe", ()),
+    "evaluate program missing": lambda b: (["evaluate", "--no-track", "--programs", f"baseline,{b.work / 'nope'}",
+                                            "--corpus", b.corpus], "program.json", ()),
 }
 
 
