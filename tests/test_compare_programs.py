@@ -155,3 +155,33 @@ def test_evaluate_with_other_seeds_gets_its_own_folders_and_the_same_settings_re
     assert len(set(runs.iterdir()) - before) == 2  # no collision with the 6-seed runs: two new folders
     again = sage("evaluate", "--programs", f"baseline,{COMPILED}", "--seeds", 4, *SMALL)
     assert again.stderr.count("reused an earlier run") == 2
+
+
+@pytest.mark.parametrize("columns", [80, 200])
+def test_runs_list_shows_each_run_with_its_program_and_kept_pairs_within_the_width(store, columns):
+    output = sage("runs", "list", columns=columns).stdout
+    assert max(len(line) for line in output.splitlines()) <= columns
+    (child,) = [r for r in runs_of("evaluate") if r.data.tags.get("program") == "baseline"][:1]
+    line = next(line for line in output.splitlines() if line.strip().startswith(child.info.run_id[:8]))
+    assert "baseline" in line and f"{child.data.metrics['all.kept']:g}" in line.split()
+
+
+def test_runs_compare_takes_the_printed_ids_and_shows_an_evaluate_runs_children(store):
+    (parent,) = [r for r in runs_of("evaluate") if "mlflow.parentRunId" not in r.data.tags][:1]
+    output = sage("runs", "compare", parent.info.run_id[:8], columns=200).stdout
+    children = [r for r in runs_of("evaluate") if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert all(child.info.run_id[:8] in output for child in children)
+    program_row = next(line for line in output.splitlines() if line.strip().startswith("program"))
+    assert "baseline" in program_row and "@v2" in program_row
+    assert "all.accepted_pct" in output
+
+
+def test_runs_compare_refuses_an_unknown_id_in_one_line(store):
+    result = CliRunner().invoke(app, ["runs", "compare", "zzzzzzzz"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2 and "matches no run" in result.stderr and "Traceback" not in result.output
+
+
+def test_prompts_list_puts_scores_side_by_side_only_under_the_same_settings(store):
+    output = sage("prompts", "list").stdout
+    titles = [line.strip() for line in output.splitlines() if line.startswith(f"{CHANGED}:")]
+    assert titles[0].startswith(f"{CHANGED}: unscored") and titles[1].startswith(f"{CHANGED}: scored on 3 validation")
