@@ -82,6 +82,8 @@ def test_the_baseline_is_version_1_and_the_compile_registers_only_what_it_change
     (compile_run,) = runs_of("compile")
     assert compiled.tags["run_id"] == compile_run.info.run_id and compiled.tags["changed"] == "instructions"
     assert compiled.tags["val.comparable"] == compile_run.data.tags["val.comparable"]  # scores' settings travel
+    # version tags stay on their version: the prompt's own (its page header) holds none of them
+    assert not {"baseline", "run_id", "optimizer"} & set(client.get_prompt(CHANGED).tags)
     # the compile ran the changed extractor and the baseline of the others
     assert linked(compile_run) == {(name, 2 if name == CHANGED else 1) for name in PROMPTS}
 
@@ -99,6 +101,9 @@ def test_a_generate_run_from_a_prompt_version_is_linked_to_it_and_listed_by_it(s
     (run,) = runs_of("generate")
     assert (CHANGED, 2) in linked(run) and (CHANGED, 1) not in linked(run)
     assert run.info.run_id in runs_listed_by_version(CHANGED, 2)
+    # the Prompts page lists a version's runs from its mlflow.prompt.run_ids tag
+    assert run.info.run_id in MlflowClient().get_prompt_version(CHANGED, 2).tags["mlflow.prompt.run_ids"].split(",")
+    assert run.info.run_id not in MlflowClient().get_prompt_version(CHANGED, 1).tags.get("mlflow.prompt.run_ids", "")
     assert run.info.run_name == "generate-sage-bundled-r1-generator.propose.extract.predict@v2"
     (compile_run,) = [r for r in runs_of("compile") if r.data.params["optimizer"] == "gepa"]
     assert run.data.tags["program.source"] == COMPILED

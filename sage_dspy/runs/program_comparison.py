@@ -73,13 +73,15 @@ def table_rows(comparisons: list[dict]) -> list[dict]:
 
 
 def markdown(comparisons: list[dict]) -> str:
-    """The comparison as the report shows it: the table, then each pair's verdict."""
+    """The comparison as the report (and the parent run's description) shows it: each pair's verdict first, then
+    the table, then how the intervals are computed."""
     lines = ["### Paired comparison on the same seeds (B - A, 95% CI)", "",
+             *(f"- **{c['b']} vs {c['a']}**: {c['verdict']}" + (
+                 f" ({c['left_out']} seed(s) failed on a side and are left out)" if c["left_out"] else "")
+               for c in comparisons), "",
              "| " + " | ".join(COMPARISON_COLUMNS) + " |", "|" + "---|" * len(COMPARISON_COLUMNS)]
     lines += ["| " + " | ".join(str(row[c]) for c in COMPARISON_COLUMNS) + " |" for row in table_rows(comparisons)]
-    lines += ["", *(f"- **{c['b']} vs {c['a']}**: {c['verdict']}" + (
-        f" ({c['left_out']} seed(s) failed on a side and are left out)" if c["left_out"] else "")
-        for c in comparisons), "", INTERVALS_NOTE]
+    lines += ["", INTERVALS_NOTE]
     return "\n".join(lines)
 
 

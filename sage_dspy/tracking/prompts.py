@@ -73,8 +73,12 @@ def register_prompts(program: Any, *, prefix: str = "sage", run_id: str | None =
                 what = "uncompiled baseline" if (tags or {}).get(BASELINE_TAG) else changed
                 message = f"sage-dspy: {what}; {len(predictor.demos)} demos" + (f", run {run_id}" if run_id else "")
                 labels = {clean_key(k): str(v) for k, v in {**extra, "changed": changed}.items() if v is not None}
-                latest = mlflow.genai.register_prompt(name=name, template=template, commit_message=message,
-                                                      tags=labels)
+                # the tags go on the version only: passed to register_prompt they would also be written to the
+                # prompt, whose page header would then show the newest version's tags above every version
+                latest = mlflow.genai.register_prompt(name=name, template=template, commit_message=message)
+                for key, value in labels.items():
+                    client.set_prompt_version_tag(name, latest.version, key, value)
+                latest = client.get_prompt_version(name, latest.version)
             versions[name] = {"version": int(latest.version), "changed": changed}
         except Exception as exc:
             warn_failed(f"register prompt {name!r}", exc)
@@ -107,8 +111,18 @@ def link_versions(run_id: str, versions: list[tuple[str, int]]) -> None:
             warn_failed(f"link prompt {name!r} version {number} to run {run_id}", exc)
 
 
+RUN_IDS_TAG = "mlflow.prompt.run_ids"  # the version tag MLflow's Prompts page lists a version's runs from
+
+
 def _link(client, run_id: str, version) -> None:
+    """MLflow's prompt-to-run link (the run page's "Registered prompts"), and the run in the version's
+    `mlflow.prompt.run_ids`, which the Prompts page reads to list the runs of a version (3.17's link sets only
+    the first)."""
     try:
         client.link_prompt_version_to_run(run_id, version)
+        current = client.get_prompt_version(version.name, version.version)
+        listed = [run for run in ((current.tags or {}).get(RUN_IDS_TAG) or "").split(",") if run]
+        if run_id not in listed:
+            client.set_prompt_version_tag(version.name, version.version, RUN_IDS_TAG, ",".join([*listed, run_id]))
     except Exception as exc:
         warn_failed(f"link prompt {version.name!r} version {version.version} to run {run_id}", exc)
