@@ -9,6 +9,7 @@ from pathlib import Path
 
 import sage_dspy  # noqa: F401  (offline env defaults first)
 
+import dspy
 import mlflow
 import pytest
 from mlflow import MlflowClient
@@ -16,6 +17,7 @@ from mlflow_store import reset_mlflow_globals
 from typer.testing import CliRunner
 
 from sage_dspy.cli.app import app
+from sage_dspy.tracking import store as tracking
 from sage_dspy.tracking.evaluate_logging import COMPARISON_TABLE
 from sage_dspy.tracking.tables import PAIRS_TABLE
 
@@ -49,9 +51,14 @@ def store(tmp_path_factory):
         temp_before = set(Path(tempfile.gettempdir()).iterdir())
         sage("compile", "--optimizer", "gepa", "--budget", 12, "--train-size", 5, "--val-size", 3, "--seed", 2,
              "--rounds", 0)
-        yield folder, temp_before
-        while mlflow.active_run():
-            mlflow.end_run()
+        callbacks = list(dspy.settings.config.get("callbacks") or [])
+        try:
+            yield folder, temp_before
+        finally:
+            tracking.autolog_dspy(enabled=False)  # a --traces generate turned DSPy's autolog on
+            dspy.configure(callbacks=callbacks)
+            while mlflow.active_run():
+                mlflow.end_run()
 
 
 def runs_of(command: str):
@@ -114,7 +121,7 @@ def test_a_generate_run_from_a_prompt_version_is_linked_to_it_and_listed_by_it(s
 
 
 def test_a_generate_run_without_a_program_is_linked_to_the_baseline(store):
-    sage("generate", "--seeds", 1, *SMALL, "--out", "artifacts/runs/baseline")
+    sage("generate", "--seeds", 2, *SMALL, "--traces", "--out", "artifacts/runs/baseline")
     run = runs_of("generate")[-1]
     assert linked(run) == {(name, 1) for name in PROMPTS}
     assert run.data.tags["program.label"] == "baseline"
@@ -190,3 +197,14 @@ def test_prompts_list_puts_scores_side_by_side_only_under_the_same_settings(stor
     output = sage("prompts", "list").stdout
     titles = [line.strip() for line in output.splitlines() if line.startswith(f"{CHANGED}:")]
     assert titles[0].startswith(f"{CHANGED}: unscored") and titles[1].startswith(f"{CHANGED}: scored on 3 validation")
+
+
+def test_the_readme_snippet_runs_as_written(store):
+    """README's "Reading the store from Python": every line, executed as written in the project folder."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    after = readme.split("<!-- tested: tests/test_compare_programs.py -->", 1)[1]
+    code = after.split("```python\n", 1)[1].split("```", 1)[0]
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert len(scope["pairs"]) == 2 and len(scope["traces"]) == 2  # the traced 2-seed generate, one trace a seed
+    assert list(scope["comparison"]["metric"])[0] == "% accepted"
