@@ -5,6 +5,7 @@ with one child per program, its paired comparison in the terminal, the report an
 
 import json
 import tempfile
+import time
 from pathlib import Path
 
 import sage_dspy  # noqa: F401  (offline env defaults first)
@@ -93,6 +94,19 @@ def test_the_baseline_is_version_1_and_the_compile_registers_only_what_it_change
     assert not {"baseline", "run_id", "optimizer"} & set(client.get_prompt(CHANGED).tags)
     # the compile ran the changed extractor and the baseline of the others
     assert linked(compile_run) == {(name, 2 if name == CHANGED else 1) for name in PROMPTS}
+
+
+def test_a_compile_logs_each_candidates_score_as_steps_and_spans_the_compile(store):
+    folder, _ = store
+    (compile_run,) = runs_of("compile")[:1]
+    history = MlflowClient().get_metric_history(compile_run.info.run_id, "val.candidate")
+    scores = [m.value for m in sorted(history, key=lambda m: m.step)]
+    assert len(scores) >= 2 and scores[0] == compile_run.data.metrics["val.before"]  # GEPA's first: the student
+    assert max(scores) == compile_run.data.metrics["val.after"]
+    # the run starts when the compile did, before its program folder (named by the second it was made) existed
+    (program,) = [p for p in (folder / "artifacts/programs").iterdir() if p.name.startswith("sage-gepa-")]
+    made = time.mktime(time.strptime(program.name.removeprefix("sage-gepa-")[:15], "%Y%m%d-%H%M%S"))
+    assert compile_run.info.start_time / 1000 <= made + 1
 
 
 def test_a_compile_that_changes_nothing_registers_nothing(store):

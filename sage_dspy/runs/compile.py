@@ -73,6 +73,7 @@ class CompileResult:
     notes: list[str] = field(default_factory=list)  # what the reader of the scores should know
     log_file: Path | None = None  # what DSPy, GEPA and tqdm printed meanwhile
     student: dspy.Module | None = None  # the uncompiled program the optimizer started from (the baseline)
+    started: float = 0.0  # time.time() when the compile began: its MLflow run spans the compile, not the logging
 
     @property
     def gain(self) -> float:
@@ -157,10 +158,11 @@ def compile_program(config: CompileConfig, passages: Sequence[Passage] | None = 
     passages = passages if passages is not None else open_corpus(config.corpus, retriever=config.retriever,
                                                                   root=config.index_root)
     check_seed_count(len(passages), config.train_size, config.val_size, config.eval_seeds)  # before any folder
+    started = time.time()
     folder = new_folder(config)
     with library_output(folder / LOG_FILE, verbose=verbose):
         result = _compile(config, passages, folder, workers)
-    result.log_file = folder / LOG_FILE
+    result.log_file, result.started = folder / LOG_FILE, started
     return result
 
 

@@ -36,6 +36,21 @@ def score_metrics(result) -> dict[str, float]:
     return metrics
 
 
+def candidate_scores(program) -> list[float]:
+    """Each candidate's validation score (sage metric mean x100), in the order the optimizer scored them: GEPA's
+    `detailed_results.val_aggregate_scores` (fractions), MIPROv2's full evaluations in `trial_logs`, the random
+    search's `candidate_programs` by its seed order; [] when the optimizer left none."""
+    details = getattr(program, "detailed_results", None)
+    if details is not None and getattr(details, "val_aggregate_scores", None):
+        return [100.0 * score for score in details.val_aggregate_scores]
+    trials = getattr(program, "trial_logs", None)
+    if trials:
+        return [float(trials[t]["full_eval_score"]) for t in sorted(trials) if "full_eval_score" in trials[t]]
+    candidates = getattr(program, "candidate_programs", None) or []
+    ordered = sorted((c for c in candidates if isinstance(c, dict) and "score" in c), key=lambda c: c.get("seed", 0))
+    return [float(c["score"]) for c in ordered]
+
+
 def _fingerprint(folder) -> str:
     try:
         return json.loads((folder / "scores.json").read_text(encoding="utf-8")).get("corpus_fingerprint", "")
@@ -54,9 +69,11 @@ def log_compile(config, result) -> str | None:
     if result.heldout:
         tags["heldout.settings"] = (f"{result.heldout['seeds']} held-out seeds of {corpus_label(config.corpus)}, "
                                     "the same for every compile with --eval-seeds on it")
-    with tracked_run(name, params=settings, tags=tags) as run:
+    with tracked_run(name, params=settings, tags=tags, started=result.started or None) as run:
         metrics = score_metrics(result)
         run.log_metrics(metrics)
+        for step, score in enumerate(candidate_scores(result.program)):  # the curve MLflow draws
+            run.log_metrics({"val.candidate": score}, step=step)
         if run.run_id:  # in the folder before it is logged: runs:/<id>/program names its compile run too
             note_run_id(result.folder / TRACKING_FILE, run.run_id)
         model_uri = log_program(result.program, name="sage-program")
