@@ -141,6 +141,20 @@ def test_a_generate_run_without_a_program_is_linked_to_the_baseline(store):
     assert run.data.tags["program.label"] == "baseline"
 
 
+def test_each_seeds_trace_says_whether_its_pair_was_kept_and_what_it_cost(store):
+    folder, _ = store
+    run = runs_of("generate")[-1]  # the traced baseline run
+    records = {r["seed_id"]: r for r in map(json.loads, (folder / "artifacts/runs/baseline/records.jsonl")
+                                             .read_text().splitlines())}
+    traces = mlflow.search_traces(locations=[run.info.experiment_id], run_id=run.info.run_id, return_type="list")
+    assert len(traces) == len(records) == 2
+    for trace in traces:
+        record = records[trace.info.tags["sage.seed_id"]]
+        assert trace.info.tags["sage.outcome"] == ("kept" if record["kept"] else f"dropped: {record['drop_reason']}")
+        assert trace.info.tags["sage.tokens.prompt"] == str(record["prompt_tokens"])
+        assert trace.info.tags["sage.lm_calls"] == str(record["lm_calls"])
+
+
 def test_re_running_a_finished_generate_logs_no_second_run(store):
     folder, _ = store
     note = folder / "artifacts/runs/from-v2/mlflow.json"

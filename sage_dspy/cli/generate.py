@@ -119,7 +119,7 @@ def generate_command(
                                                     fresh=fresh, workers=workers, max_calls=max_calls,
                                                     max_cost=max_cost, prices=settings.prices,
                                                     parallel_attempts=parallel_attempts, engine=engine)
-            run_id = log_generate(run, config, result) if run else logged or None
+            run_id = log_generate(run, config, result, traced=traces) if run else logged or None
     except KeyboardInterrupt:
         printing.interrupted(_seeds_saved(out_dir), config.seeds, out_dir, _resume_command(ctx))
         raise typer.Exit(code=130) from None  # the shell's code for SIGINT

@@ -20,6 +20,7 @@ from sage_dspy.tracking.runs import TrackedRun, tracked_run
 from sage_dspy.tracking.secrets import scrub_secrets
 from sage_dspy.tracking.store import TrackingWarning
 from sage_dspy.tracking.tables import log_datasets, log_run_tables
+from sage_dspy.tracking.trace_tags import tag_seed_traces
 
 
 def table_metrics(summary: dict) -> dict[str, float]:
@@ -116,9 +117,10 @@ def logged_finished_run(config) -> str:
         return ""
 
 
-def log_generate(run: TrackedRun, config, result) -> str | None:
+def log_generate(run: TrackedRun, config, result, traced: bool = False) -> str | None:
     """What a finished `generate` adds to its run: the whole-run metrics, the tables, the datasets, the
-    files and the plot. Returns the run's id (None when tracking failed to start)."""
+    files and the plot; with `traced`, each seed's trace tagged with its outcome and tokens. Returns the
+    run's id (None when tracking failed to start)."""
     summary = result.summary
     run.log_metrics({**table_metrics(summary), **usage_metrics(summary.get("usage", {}))})
     if summary.get("usage", {}).get("unpriced"):
@@ -135,6 +137,8 @@ def log_generate(run: TrackedRun, config, result) -> str | None:
         run.log_artifact(plot)
     if run.run_id:
         note_run_id(result.records_path.parent / TRACKING_FILE, run.run_id)
+        if traced:
+            tag_seed_traces(run.run_id, run.experiment_id, records)
     return run.run_id
 
 

@@ -59,6 +59,14 @@ class TrackedRun:
         self.run_id = run_id
         self._client = MlflowClient() if run_id else None
 
+    @property
+    def experiment_id(self) -> str | None:
+        try:
+            return self._client.get_run(self.run_id).info.experiment_id if self.run_id else None
+        except Exception as exc:
+            warn_failed("read the run's experiment", exc)
+            return None
+
     def _call(self, action: str, method: str, *args: Any, **kwargs: Any) -> None:
         if self.run_id is not None:
             try:
