@@ -388,6 +388,15 @@ CASES = {
                                                                      '{"x": 1}\n')),
                                                 "neither a paid call nor a settled seed", (run,)),
     "ui port taken": lambda b: (["ui", "--port", taken_port(b)], "is in use", ()),
+    # --- issue #25: evaluate --programs
+    "evaluate one program": lambda b: (["evaluate", "--no-track", "--programs", "baseline", "--corpus", b.corpus],
+                                       "a comparison needs two or more", ()),
+    "evaluate one program twice": lambda b: (["evaluate", "--no-track", "--programs", "baseline, baseline",
+                                              "--corpus", b.corpus], "names 1 distinct program", ()),
+    "evaluate programs under two recipes": lambda b: (["evaluate", "--no-track", "--programs", "baseline,x",
+                                                       "--recipes", "sage,resample"], "under one recipe", ()),
+    "evaluate program missing": lambda b: (["evaluate", "--no-track", "--programs", f"baseline,{b.work / 'nope'}",
+                                            "--corpus", b.corpus], "program.json", ()),
 }
 
 

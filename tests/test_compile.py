@@ -562,13 +562,16 @@ def test_tracked_compiles_register_prompt_versions_and_keep_keys_out(workdir, is
         assert run.data.tags["command"] == "compile" and run.data.params["optimizer"] == "bootstrap"
         assert run.info.run_name == f"compile-sage-bootstrap-bundled-r{2 - number}-b2-seed{number - 1}"
         listed = {a.path for a in client.list_artifacts(run.info.run_id, "program")}
-        assert listed == {f"program/{name}" for name in (PROGRAM_FILE, "config.json", "scores.json")}
+        # mlflow.json: the folder names its compile run, so runs:/<id>/program does too
+        assert listed == {f"program/{name}" for name in (PROGRAM_FILE, "config.json", "scores.json", "mlflow.json")}
+        assert json.loads((folder / "mlflow.json").read_text()) == {"run_id": run.info.run_id}
         assert [a.path for a in client.list_artifacts(run.info.run_id, "logs")] == ["logs/compile.log"]
         versions = json.loads(Path(mlflow.artifacts.download_artifacts(
             run_id=run.info.run_id, artifact_path="prompt_versions.json", dst_path=str(workdir / f"dl{number}")))
             .read_text())
         # one version per compiled predictor, named sage.<predictor>, and none for the frozen search agent;
-        # the first compile registers version 1 of each, the second a version 2 only of the prompts it changed
+        # version 1 of each is the uncompiled baseline (registered by the first compile, tagged as such), and a
+        # compile registers a version only of a prompt it changed
         assert set(versions) == {f"sage.{key}" for key in COMPILED_KEYS}
         assert set(versions.values()) <= ({1} if number == 1 else {1, 2})
         linked = json.loads(run.data.tags["mlflow.linkedPrompts"])
@@ -576,6 +579,9 @@ def test_tracked_compiles_register_prompt_versions_and_keep_keys_out(workdir, is
         state = json.loads((folder / PROGRAM_FILE).read_text())
         for name, version in versions.items():
             prompt = mlflow.genai.load_prompt(f"prompts:/{name}/{version}")
+            if version == 1:
+                assert prompt.tags["baseline"] == "true" and "run_id" not in prompt.tags
+                continue
             registered_by.setdefault((name, version), run.info.run_id)
             assert prompt.tags["run_id"] == registered_by[(name, version)] and prompt.tags["optimizer"] == "bootstrap"
             assert prompt.template.startswith(state[name.removeprefix("sage.")]["signature"]["instructions"].strip())

@@ -93,7 +93,8 @@ def test_evaluate_reuses_an_earlier_generate_run(workdir):
     result = runner.invoke(app, ["evaluate", *common, "--recipes", "sage,generator_only", "--no-track"], env=ENV)
     assert result.exit_code == 0, result.output
     assert "sage: reused an earlier run" in result.stderr and "generator_only: done" in result.stderr
-    report = (workdir / "artifacts" / "evaluations" / "bundled-seed0" / "report.md").read_text()
+    (report_folder,) = (workdir / "artifacts" / "evaluations").glob("bundled-3seeds-seed0-*")
+    report = (report_folder / "report.md").read_text()
     assert "reused `artifacts/runs/by-hand`" in report
     assert "| generator_only | generator |" in report and "| sage | +1 |" in report
 
@@ -108,11 +109,17 @@ def test_evaluate_with_workers_gives_the_records_of_one_worker_and_reuses_runs_m
         assert result.exit_code == 0, result.output
         assert result.stderr.count(": done") == 3  # every recipe ran, none was reused
     for recipe in ("generator_only", "resample", "sage"):
-        one, four = (_records(workdir / workers / "artifacts" / "runs" / f"bundled-{recipe}") for workers in "14")
+        one, four = (_records(_only(workdir / workers / "artifacts" / "runs", f"bundled-{recipe}-4seeds-seed0-*"))
+                     for workers in "14")
         assert len(one) == 4 and four == one  # seed order and content; only `seconds` may differ
     again = CliRunner().invoke(app, [*common, "--workers", "2"], env=ENV)  # in ./4: --workers is no run setting
     assert again.exit_code == 0, again.output
     assert again.stderr.count(": reused an earlier run") == 3
+
+
+def _only(root, pattern: str):
+    (folder,) = root.glob(pattern)
+    return folder
 
 
 def _records(folder) -> list[dict]:

@@ -90,7 +90,12 @@ def test_evaluate_refuses_its_out_before_any_recipe_runs(workdir, tiny_corpus_fi
     assert not (workdir / "artifacts").exists()  # no index built, no recipe run
 
 
-def test_evaluate_refuses_a_recipes_run_folder_that_is_not_a_run_before_any_recipe_runs(workdir, tiny_corpus_file):
+def test_evaluate_refuses_a_recipes_run_folder_that_is_not_a_run_before_any_recipe_runs(workdir, tiny_corpus_file,
+                                                                                       monkeypatch):
+    from sage_dspy.runs import evaluate as evaluate_module
+
+    # the folder names carry a settings hash (runs/evaluate.py); short ones here, to block one by hand
+    monkeypatch.setattr(evaluate_module, "run_folder_name", lambda config, label: f"corpus-{label}")
     blocked = workdir / "artifacts" / "runs" / "corpus-resample"
     blocked.mkdir(parents=True)
     (blocked / "notes.md").write_text("mine")

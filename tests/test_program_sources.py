@@ -23,11 +23,12 @@ def predictor_states(folder) -> dict:
 
 @pytest.fixture
 def compiled(workdir, isolated_mlflow):
-    """One tracked compile (GEPA, small) in a fresh working folder with its own MLflow store."""
+    """One tracked compile (GEPA, small) in a fresh working folder with its own MLflow store: version 1 of every
+    prompt is the uncompiled baseline, version 2 of the extractor's the one GEPA changed."""
     import mlflow
 
     result = CliRunner().invoke(app, ["compile", "--optimizer", "gepa", "--budget", "12", "--train-size", "5",
-                                      "--val-size", "3", "--seed", "2", "--rounds", "1"], env=ENV)
+                                      "--val-size", "3", "--seed", "2", "--rounds", "0"], env=ENV)
     assert result.exit_code == 0, result.output
     run = mlflow.search_runs(experiment_names=["sage-dspy"], filter_string="tags.command = 'compile'",
                              output_format="list")[0]
@@ -41,13 +42,13 @@ def test_every_source_yields_the_compiled_prompts(compiled):
     assert set(expected) == {"generator.propose.react", "generator.propose.extract.predict",
                              "next_pair.harden.predict", "next_pair.repair.predict"}  # search agent frozen
     sources = [str(folder), f"runs:/{run.info.run_id}/program", run.data.tags["model_uri"],
-               "prompts:/sage.generator.propose.react/1"]
+               "prompts:/sage.generator.propose.extract.predict/2"]
     for source in sources:
         assert predictor_states(resolve_program(source)) == expected, source
 
 
 def test_generate_runs_a_program_from_a_registered_prompt(compiled, tiny_corpus_file):
-    result = CliRunner().invoke(app, ["generate", "--program", "prompts:/sage.generator.propose.react/1",
+    result = CliRunner().invoke(app, ["generate", "--program", "prompts:/sage.generator.propose.extract.predict/2",
                                       "--corpus", str(tiny_corpus_file), "--seeds", "2", "--no-track",
                                       "--out", "out"], env=ENV)
     assert result.exit_code == 0, result.output

@@ -156,7 +156,10 @@ EVALUATE = ["evaluate", "--recipes", "generator_only,sage", "--seeds", "3", "--t
 
 
 def evaluated(folder: Path) -> dict[str, list[dict]]:
-    return {recipe: records(folder / "artifacts" / "runs" / f"bundled-{recipe}") for recipe in ("generator_only", "sage")}
+    """Each recipe's records, from its run folder (named by corpus, recipe, seeds, draw and a settings hash)."""
+    runs = folder / "artifacts" / "runs"
+    return {recipe: records(next(runs.glob(f"bundled-{recipe}-3seeds-seed0-*")))
+            for recipe in ("generator_only", "sage")}
 
 
 def test_evaluate_on_ray_gives_the_plain_records_and_joins_the_cluster_once_for_all_recipes(cluster, server, workdir,

@@ -28,7 +28,7 @@ from sage_dspy.runs.generate import generate, GenerateResult
 from sage_dspy.search.corpus_index import open_corpus
 from sage_dspy.search.remote import check_url
 from sage_dspy.tracking import store as tracking
-from sage_dspy.tracking.run_logging import generate_run, log_generate
+from sage_dspy.tracking.run_logging import generate_run, log_generate, logged_finished_run
 from sage_dspy.tracking.stale_runs import end_stale_runs
 from sage_dspy.tracking.sources import resolve_program
 
@@ -124,10 +124,12 @@ def generate_command(
     tracking_uri = tracking.configure_tracking(root=ARTIFACTS) if track else ""
     if track and traces:
         tracking.autolog_dspy()  # before any dspy.context is entered, or the callback is invisible
+    logged = logged_finished_run(config) if track and not fresh else ""
     try:
         # the MLflow run is open while the seeds run, so their traces land in it (an interrupt, SIGTERM
         # included, ends it KILLED; a SIGKILLed one is ended KILLED by the next run of the folder)
-        with sigterm_as_interrupt(), generate_run(config, dict(config.lms), track=track) as run:
+        with sigterm_as_interrupt(), generate_run(config, dict(config.lms), track=track and not logged,
+                                                  program_folder=program_folder) as run:
             end_stale = (lambda: end_stale_runs(run, out_dir)) if run else None
             result, notes = _generate_with_progress(config, passages=passages, program_folder=program_folder,
                                                     fresh=fresh, workers=workers, max_calls=max_calls,
@@ -135,11 +137,12 @@ def generate_command(
                                                     parallel_attempts=parallel_attempts, engine=engine,
                                                     allow_weak_judge=allow_weak_judge,
                                                     breaker=breaker_limits(settings), on_locked=end_stale)
-            run_id = log_generate(run, config, result) if run else None
+            run_id = log_generate(run, config, result, traced=traces) if run else logged or None
     except KeyboardInterrupt as interrupt:
         printing.interrupted(_seeds_saved(out_dir), config.seeds, out_dir, _resume_command(ctx))
         raise typer.Exit(code=interrupt_exit_code(interrupt)) from None  # 130 for Ctrl-C, 143 for SIGTERM
-    printing.notes(notes)
+    printing.notes(notes + ([f"this finished run was logged before (MLflow run {logged}); nothing new to log"]
+                            if logged else []))
     if track:
         printing.tracked_run(run_id, tracking_uri)
     lm_ids = sorted(set(config.lms.values()))

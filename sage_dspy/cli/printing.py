@@ -11,6 +11,7 @@ from rich.table import Table
 
 from sage_dspy.dataset.decontaminate import CHECKS, Report
 from sage_dspy.runs.evaluate_report import HEADERS, cells, rows, target_rows
+from sage_dspy.runs.program_comparison import COMPARISON_COLUMNS, table_rows
 from sage_dspy.redact import redact_text
 
 
@@ -140,7 +141,7 @@ def accepted_line(outcome: dict) -> str:
 
 
 def tracked_run(run_id: str | None, tracking_uri: str, children: int = 0) -> None:
-    nested = f", with {children} nested runs (one per recipe)" if children else ""
+    nested = f", with {children} nested runs (one per recipe or program)" if children else ""
     if run_id:
         out.print(f"MLflow run {run_id}{nested} in {tracking_uri} (sage ui to browse)", highlight=False)
 
@@ -149,6 +150,21 @@ def evaluation(results: dict[str, dict], corpus: str, lm: str) -> None:
     """`sage evaluate`'s two tables: by recipe and round, then per target after the last round."""
     out.print(evaluation_table(f"intrinsic evaluation on {corpus} (LM: {lm})", rows(results)))
     out.print(evaluation_table("per target, after the last round", target_rows(results), label="target"))
+
+
+def comparison(comparisons: list[dict]) -> None:
+    """`evaluate --programs`: each pair's differences with their 95% intervals, then its verdict in words."""
+    if not comparisons:
+        return
+    table = Table(title="paired comparison on the same seeds (B - A, 95% CI)")
+    for column in COMPARISON_COLUMNS:
+        table.add_column(column, justify="left" if column in ("A", "B", "metric") else "right")
+    for row in table_rows(comparisons):
+        table.add_row(*(str(row[column]) for column in COMPARISON_COLUMNS))
+    out.print(table)
+    for pair in comparisons:
+        left_out = f" ({pair['left_out']} seed(s) failed on a side and are left out)" if pair["left_out"] else ""
+        out.print(f"{pair['b']} vs {pair['a']}: {pair['verdict']}{left_out}", highlight=False)
 
 
 def report_written(report: Path, offline: bool) -> None:
@@ -247,29 +263,75 @@ def runs(keys: list[str], rows: list[dict]) -> None:
         out.print(table)
 
 
+LIST_COLUMNS = ("run", "started", "command", "program", "corpus", "seeds", "kept", "accepted %", "val.after", "name")
+LIST_PRIORITY = ("run", "program", "kept", "accepted %", "command", "val.after", "corpus", "started", "seeds",
+                 "name")  # what a narrow terminal keeps first
+
+
+def runs_list(rows: list[dict]) -> None:
+    """`sage runs list`: one line per run, with as many columns as the terminal's width holds (the run id,
+    program, kept and accepted first)."""
+    if not rows:
+        out.print("no runs yet: `sage generate`, `sage compile` and `sage evaluate` log them", highlight=False)
+        return
+    cells = [{column: _cell(row.get(column), "  " if column == "program" and row["parent"] else "")
+              for column in LIST_COLUMNS} for row in rows]  # an evaluate child indented under its parent
+    widths = {column: max(len(column), *(len(cell[column]) for cell in cells)) + 3 for column in LIST_COLUMNS}
+    shown, used = set(), 2
+    for column in LIST_PRIORITY:  # program and name may be cut to 24 characters
+        needed = min(widths[column], 24 if column in ("program", "name") else widths[column])
+        if used + needed <= out.width:
+            shown.add(column)
+            used += needed
+    table = Table(title="runs, newest first (compare: `sage runs compare <run> <run>`)", box=box.SIMPLE_HEAD,
+                  title_justify="left")
+    columns = [column for column in LIST_COLUMNS if column in shown]
+    rest = out.width - 2 - sum(widths[column] for column in columns if column not in ("program", "name"))
+    program_width = min(widths["program"], rest - (24 if "name" in shown else 0)) - 3
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("seeds", "kept", "accepted %", "val.after") else "left",
+                         no_wrap=True, overflow="ellipsis",
+                         min_width=None if column in ("program", "name") else widths[column] - 3,
+                         max_width=program_width if column == "program" else None)
+    for cell in cells:
+        table.add_row(*(cell[column] for column in columns))
+    out.print(table)
+
+
+def _cell(value, prefix: str = "") -> str:
+    if value is None or value == "":
+        return "-"
+    return prefix + (f"{value:.4g}" if isinstance(value, float) else str(value))
+
+
 def ui_started(uri: str, port: int) -> None:
     out.print(f"MLflow UI for {uri} on http://127.0.0.1:{port} (Ctrl-C to stop)", highlight=False)
 
 
 def prompt_versions_tables(versions: list[dict]) -> list[Table]:
-    """One table per prompt (its name the title): each version's date, the optimizer that made it, what changed
-    from the version before, the validation scores of its compile and the run."""
-    tables: dict[str, Table] = {}
-    for row in versions:
-        if row["name"] not in tables:
-            table = tables[row["name"]] = Table(title=row["name"], box=box.SIMPLE_HEAD, title_justify="left")
+    """One table per prompt and scoring settings (scores side by side only where they are comparable): each
+    version's date, the optimizer that made it, what changed from the version before, the validation scores
+    of its compile and the run. The uncompiled baseline, scored nowhere, comes first."""
+    tables: dict[tuple[str, str], Table] = {}
+    for row in sorted(versions, key=lambda row: (row["name"], bool(row.get("settings")), row.get("settings", ""),
+                                                 row["version"])):
+        group = (row["name"], row.get("settings", ""))
+        if group not in tables:
+            title = f"{row['name']}: " + (f"scored on {group[1]}" if group[1] else "unscored (the baseline, or versions older than their settings tag)")
+            table = tables[group] = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
             for column in ("ver", "date", "optimizer", "changed", "before", "after", "run"):
                 table.add_column(column, justify="right" if column in ("ver", "before", "after") else "left",
                                  no_wrap=column in ("date", "optimizer", "run"), min_width=13 if column == "changed" else None)
-        tables[row["name"]].add_row(str(row["version"]), row.get("date", ""), row.get("optimizer") or "-",
+        tables[group].add_row(str(row["version"]), row.get("date", ""), row.get("optimizer") or "-",
                                     row.get("changed") or "-", _score(row["val.before"]), _score(row["val.after"]),
                                     row["run_id"][:8])
     return list(tables.values())
 
 
-RUN_FIELDS = ("name", "command", "recipe", "optimizer", "corpus", "parent", "comparable")
+RUN_FIELDS = ("name", "command", "recipe", "program", "optimizer", "corpus", "parent", "comparable")
 SHOWN_PREFIXES = ("all.", "val.", "heldout.")  # whole-run, validation and held-out scores
-RUN_COLUMN = 14  # characters a run's column takes, borders included
+RUN_COLUMN = 14  # characters a run's column takes at least, borders included
+WIDEST_RUN_COLUMN = 44  # and at most, however wide the terminal
 
 
 def _dash_wrapped(name: str, width: int) -> str:
@@ -292,16 +354,18 @@ def runs_tables(keys: list[str], rows: list[dict], width: int) -> list[Table]:
     labels = [*RUN_FIELDS, *shown]
     label_width = max(len(label) for label in labels)
     per_table = max(1, (width - label_width - 4) // RUN_COLUMN)
+    # a wide terminal: fewer line breaks in names rather than empty space on the right
+    column = max(RUN_COLUMN, min(WIDEST_RUN_COLUMN, (width - label_width - 4) // max(1, min(per_table, len(rows)))))
     tables = []
     for start in range(0, len(rows), per_table):
         group = rows[start:start + per_table]
         table = Table(title="runs" if not start else None, box=box.SIMPLE_HEAD, title_justify="left")
         table.add_column("", no_wrap=True, style="bold")
         for row in group:
-            table.add_column(row["run"], justify="right", overflow="fold", max_width=RUN_COLUMN - 2)
+            table.add_column(row["run"], justify="right", overflow="fold", max_width=column - 2)
         used = [f for f in RUN_FIELDS if any(row.get(f) for row in group)]
         for field in used:
-            table.add_row(field, *(_dash_wrapped(row.get(field) or "-", RUN_COLUMN - 3) for row in group))
+            table.add_row(field, *(_dash_wrapped(row.get(field) or "-", column - 3) for row in group))
         for key in shown:
             if any(row.get(key) is not None for row in group):
                 table.add_row(key, *("-" if row.get(key) is None else f"{row[key]:.2f}" for row in group))

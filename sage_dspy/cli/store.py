@@ -39,12 +39,22 @@ def prompts_diff(
     printing.prompt_diff(compare.diff_prompt(name, old, new))
 
 
+@runs_app.command("list")
+def runs_list(
+    last: Annotated[int, typer.Option(min=1, help="how many recent runs")] = 20,
+) -> None:
+    """The newest runs, one line each: program, corpus, kept pairs and accepted rate (or the compile's score)."""
+    _store()
+    printing.runs_list(compare.runs_list(last))
+
+
 @runs_app.command("compare")
 def runs_compare(
-    run_ids: Annotated[Optional[list[str]], typer.Argument(help="run ids (default: the newest runs)")] = None,
+    run_ids: Annotated[Optional[list[str]], typer.Argument(help="run ids, whole or the 8 characters `runs list` "
+                                                                "prints (default: the newest runs)")] = None,
     last: Annotated[int, typer.Option(min=1, help="how many recent runs when no ids are given")] = 5,
 ) -> None:
-    """Runs side by side: recipe, optimizer and every metric."""
+    """Runs side by side: recipe, program, optimizer and every metric; an evaluate run with its children."""
     _store()
     printing.runs(*compare.runs_table(run_ids or [], last=last))
 

@@ -77,6 +77,8 @@ class CompileResult:
     heldout: dict = field(default_factory=dict)  # {"before", "after", "seeds"} with --eval-seeds
     notes: list[str] = field(default_factory=list)  # what the reader of the scores should know
     log_file: Path | None = None  # what DSPy, GEPA and tqdm printed meanwhile
+    student: dspy.Module | None = None  # the uncompiled program the optimizer started from (the baseline)
+    started: float = 0.0  # time.time() when the compile began: its MLflow run spans the compile, not the logging
 
     @property
     def gain(self) -> float:
@@ -173,6 +175,7 @@ def compile_program(config: CompileConfig, passages: Sequence[Passage] | None = 
                                                                   root=config.index_root)
     check_seed_count(len(passages), config.train_size, config.val_size, config.eval_seeds)  # before any folder
     check_retriever(config.retriever)
+    started = time.time()
     folder = new_folder(config)
     with library_output(folder / LOG_FILE, verbose=verbose), watching(Breaker(breaker)):
         try:
@@ -180,7 +183,7 @@ def compile_program(config: CompileConfig, passages: Sequence[Passage] | None = 
         except Exception:  # an optimizer that gave up on the errors of a dead backend: say which, in one line
             raise_if_tripped(_no_program(folder))
             raise
-    result.log_file = folder / LOG_FILE
+    result.log_file, result.started = folder / LOG_FILE, started
     return result
 
 
@@ -208,7 +211,7 @@ def _compile(config: CompileConfig, passages: Sequence[Passage], folder: Path, w
     notes = [recipe.SEARCH_SCORE] if getattr(recipe, "SEARCH_SCORE", "") else []
     raise_if_tripped(_no_program(folder))
     save_compiled(compiled, config, passages, before, after, folder, heldout=scores)
-    return CompileResult(before, after, folder, compiled, heldout=scores, notes=notes)
+    return CompileResult(before, after, folder, compiled, heldout=scores, notes=notes, student=student)
 
 
 def _no_program(folder: Path) -> str:

@@ -6,6 +6,7 @@ are reused: a `generate` run whose settings match is read back instead of paid f
 """
 
 import contextlib
+import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -14,9 +15,10 @@ from sage_dspy.jsonl import read_jsonl
 from sage_dspy.method.feedback import MIN_KEPT_SEARCHES
 from sage_dspy.runs.config import GenerateConfig, identified
 from sage_dspy.runs.generate import generate
+from sage_dspy.runs.program_names import program_label, slug
 from sage_dspy.runs.summary import summarize
 from sage_dspy.outputs import REPORT, check_output_folder
-from sage_dspy.runs.folder import RECORDS_FILE, check_out_folder, run_settings
+from sage_dspy.runs.folder import RECORDS_FILE, check_out_folder, run_settings, same_finished_run
 
 DEFAULT_RECIPES = ("generator_only", "resample", "sage")
 def as_of_round(record: dict, rounds: int) -> dict:
@@ -40,25 +42,9 @@ def run_key(config: GenerateConfig) -> dict:
 
 def find_previous_run(config: GenerateConfig, runs_root: Path) -> Path | None:
     """A finished run folder under `runs_root` made with exactly these settings, if any."""
-    wanted = run_key(config)
-    for config_file in sorted(runs_root.glob("*/config.json")):
-        folder = config_file.parent
-        try:
-            saved = json.loads(config_file.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        if run_settings(saved) == wanted and _finished(folder):
-            return folder
-    return None
-
-
-def _finished(folder: Path) -> bool:
-    """A summary is written at the end of a run; one stopped by a call budget is not finished."""
-    try:
-        summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return False
-    return not summary.get("stopped")
+    settings = config.to_dict()
+    return next((config_file.parent for config_file in sorted(runs_root.glob("*/config.json"))
+                 if same_finished_run(config_file.parent, settings)), None)
 
 
 def read_records(folder: Path) -> list[dict]:
@@ -66,40 +52,78 @@ def read_records(folder: Path) -> list[dict]:
                       fix=f"re-run `sage generate --out {folder} --fresh` to write it anew")
 
 
-def check_outputs(base: GenerateConfig, recipes: tuple[str, ...], runs_root: Path, report: Path) -> None:
-    """Before any recipe runs: the report folder, and the run folder of each recipe that has no earlier run
-    to reuse, can take what evaluate writes (outputs.py's rule), so a bad --out never costs a whole evaluation."""
+def settings_hash(settings: dict) -> str:
+    """8 hex digits of the settings: what tells two folders of one corpus and recipe apart."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def run_folder_name(config: GenerateConfig, label: str) -> str:
+    """Named by everything that makes runs differ (another --seeds, --random-seed, program...): the parts a
+    reader needs, then the hash of all the settings, so two evaluations never share a folder by accident."""
+    return "-".join([config.corpus_label(), config.recipe, *([slug(label)] if label != config.recipe else []),
+                     f"{config.seeds}seeds", f"seed{config.random_seed}", settings_hash(run_key(config))])
+
+
+def report_folder_name(base: GenerateConfig, labels: list[str]) -> str:
+    """The evaluation's report folder: corpus, seed, and a hash of the shared settings and the programs."""
+    settings = {**run_key(base), "compared": labels}
+    return "-".join([base.corpus_label(), f"{base.seeds}seeds", f"seed{base.random_seed}", settings_hash(settings)])
+
+
+def recipe_configs(base: GenerateConfig, recipes: tuple[str, ...]) -> dict[str, tuple]:
+    """{recipe: (config, None)} for `--recipes`: each recipe with its own prompts."""
+    return {recipe: (replace(base, recipe=recipe), None) for recipe in recipes}
+
+
+def program_configs(base: GenerateConfig, programs: dict[str, Path | None]) -> dict[str, tuple]:
+    """{label: (config, compiled folder)} for `--programs` {source: folder}: one recipe, each program's prompts
+    (folder None: the baseline, the recipe's own). The config records the source as typed; tables show its
+    short label (the source itself where two labels would be the same)."""
+    labels = [program_label(source) for source in programs]
+    unique = len(set(labels)) == len(labels)
+    return {label if unique else source: (replace(base, program="" if folder is None else source), folder)
+            for label, (source, folder) in zip(labels, programs.items())}
+
+
+def check_outputs(configs: dict[str, tuple[GenerateConfig, Path | None]], runs_root: Path, report: Path) -> None:
+    """Before any run: the report folder, and the run folder of each config that has no earlier run to reuse,
+    can take what evaluate writes (outputs.py's rule), so a bad --out never costs a whole evaluation."""
     check_output_folder(report, REPORT)
-    for recipe in recipes:
-        config = _recipe_config(base, recipe, runs_root)
+    for label, (config, _) in configs.items():
+        config = placed(config, label, runs_root)
         if find_previous_run(config, runs_root) is None:
             check_out_folder(config.out_dir)
 
 
-def _recipe_config(base: GenerateConfig, recipe: str, runs_root: Path) -> GenerateConfig:
-    return replace(base, recipe=recipe, out_dir=runs_root / f"{base.corpus_label()}-{recipe}")
+def placed(config: GenerateConfig, label: str, runs_root: Path) -> GenerateConfig:
+    """`config` writing to its own folder under `runs_root`, named by its settings."""
+    return replace(config, out_dir=runs_root / run_folder_name(config, label))
 
 
-def evaluate_recipes(base: GenerateConfig, recipes: tuple[str, ...], runs_root: Path, *, passages=None,
+def evaluate_configs(configs: dict[str, tuple[GenerateConfig, Path | None]], runs_root: Path, *, passages=None,
                      on_recipe=None, workers: int = 1, engine=None, breaker=None) -> dict[str, dict]:
-    """Each recipe on the same seeds and targets: {recipe: {"records", "folder", "reused", "by_round"}}.
-    `workers` and `engine` are generate's (calls in flight; where seeds run): they change when records come,
-    never what they hold, so they are no run settings and a run made with others is reused all the same. One
-    engine session holds a Ray cluster for every recipe instead of starting one per run. `breaker`: generate's
-    BreakerLimits; a tripped one stops the evaluation at that recipe (its folder resumes)."""
-    base = identified(base)  # the index behind --retriever is part of what makes a run reusable
+    """Each (config, compiled program folder) on the same seeds: {label: {"records", "folder", "reused",
+    "by_round", "config"}}. A finished run of the same settings anywhere under `runs_root` is read back;
+    otherwise the run goes to (or resumes in) a folder named by its settings. `workers` and `engine` are
+    generate's (calls in flight; where seeds run): they change when records come, never what they hold, so
+    they are no run settings and a run made with others is reused all the same. One engine session holds a
+    Ray cluster for every run instead of starting one per run. `breaker`: generate's BreakerLimits; a tripped
+    one stops the evaluation at that run (its folder resumes)."""
     results = {}
     with engine.session() if engine is not None else contextlib.nullcontext():
-        for recipe in recipes:
-            config = _recipe_config(base, recipe, runs_root)
+        for label, (config, program_folder) in configs.items():
+            # the index behind --retriever is part of what makes a run reusable
+            config = identified(placed(config, label, runs_root))
             previous = find_previous_run(config, runs_root)
             if previous is not None:
                 records, folder, reused = read_records(previous), previous, True
             else:
-                run = generate(config, passages=passages, workers=workers, engine=engine, breaker=breaker)
+                run = generate(config, passages=passages, workers=workers, engine=engine, breaker=breaker,
+                               program_folder=program_folder)
                 records, folder, reused = run.records, run.records_path.parent, False
-            results[recipe] = {"records": records, "folder": folder, "reused": reused,
-                               "by_round": table_by_round(records, config.rounds)}
+            results[label] = {"records": records, "folder": folder, "reused": reused, "config": config,
+                              "program_folder": program_folder,
+                              "by_round": table_by_round(records, config.rounds)}
             if on_recipe:
-                on_recipe(recipe, reused)
+                on_recipe(label, reused)
     return results

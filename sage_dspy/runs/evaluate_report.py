@@ -92,13 +92,15 @@ def plot_accepted_by_round(results: dict[str, dict], path: Path) -> Path:
     return path
 
 
-def write_report(results: dict[str, dict], folder: Path, header: str) -> Path:
+def write_report(results: dict[str, dict], folder: Path, header: str, comparison: str = "") -> Path:
+    """report.md and report.html: the tables, the plots, the paired comparison of `--programs` if any, the runs."""
     mark(folder, REPORT)
     searches = plot_searches_by_recipe(results, folder / "searches_vs_target.png")
     accepted = plot_accepted_by_round(results, folder / "accepted_by_round.png")
     reuse = [f"- `{recipe}`: {'reused' if r['reused'] else 'ran'} `{r['folder']}`" for recipe, r in results.items()]
     text = "\n\n".join([
         f"# sage evaluate\n\n{header}",
+        *([comparison] if comparison else []),
         markdown("Intrinsic evaluation (all targets)", rows(results)),
         markdown("Per target, after the last round", target_rows(results), label="target"),
         f"![searches against target]({searches.name})\n\n![accepted by round]({accepted.name})",

@@ -72,6 +72,24 @@ def run_settings(settings: dict) -> dict:
     return {key: value for key, value in settings.items() if key not in NOT_RUN_SETTINGS}
 
 
+def finished_run(folder: Path) -> bool:
+    """A summary is written at the end of a run; one stopped by a call budget is not finished."""
+    try:
+        summary = json.loads((Path(folder) / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return isinstance(summary, dict) and not summary.get("stopped")
+
+
+def same_finished_run(folder: Path, settings: dict) -> bool:
+    """`folder` holds a finished run made with these settings: running them again there would add nothing."""
+    try:
+        saved = json.loads((Path(folder) / SETTINGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return isinstance(saved, dict) and run_settings(saved) == run_settings(settings) and finished_run(folder)
+
+
 def seed_key(seed_id: str, target: int, answer_type: str) -> str:
     return f"{seed_id}|{target}|{answer_type}"
 

@@ -6,8 +6,9 @@ import hashlib
 import json
 
 from sage_dspy.tracking.programs import log_program
-from sage_dspy.tracking.prompts import register_prompts
-from sage_dspy.tracking.run_logging import corpus_label, run_name
+from sage_dspy.runs.folder import TRACKING_FILE
+from sage_dspy.tracking.prompts import register_baseline, register_prompts
+from sage_dspy.tracking.run_logging import corpus_label, note_run_id, run_name
 from sage_dspy.tracking.runs import rounded, tracked_run
 
 # What a validation score depends on besides the program: two runs with the same `val.comparable` scored
@@ -35,6 +36,21 @@ def score_metrics(result) -> dict[str, float]:
     return metrics
 
 
+def candidate_scores(program) -> list[float]:
+    """Each candidate's validation score (sage metric mean x100), in the order the optimizer scored them: GEPA's
+    `detailed_results.val_aggregate_scores` (fractions), MIPROv2's full evaluations in `trial_logs`, the random
+    search's `candidate_programs` by its seed order; [] when the optimizer left none."""
+    details = getattr(program, "detailed_results", None)
+    if details is not None and getattr(details, "val_aggregate_scores", None):
+        return [100.0 * score for score in details.val_aggregate_scores]
+    trials = getattr(program, "trial_logs", None)
+    if trials:
+        return [float(trials[t]["full_eval_score"]) for t in sorted(trials) if "full_eval_score" in trials[t]]
+    candidates = getattr(program, "candidate_programs", None) or []
+    ordered = sorted((c for c in candidates if isinstance(c, dict) and "score" in c), key=lambda c: c.get("seed", 0))
+    return [float(c["score"]) for c in ordered]
+
+
 def _fingerprint(folder) -> str:
     try:
         return json.loads((folder / "scores.json").read_text(encoding="utf-8")).get("corpus_fingerprint", "")
@@ -53,9 +69,13 @@ def log_compile(config, result) -> str | None:
     if result.heldout:
         tags["heldout.settings"] = (f"{result.heldout['seeds']} held-out seeds of {corpus_label(config.corpus)}, "
                                     "the same for every compile with --eval-seeds on it")
-    with tracked_run(name, params=settings, tags=tags) as run:
+    with tracked_run(name, params=settings, tags=tags, started=result.started or None) as run:
         metrics = score_metrics(result)
         run.log_metrics(metrics)
+        for step, score in enumerate(candidate_scores(result.program)):  # the curve MLflow draws
+            run.log_metrics({"val.candidate": score}, step=step)
+        if run.run_id:  # in the folder before it is logged: runs:/<id>/program names its compile run too
+            note_run_id(result.folder / TRACKING_FILE, run.run_id)
         model_uri = log_program(result.program, name="sage-program")
         if model_uri:
             run.set_tags({"model_uri": model_uri})
@@ -64,8 +84,11 @@ def log_compile(config, result) -> str | None:
                 run.log_artifact(path, artifact_path="program")
         if result.log_file and result.log_file.is_file():
             run.log_artifact(result.log_file, artifact_path="logs")
+        if result.student is not None:  # first: in a fresh store the uncompiled prompts are version 1
+            register_baseline(result.student, recipe=config.recipe)
         versions = register_prompts(result.program, prefix="sage", run_id=run.run_id,
-                                    tags={"optimizer": config.optimizer, "recipe": config.recipe},
+                                    tags={"optimizer": config.optimizer, "recipe": config.recipe,
+                                          "val.comparable": comparable["key"], "val.settings": comparable["text"]},
                                     metrics={k: rounded(v) for k, v in metrics.items() if k.startswith("val.")})
         run.log_dict({name: row["version"] for name, row in versions.items()}, "prompt_versions.json")
         changed = [name for name, row in versions.items() if row["changed"]]

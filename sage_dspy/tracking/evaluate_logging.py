@@ -7,12 +7,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from sage_dspy.runs.folder import TRACKING_FILE
+from sage_dspy.runs.program_comparison import markdown, table_rows
+from sage_dspy.runs.program_names import slug
+from sage_dspy.tracking.program_links import link_program
 from sage_dspy.tracking.run_logging import corpus_label, run_name
 from sage_dspy.tracking.runs import TrackedRun, tracked_run
 from sage_dspy.tracking.tables import PAIRS_TABLE, ROUNDS_TABLE, pairs_rows, round_rows
 
 ROW_METRICS = ("correct_pct", "accepted_pct", "avg_at_k", "mean_searches", "kept")
-SHARED_UNSET = ("recipe", "out_dir", "program")  # each recipe's own: in its child run, not the parent's
+SHARED_UNSET = ("recipe", "out_dir", "program")
+COMPARISON_TABLE = "comparison.json"  # the parent's paired differences, one row per pair of programs and metric  # each recipe's own: in its child run, not the parent's
 
 
 def _generate_run_id(folder: Path) -> str:
@@ -22,29 +26,43 @@ def _generate_run_id(folder: Path) -> str:
         return ""
 
 
-def _log_recipe(base_config, recipe: str, result: dict) -> None:
-    config = replace(base_config, recipe=recipe, out_dir=Path(result["folder"]))
-    tags = {"command": "evaluate", "recipe": recipe, "reused": str(result["reused"]).lower()}
+def _log_recipe(label: str, result: dict) -> None:
+    config = replace(result["config"], out_dir=Path(result["folder"]))
+    tags = {"command": "evaluate", "recipe": config.recipe, "program": label,
+            "reused": str(result["reused"]).lower()}
     if source := _generate_run_id(Path(result["folder"])):
         tags["generate_run_id"] = source
-    with tracked_run(run_name("evaluate", corpus_label(config.corpus), recipe), params=config.to_dict(),
+    parts = [config.recipe] + ([slug(label)] if label != config.recipe else [])
+    with tracked_run(run_name("evaluate", corpus_label(config.corpus), *parts), params=config.to_dict(),
                      tags=tags, nested=True) as child:
+        link_program(child, config.program, result.get("program_folder"), config.recipe)
         for rounds, summary in result["by_round"].items():
             child.log_metrics({f"all.{key}": summary["overall"][key] for key in ROW_METRICS}, step=rounds)
         child.log_table(round_rows(result["by_round"]), ROUNDS_TABLE)
         child.log_table(pairs_rows(result["records"]), PAIRS_TABLE)
 
 
-def log_evaluate(base_config, results: dict[str, dict], folder: Path) -> str | None:
-    """The parent run and its children; returns the parent's id (None when tracking failed to start)."""
+def log_evaluate(base_config, results: dict[str, dict], folder: Path, comparisons: list[dict] = ()) -> str | None:
+    """The parent run and its children; returns the parent's id (None when tracking failed to start). With
+    `--programs`, the parent also holds the paired comparison (an MLflow table, and each pair's verdict as a
+    tag, which the runs list can show as a column)."""
     shared = {key: value for key, value in base_config.to_dict().items() if key not in SHARED_UNSET}
-    name = run_name("evaluate", corpus_label(base_config.corpus), f"seed{base_config.random_seed}",
-                    f"{base_config.seeds}seeds", f"r{base_config.rounds}")
-    params = {**shared, "recipes": ",".join(results), "report_dir": str(folder)}
-    with tracked_run(name, params=params, tags={"command": "evaluate", "recipes": ",".join(results)}) as run:
+    compared = "programs" if comparisons else "recipes"
+    name = run_name("evaluate", corpus_label(base_config.corpus),
+                    *(["-vs-".join(slug(label) for label in results)] if comparisons else []),
+                    f"seed{base_config.random_seed}", f"{base_config.seeds}seeds", f"r{base_config.rounds}")
+    params = {**shared, compared: ",".join(results), "report_dir": str(folder)}
+    if comparisons:
+        params["recipe"] = base_config.recipe
+    tags = {"command": "evaluate", compared: ",".join(results),
+            **{f"verdict.{slug(c['b'])}_vs_{slug(c['a'])}": c["verdict"] for c in comparisons}}
+    with tracked_run(name, params=params, tags=tags) as run:
         _log_parent(run, results, folder)
-        for recipe, result in results.items():
-            _log_recipe(base_config, recipe, result)
+        if comparisons:
+            run.log_table(table_rows(comparisons), COMPARISON_TABLE)
+            run.set_tags({"mlflow.note.content": markdown(comparisons)})  # the run page's description
+        for label, result in results.items():
+            _log_recipe(label, result)
         return run.run_id
 
 

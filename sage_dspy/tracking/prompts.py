@@ -70,10 +70,15 @@ def register_prompts(program: Any, *, prefix: str = "sage", run_id: str | None =
             latest = same[-1] if same else versions_so_far[-1] if versions_so_far else None
             changed = "" if same else what_changed(latest.template if latest else None, template)
             if changed:
-                message = f"sage-dspy: {changed}; {len(predictor.demos)} demos" + (f", run {run_id}" if run_id else "")
+                what = "uncompiled baseline" if (tags or {}).get(BASELINE_TAG) else changed
+                message = f"sage-dspy: {what}; {len(predictor.demos)} demos" + (f", run {run_id}" if run_id else "")
                 labels = {clean_key(k): str(v) for k, v in {**extra, "changed": changed}.items() if v is not None}
-                latest = mlflow.genai.register_prompt(name=name, template=template, commit_message=message,
-                                                      tags=labels)
+                # the tags go on the version only: passed to register_prompt they would also be written to the
+                # prompt, whose page header would then show the newest version's tags above every version
+                latest = mlflow.genai.register_prompt(name=name, template=template, commit_message=message)
+                for key, value in labels.items():
+                    client.set_prompt_version_tag(name, latest.version, key, value)
+                latest = client.get_prompt_version(name, latest.version)
             versions[name] = {"version": int(latest.version), "changed": changed}
         except Exception as exc:
             warn_failed(f"register prompt {name!r}", exc)
@@ -83,8 +88,41 @@ def register_prompts(program: Any, *, prefix: str = "sage", run_id: str | None =
     return versions
 
 
+BASELINE_TAG = "baseline"  # "true" on the version holding a recipe's uncompiled prompt
+
+
+def register_baseline(student: Any, *, recipe: str, prefix: str = "sage") -> dict[str, dict]:
+    """The uncompiled prompts, registered where no version holds their text yet (in a fresh store: version 1 of
+    every prompt) and tagged as the baseline, so every optimizer's version diffs against them. Linked to no run:
+    a version's runs are the runs that ran it."""
+    return register_prompts(student, prefix=prefix, tags={BASELINE_TAG: "true", "recipe": recipe,
+                                                          "optimizer": "none (uncompiled)"})
+
+
+def link_versions(run_id: str, versions: list[tuple[str, int]]) -> None:
+    """Link each (prompt name, version) to the run (MLflow's prompt-to-run linking); failures warn."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    for name, number in versions:
+        try:
+            _link(client, run_id, client.get_prompt_version(name, number))
+        except Exception as exc:
+            warn_failed(f"link prompt {name!r} version {number} to run {run_id}", exc)
+
+
+RUN_IDS_TAG = "mlflow.prompt.run_ids"  # the version tag MLflow's Prompts page lists a version's runs from
+
+
 def _link(client, run_id: str, version) -> None:
+    """MLflow's prompt-to-run link (the run page's "Registered prompts"), and the run in the version's
+    `mlflow.prompt.run_ids`, which the Prompts page reads to list the runs of a version (3.17's link sets only
+    the first)."""
     try:
         client.link_prompt_version_to_run(run_id, version)
+        current = client.get_prompt_version(version.name, version.version)
+        listed = [run for run in ((current.tags or {}).get(RUN_IDS_TAG) or "").split(",") if run]
+        if run_id not in listed:
+            client.set_prompt_version_tag(version.name, version.version, RUN_IDS_TAG, ",".join([*listed, run_id]))
     except Exception as exc:
         warn_failed(f"link prompt {version.name!r} version {version.version} to run {run_id}", exc)

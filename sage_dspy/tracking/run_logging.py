@@ -12,13 +12,16 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-from sage_dspy.runs.folder import TRACKING_FILE
+from sage_dspy.runs.folder import TRACKING_FILE, same_finished_run
+from sage_dspy.runs.program_names import slug
 from sage_dspy.runs.records import dataset_row
+from sage_dspy.tracking.program_links import link_program
 from sage_dspy.tracking.runs import TrackedRun, tracked_run
 from sage_dspy.tracking.secrets import scrub_secrets
 from sage_dspy.tracking.stale_runs import folder_tag
 from sage_dspy.tracking.store import TrackingWarning
 from sage_dspy.tracking.tables import log_datasets, log_run_tables
+from sage_dspy.tracking.trace_tags import tag_seed_traces
 
 
 def table_metrics(summary: dict) -> dict[str, float]:
@@ -83,23 +86,42 @@ def corpus_label(corpus: str) -> str:
 
 
 @contextlib.contextmanager
-def generate_run(config, lm_ids: dict[str, str], track: bool = True) -> Iterator[TrackedRun | None]:
+def generate_run(config, lm_ids: dict[str, str], track: bool = True,
+                 program_folder: Path | None = None) -> Iterator[TrackedRun | None]:
     """The MLflow run of one `generate`, open while the seeds run: traces DSPy autolog writes meanwhile, from
-    any worker thread, carry its id (`mlflow.sourceRun`) and show on its Traces tab. None when not tracked."""
+    any worker thread, carry its id (`mlflow.sourceRun`) and show on its Traces tab. Its name says which
+    program ran (`generate-sage-bundled-r3-generator.propose.react@v2`), its tags the program's source and
+    compile run, and the prompt versions it ran are linked to it. None when not tracked."""
     if not track:
         yield None
         return
     name = run_name("generate", config.recipe, corpus_label(config.corpus), f"r{config.rounds}",
-                    "compiled" if config.program else "")
+                    slug(config.program) if config.program else "")
     with tracked_run(name, params={**config.to_dict(), "lms": lm_ids},
                      tags={"command": "generate", "recipe": config.recipe,
                            "corpus": corpus_label(config.corpus), **folder_tag(config.out_dir)}) as run:
+        link_program(run, config.program, program_folder, config.recipe)
         yield run
 
 
-def log_generate(run: TrackedRun, config, result) -> str | None:
+def logged_finished_run(config) -> str:
+    """The MLflow run that already logged the finished run in config.out_dir, made with these settings ("" if
+    none): re-running it adds no record, so it logs no second identical run and leaves mlflow.json as it is."""
+    from mlflow import MlflowClient
+
+    if not same_finished_run(config.out_dir, config.to_dict()):
+        return ""
+    try:
+        run_id = json.loads((config.out_dir / TRACKING_FILE).read_text(encoding="utf-8"))["run_id"]
+        return run_id if MlflowClient().get_run(run_id).info.status == "FINISHED" else ""
+    except Exception:  # no note, another store, a deleted run: log it anew
+        return ""
+
+
+def log_generate(run: TrackedRun, config, result, traced: bool = False) -> str | None:
     """What a finished `generate` adds to its run: the whole-run metrics, the tables, the datasets, the
-    files and the plot. Returns the run's id (None when tracking failed to start)."""
+    files and the plot; with `traced`, each seed's trace tagged with its outcome and tokens. Returns the
+    run's id (None when tracking failed to start)."""
     summary = result.summary
     run.log_metrics({**table_metrics(summary), **usage_metrics(summary.get("usage", {}))})
     if summary.get("usage", {}).get("unpriced"):
@@ -115,12 +137,15 @@ def log_generate(run: TrackedRun, config, result) -> str | None:
     if plot:
         run.log_artifact(plot)
     if run.run_id:
-        _note_run_id(result.records_path.parent / TRACKING_FILE, run.run_id)
+        note_run_id(result.records_path.parent / TRACKING_FILE, run.run_id)
+        if traced:
+            tag_seed_traces(run.run_id, run.experiment_id, records)
     return run.run_id
 
 
-def _note_run_id(path: Path, run_id: str) -> None:
-    """Beside the run's records, so an export names the MLflow run its pairs came from."""
+def note_run_id(path: Path, run_id: str) -> None:
+    """Beside a run's records (so an export names the MLflow run its pairs came from), or in a compiled
+    program's folder (so a run using the folder names the compile that made it)."""
     try:
         path.write_text(json.dumps({"run_id": run_id}), encoding="utf-8")
     except OSError as error:

@@ -59,6 +59,14 @@ class TrackedRun:
         self.run_id = run_id
         self._client = MlflowClient() if run_id else None
 
+    @property
+    def experiment_id(self) -> str | None:
+        try:
+            return self._client.get_run(self.run_id).info.experiment_id if self.run_id else None
+        except Exception as exc:
+            warn_failed("read the run's experiment", exc)
+            return None
+
     def _call(self, action: str, method: str, *args: Any, **kwargs: Any) -> None:
         if self.run_id is not None:
             try:
@@ -133,11 +141,19 @@ class TrackedRun:
 
 @contextlib.contextmanager
 def tracked_run(name: str, *, params: dict | None = None, tags: dict | None = None,
-                nested: bool = False) -> Iterator[TrackedRun]:
+                nested: bool = False, started: float | None = None) -> Iterator[TrackedRun]:
     """An MLflow run that ends FINISHED, FAILED (the body raised; it propagates) or KILLED (Ctrl-C).
-    Inside another active run it nests even without nested=True, rather than failing to start."""
+    Inside another active run it nests even without nested=True, rather than failing to start. `started`
+    (time.time()) dates its start back, so its duration covers work done before it was opened."""
     try:
-        run_id = mlflow.start_run(run_name=name, nested=nested or mlflow.active_run() is not None).info.run_id
+        nest = nested or mlflow.active_run() is not None
+        if started is None:
+            run_id = mlflow.start_run(run_name=name, nested=nest).info.run_id
+        else:
+            from mlflow.tracking.fluent import _get_experiment_id
+
+            created = MlflowClient().create_run(_get_experiment_id(), start_time=int(started * 1000), run_name=name)
+            run_id = mlflow.start_run(run_id=created.info.run_id, nested=nest).info.run_id
     except Exception as exc:
         warn_failed(f"start run {name!r}", exc)
         run_id = None
