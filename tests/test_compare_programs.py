@@ -153,6 +153,9 @@ def test_each_seeds_trace_says_whether_its_pair_was_kept_and_what_it_cost(store)
         assert trace.info.tags["sage.outcome"] == ("kept" if record["kept"] else f"dropped: {record['drop_reason']}")
         assert trace.info.tags["sage.tokens.prompt"] == str(record["prompt_tokens"])
         assert trace.info.tags["sage.lm_calls"] == str(record["lm_calls"])
+        usage = trace.info.token_usage or {}  # MLflow's own field, what the Traces tab shows
+        assert usage.get("input_tokens") == record["prompt_tokens"] > 0, usage
+        assert usage.get("output_tokens") == record["completion_tokens"] > 0, usage
 
 
 def test_re_running_a_finished_generate_logs_no_second_run(store):

@@ -95,5 +95,10 @@ def autolog_dspy(enabled: bool = True) -> None:
 
         mlflow.dspy.autolog(log_traces=True, log_traces_from_compile=False, log_traces_from_eval=False,
                             silent=True, disable=not enabled)
+        import dspy
+
+        from sage_dspy.tracking.trace_usage import with_usage_callback
+
+        dspy.configure(callbacks=with_usage_callback(list(dspy.settings.get("callbacks") or []), enabled))
     except Exception as exc:
         warn_failed("configure mlflow.dspy.autolog", exc)
