@@ -106,7 +106,8 @@ def test_a_bug_keeps_its_traceback(workdir, monkeypatch):
 def test_the_cli_has_one_error_handler_and_it_catches_sage_error_only():
     """A command that caught ValueError itself would print bugs as if they were bad input. Besides the handler,
     only the parsing of a number the user typed (or MLflow stored) may catch, and it catches ValueError; Click's
-    own usage errors (a bad option value, an unknown option) become the same one line; and generate catches Ctrl-C to say how many seeds are saved and how to resume."""
+    own usage errors (a bad option value, an unknown option) become the same one line; and generate and evaluate
+    catch Ctrl-C (and SIGTERM, raised as it) to say what is saved and how to resume."""
     handlers = set()
     for path in sorted(Path(sage_dspy.cli.generate.__file__).parent.glob("*.py")):
         for function in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -115,4 +116,4 @@ def test_the_cli_has_one_error_handler_and_it_catches_sage_error_only():
                              for node in ast.walk(function) if isinstance(node, ast.ExceptHandler)}
     assert handlers == {("options.py", "invoke", "SageError"), ("options.py", "parse_targets", "ValueError"),
                         ("options.py", "invoke", "USAGE_ERRORS"), ("options.py", "make_context", "USAGE_ERRORS"),
-                        ("printing.py", "_score", "ValueError"), ("generate.py", "generate_command", "KeyboardInterrupt")}
+                        ("printing.py", "_score", "ValueError"), ("generate.py", "generate_command", "KeyboardInterrupt"), ("evaluate.py", "evaluate_command", "KeyboardInterrupt")}

@@ -136,6 +136,29 @@ def test_resuming_a_finished_run_makes_no_lm_call(workdir, monkeypatch):
     assert len((workdir / "run" / "records.jsonl").read_text().splitlines()) == 2
 
 
+def test_sigterm_stops_an_evaluation_with_the_resume_line_and_the_same_command_finishes_it(workdir):
+    env = {**os.environ, "COLUMNS": "200"}
+    command = [sys.executable, "-m", "sage_dspy", "evaluate", "--no-track", "--recipes", "sage", "--seeds", "40",
+               "--k", "2", "--rounds", "1"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any(records.read_bytes().count(b"\n") for records in (workdir / "artifacts" / "runs").glob(
+            "*/records.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the evaluation finished before it could be stopped"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("interrupted: ") and "resume with: sage evaluate --no-track --recipes sage" in last
+    assert "Traceback" not in stderr
+    [records] = (workdir / "artifacts" / "runs").glob("*/records.jsonl")
+    saved = records.read_bytes().count(b"\n")
+    finished = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert records.read_bytes().count(b"\n") == 40 >= saved  # the same folder, resumed
+
+
 def test_sigterm_is_an_interrupt_the_resume_line_exit_143_and_the_mlflow_run_killed(workdir):
     from mlflow import MlflowClient
 

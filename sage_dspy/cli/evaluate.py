@@ -7,6 +7,7 @@ import typer
 
 from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
+from sage_dspy.cli.signals import interrupt_exit_code, resume_command, sigterm_as_interrupt
 from sage_dspy.cli.options import (AdapterOption, BreakerInARow, BreakerRate, BreakerWindow, LmParseRetries,
                                    breaker_limits)
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, LmRetries,
@@ -28,6 +29,7 @@ from sage_dspy.tracking.evaluate_logging import log_evaluate
 
 
 def evaluate_command(
+    ctx: typer.Context,
     corpus: Annotated[str, typer.Option(help="corpus to draw seeds from")] = "bundled",
     recipes: Annotated[Optional[str], typer.Option(
         help=f"comma-separated program recipes [default: {','.join(DEFAULT_RECIPES)}; with --programs: the one "
@@ -87,10 +89,15 @@ def evaluate_command(
     check_outputs(configs, ARTIFACTS / "runs", folder)  # before the corpus is read or anything runs
     passages = open_corpus(corpus, retriever=base.retriever, root=base.index_root)
     tracking_uri = tracking.configure_tracking(root=ARTIFACTS) if track else ""
-    results = evaluate_configs(configs, ARTIFACTS / "runs", passages=passages, workers=workers, engine=engine,
-                               breaker=breaker_limits(settings),
-                               on_recipe=lambda name, reused: printing.status(
-                                   f"{name}: {'reused an earlier run' if reused else 'done'}"))
+    try:  # Ctrl-C or SIGTERM: the runs so far are on disk, and the same command resumes (reuses) them
+        with sigterm_as_interrupt():
+            results = evaluate_configs(configs, ARTIFACTS / "runs", passages=passages, workers=workers,
+                                       engine=engine, breaker=breaker_limits(settings),
+                                       on_recipe=lambda name, reused: printing.status(
+                                           f"{name}: {'reused an earlier run' if reused else 'done'}"))
+    except KeyboardInterrupt as interrupt:
+        printing.evaluation_interrupted(ARTIFACTS / "runs", resume_command(ctx.meta.get("argv"), "evaluate"))
+        raise typer.Exit(code=interrupt_exit_code(interrupt)) from None  # 130 for Ctrl-C, 143 for SIGTERM
     comparisons = compare_programs(results) if compiled is not None else []
     header = (f"Corpus `{corpus}`, {seeds} seeds, targets {low}-{high}, K={k}, up to {rounds} rounds, "
               f"LM `{lm}`, {protocol} protocol" + (f", recipe `{base.recipe}`." if compiled else "."))

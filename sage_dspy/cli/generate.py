@@ -1,6 +1,5 @@
 """`sage generate`: verified QA pairs from a corpus, with the paper's table for the run."""
 
-import shlex
 import warnings
 from pathlib import Path
 from typing import Annotated, Optional
@@ -13,7 +12,7 @@ from sage_dspy.environment import ARTIFACTS
 from sage_dspy.cli import printing
 from sage_dspy.cli.options import (AdapterOption, BreakerInARow, BreakerRate, BreakerWindow, LmParseRetries,
                                    breaker_limits)
-from sage_dspy.cli.signals import interrupt_exit_code, sigterm_as_interrupt
+from sage_dspy.cli.signals import interrupt_exit_code, resume_command, sigterm_as_interrupt
 from sage_dspy.cli.options import (PROTOCOL_HELP, ApiBase, Attempts, ConfigFile, DrawSeed, EveryRoleLm, IdField,
                                    LmRetries, LmSeed, LmTimeout, MaxTokens, RayAddress, Recipe, Retriever, TextField,
                                    TitleField, Workers, check_choice, check_protocol, corpus_fields, lm_settings,
@@ -139,7 +138,7 @@ def generate_command(
                                                     breaker=breaker_limits(settings), on_locked=end_stale)
             run_id = log_generate(run, config, result, traced=traces) if run else logged or None
     except KeyboardInterrupt as interrupt:
-        printing.interrupted(_seeds_saved(out_dir), config.seeds, out_dir, _resume_command(ctx))
+        printing.interrupted(_seeds_saved(out_dir), config.seeds, out_dir, resume_command(ctx.meta.get("argv"), "generate"))
         raise typer.Exit(code=interrupt_exit_code(interrupt)) from None  # 130 for Ctrl-C, 143 for SIGTERM
     printing.notes(notes + ([f"this finished run was logged before (MLflow run {logged}); nothing new to log"]
                             if logged else []))
@@ -166,11 +165,6 @@ def _seeds_saved(out_dir: Path) -> int:
     """Finished seeds on disk: one whole line each in records.jsonl."""
     records = out_dir / RECORDS_FILE
     return records.read_bytes().count(b"\n") if records.is_file() else 0
-
-
-def _resume_command(ctx: typer.Context) -> str:
-    argv = ctx.meta.get("argv") or ["generate"]
-    return shlex.join(["sage", *(arg for arg in argv if arg != "--fresh")])
 
 
 def _program_folder(program: Optional[str]) -> Optional[Path]:

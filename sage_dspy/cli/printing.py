@@ -48,6 +48,11 @@ def notes(messages: list[str]) -> None:
         err.print(f"note: {redact_text(message)}", highlight=False, soft_wrap=True)
 
 
+def evaluation_interrupted(runs_root, resume_command: str) -> None:
+    err.print(f"interrupted: each run finished so far is kept under {runs_root}, and the one in progress keeps its "
+              f"finished seeds; resume with: {resume_command}", highlight=False, soft_wrap=True, markup=False)
+
+
 def interrupted(saved: int, seeds: int, out_dir, resume_command: str) -> None:
     err.print(f"interrupted: {saved} of {seeds} seeds are saved in {out_dir}; resume with: {resume_command}",
               highlight=False, soft_wrap=True, markup=False)

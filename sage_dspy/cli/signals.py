@@ -6,6 +6,7 @@ Ctrl-C (the resume line, the MLflow run ended KILLED) handles it too; the exit c
 """
 
 import contextlib
+import shlex
 import signal
 import threading
 from collections.abc import Iterator
@@ -36,3 +37,8 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 def interrupt_exit_code(interrupt: KeyboardInterrupt) -> int:
     return SIGTERM_EXIT if isinstance(interrupt, Terminated) else SIGINT_EXIT
+
+
+def resume_command(argv: list[str] | None, command: str) -> str:
+    """The command line that resumes an interrupted run: what was typed after `sage`, without --fresh."""
+    return shlex.join(["sage", *(arg for arg in (argv or [command]) if arg != "--fresh")])
