@@ -71,6 +71,9 @@ def test_serve_index_names_its_index_and_a_foreign_server_is_known_by_its_answer
     with index_in_thread(index) as url:
         ours = read_index_identity(url)
     assert ours.value == index.fingerprint and ours.served_by_sage
+    tight = Limits(max_topk=3, max_queries=4, max_results=12)  # caps below the twelve probe queries at topk 5
+    with index_in_thread(index, limits=tight) as url:
+        assert read_index_identity(url) == ours
 
     with stand_in_server(StandIn(tiny_passages)) as url:
         foreign, again = read_index_identity(url), read_index_identity(url)

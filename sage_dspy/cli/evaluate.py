@@ -21,7 +21,8 @@ from sage_dspy.runs.evaluate_report import write_report
 from sage_dspy.runs.program_names import BASELINE
 from sage_dspy.runs.program_comparison import compare_programs, markdown
 from sage_dspy.tracking.sources import resolve_program
-from sage_dspy.runs.config import GenerateConfig
+from sage_dspy.runs.config import GenerateConfig, identified
+from sage_dspy.runs.preflight import check_retriever
 from sage_dspy.search.corpus_index import open_corpus
 from sage_dspy.search.remote import check_url
 from sage_dspy.tracking import store as tracking
@@ -80,6 +81,8 @@ def evaluate_command(
                           rounds=rounds, k=k, random_seed=random_seed, lms=settings.lms(ROLES), lm_options=shared_options,
                           role_options=role_options, protocol=check_protocol(protocol),
                           retriever=check_url(retriever) if retriever else "")
+    check_retriever(base.retriever)  # a dead retriever: one line before anything runs
+    base = identified(base)  # once for every run, and so the earlier runs to reuse are found with its index
     lm = ", ".join(sorted(set(base.lms.values())))
     engine = ray_engine(ray)  # no Ray installed, or no Ray address: said before the corpus is read
     check_ray_address(engine)

@@ -112,7 +112,7 @@ def evaluate_configs(configs: dict[str, tuple[GenerateConfig, Path | None]], run
     results = {}
     with engine.session() if engine is not None else contextlib.nullcontext():
         for label, (config, program_folder) in configs.items():
-            # the index behind --retriever is part of what makes a run reusable
+            # the index behind --retriever is part of what makes a run reusable (asked once: the CLI's base has it)
             config = identified(placed(config, label, runs_root))
             previous = find_previous_run(config, runs_root)
             if previous is not None:

@@ -24,6 +24,7 @@ def program_label(source: str) -> str:
     return Path(source.rstrip("/")).name or source
 
 
-def slug(text: str) -> str:
-    """A label as a folder-name or run-name part: [A-Za-z0-9_.@] runs joined by dashes, at most 48 characters."""
-    return re.sub(r"[^A-Za-z0-9_.@]+", "-", program_label(text)).strip("-")[:48] or "program"
+def slug(label: str) -> str:
+    """A label (program_label's, or a whole source where two labels would be the same) as a folder-name or
+    run-name part: [A-Za-z0-9_.@] runs joined by dashes, at most 48 characters."""
+    return re.sub(r"[^A-Za-z0-9_.@]+", "-", label).strip("-")[:48] or "program"

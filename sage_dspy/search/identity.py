@@ -73,14 +73,16 @@ def retriever_settings(url: str, index: str | None) -> dict:
 
 
 def read_index_identity(url: str, timeout: float | None = None) -> IndexIdentity:
-    """Ask the server at `url` which index it serves: one request of PROBE_QUERIES. Never raises for the
-    server's faults: they leave the identity unknown, with the reason."""
-    payload = {"queries": list(PROBE_QUERIES), "topk": PROBE_TOPK, "return_scores": True}
+    """Ask the server at `url` which index it serves: first one query at topk 1, which any server's request caps
+    let through and whose reply `sage serve-index` signs with its fingerprint; a server that does not is sent
+    PROBE_QUERIES. Never raises for the server's faults: they leave the identity unknown, with the reason."""
+    remote = RemoteIndex(url, timeout=timeout)
     try:
-        reply = RemoteIndex(url, timeout=timeout).ask(payload, "the identity probe")
-        told = reply.get("metadata", {}).get("fingerprint") if isinstance(reply, dict) else None
-        if isinstance(told, str) and told:
+        told = _fingerprint_in(remote.ask({"queries": [PROBE_QUERIES[0]], "topk": 1}, "the identity probe"))
+        if told:
             return IndexIdentity(told, served_by_sage=True)
+        payload = {"queries": list(PROBE_QUERIES), "topk": PROBE_TOPK, "return_scores": True}
+        reply = remote.ask(payload, "the identity probe")
         ids = [[hit.passage.id for hit in parse_reply({"result": [found]}, query)]
                for query, found in zip(PROBE_QUERIES, reply["result"], strict=True)]
     except SearchFailed as failure:
@@ -91,3 +93,9 @@ def read_index_identity(url: str, timeout: float | None = None) -> IndexIdentity
         return IndexIdentity("", False, "it found nothing for any of the probe queries")
     digest = hashlib.sha256(json.dumps(ids).encode("utf-8")).hexdigest()[:12]
     return IndexIdentity(PROBE_PREFIX + digest, served_by_sage=False)
+
+
+def _fingerprint_in(reply) -> str:
+    """The index fingerprint `sage serve-index` puts in every reply's metadata, or "" for another server."""
+    told = reply.get("metadata", {}).get("fingerprint") if isinstance(reply, dict) else None
+    return told if isinstance(told, str) else ""

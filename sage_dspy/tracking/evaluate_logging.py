@@ -15,8 +15,8 @@ from sage_dspy.tracking.runs import TrackedRun, tracked_run
 from sage_dspy.tracking.tables import PAIRS_TABLE, ROUNDS_TABLE, pairs_rows, round_rows
 
 ROW_METRICS = ("correct_pct", "accepted_pct", "avg_at_k", "mean_searches", "kept")
-SHARED_UNSET = ("recipe", "out_dir", "program")
-COMPARISON_TABLE = "comparison.json"  # the parent's paired differences, one row per pair of programs and metric  # each recipe's own: in its child run, not the parent's
+SHARED_UNSET = ("recipe", "out_dir", "program")  # each recipe's own: in its child run, not the parent's
+COMPARISON_TABLE = "comparison.json"  # the parent's paired differences, one row per pair of programs and metric
 
 
 def _generate_run_id(folder: Path) -> str:

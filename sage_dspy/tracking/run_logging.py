@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sage_dspy.runs.folder import TRACKING_FILE, same_finished_run
-from sage_dspy.runs.program_names import slug
+from sage_dspy.runs.program_names import program_label, slug
 from sage_dspy.runs.records import dataset_row
 from sage_dspy.tracking.program_links import link_program
 from sage_dspy.tracking.runs import TrackedRun, tracked_run
@@ -96,7 +96,7 @@ def generate_run(config, lm_ids: dict[str, str], track: bool = True,
         yield None
         return
     name = run_name("generate", config.recipe, corpus_label(config.corpus), f"r{config.rounds}",
-                    slug(config.program) if config.program else "")
+                    slug(program_label(config.program)) if config.program else "")
     with tracked_run(name, params={**config.to_dict(), "lms": lm_ids},
                      tags={"command": "generate", "recipe": config.recipe,
                            "corpus": corpus_label(config.corpus), **folder_tag(config.out_dir)}) as run:

@@ -28,7 +28,7 @@ def tag_seed_traces(run_id: str, experiment_id: str, records: list[dict]) -> int
     from mlflow import MlflowClient
 
     by_key = {record_key(record): record for record in records}
-    tagged = 0
+    tagged, client = 0, MlflowClient()
     try:
         mlflow.flush_trace_async_logging()
         for trace in mlflow.search_traces(locations=[experiment_id], run_id=run_id, return_type="list"):
@@ -38,7 +38,7 @@ def tag_seed_traces(run_id: str, experiment_id: str, records: list[dict]) -> int
             if record is None:
                 continue
             for key, value in trace_tags(record).items():
-                MlflowClient().set_trace_tag(trace.info.trace_id, key, value)
+                client.set_trace_tag(trace.info.trace_id, key, value)
             tagged += 1
     except Exception as exc:
         warn_failed("tag the seeds' traces", exc)
