@@ -28,8 +28,11 @@ LOCK_FILE = ".lock"  # a run's flock file (runs/folder.py); alone, it leaves a f
 LEGACY_SHAPES = {RUN: ("config.json", "records.jsonl"), EXPORT: ("export.json",), SOLVE: ("answers.jsonl",
                  "summary.json"), REPORT: ("report.md", "report.html"), PROGRAM: ("program.json", "config.json"),
                  INDEX: ("sage_index.json",)}
-RUN_SETTINGS_KEYS = ("corpus", "recipe", "k")  # every run's config.json names these (runs/config.py)
-PASSAGE_STORE = "store.json"  # a corpus's passages without an index (search/corpus_index.py)
+# Generic file names count only with what sage writes in them, so a user's own config.json, export.json or
+# store.json (anywhere above an --out too) is not taken for a sage output.
+REQUIRED_KEYS = {RUN: ("config.json", ("corpus", "recipe", "k")),  # every run's settings (runs/config.py)
+                 EXPORT: ("export.json", ("runs", "formats", "splits"))}  # the manifest (dataset/export.py)
+PASSAGE_STORE, STORE_KEYS = "store.json", ("fingerprint", "passages")  # passages without an index (corpus_index)
 
 
 class OutputError(SageError, ValueError):
@@ -44,19 +47,20 @@ def kind_of(folder: Path) -> str | None:
         with contextlib.suppress(OSError, ValueError, AttributeError):
             return json.loads(marker.read_text(encoding="utf-8")).get("kind")
     for kind, files in LEGACY_SHAPES.items():
-        if all((folder / name).is_file() for name in files) and (kind != RUN or _holds_run_settings(folder)):
+        if all((folder / name).is_file() for name in files) and (
+                kind not in REQUIRED_KEYS or _holds_keys(folder / REQUIRED_KEYS[kind][0], REQUIRED_KEYS[kind][1])):
             return kind
-    if (folder / PASSAGE_STORE).is_file():
+    if _holds_keys(folder / PASSAGE_STORE, STORE_KEYS):
         return INDEX
     return None
 
 
-def _holds_run_settings(folder: Path) -> bool:
+def _holds_keys(path: Path, keys: tuple[str, ...]) -> bool:
     try:
-        settings = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        settings = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False  # unreadable: no sign it is ours (a marked run with a spoiled config.json says so on resume)
-    return isinstance(settings, dict) and all(key in settings for key in RUN_SETTINGS_KEYS)
+        return False  # missing or unreadable: no sign it is ours (a marked run with a spoiled config says so on resume)
+    return isinstance(settings, dict) and all(key in settings for key in keys)
 
 
 def mark(folder: Path, kind: str) -> None:

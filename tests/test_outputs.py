@@ -57,7 +57,10 @@ def test_a_run_from_before_the_marker_resumes_and_is_marked(run, tiny_corpus_fil
     ({"config.json": '{"model": "gpt-4o"}'}, None),  # the user's own config is no run
     ({"config.json": '{"model": "gpt-4o"}', "records.jsonl": ""}, None),
     ({"config.json": '{"corpus": "c", "recipe": "sage", "k": 4}', "records.jsonl": ""}, outputs.RUN),
-    ({"export.json": "{}"}, outputs.EXPORT),
+    ({"export.json": '{"runs": [], "formats": {}, "splits": {}}'}, outputs.EXPORT),
+    ({"export.json": '{"name": "my export settings"}'}, None),  # a user's own export.json
+    ({"store.json": '{"fingerprint": "f", "passages": 3}'}, outputs.INDEX),
+    ({"store.json": "{}"}, None),
     ({"answers.jsonl": "", "summary.json": "{}"}, outputs.SOLVE),
     ({"report.md": "", "report.html": ""}, outputs.REPORT),
     ({"program.json": "{}", "config.json": "{}"}, outputs.PROGRAM),
@@ -129,3 +132,11 @@ def test_a_run_from_before_the_marker_refused_on_resume_stays_as_it_was(run, tin
     result = invoke(*GENERATE[:-4], "--k", "3", "--rounds", "1", "--corpus", tiny_corpus_file, "--out", run)
     assert_one_line_error(result, "other settings")
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before  # no marker added either
+
+
+def test_a_users_own_export_json_above_the_out_folder_blocks_nothing(workdir, tiny_corpus_file):
+    (workdir / "export.json").write_text('{"destination": "s3://my-bucket"}')  # a project file, not sage's
+    (workdir / "store.json").write_text("{}")
+    result = invoke("generate", "--no-track", "--seeds", "1", "--k", "2", "--rounds", "0", "--corpus",
+                    tiny_corpus_file, "--out", workdir / "artifacts" / "runs" / "mine")
+    assert result.exit_code == 0, result.output
