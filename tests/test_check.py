@@ -56,6 +56,25 @@ def test_the_real_models_chat_format_replies_do_not_parse():
     assert {verdicts[role] for role in ("solver", "judge", "reviser")} == {"usable"}  # still offline there
 
 
+@needs_recordings
+def test_a_second_check_asks_the_server_again_never_the_response_cache():
+    """A check describes the server as it is now: with DSPy's memory cache on, as it is for real LMs outside
+    the tests, the second check sends the same calls again instead of reading the first one's replies."""
+    import dspy
+
+    dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=True)
+    try:
+        with replay("schema_records.jsonl") as server:
+            first = invoke("check", "--judge-lm", "hosted_vllm/smollm2", "--api-base", api_base(server), *FAST)
+            after_first = server.stats.completions
+            second = invoke("check", "--judge-lm", "hosted_vllm/smollm2", "--api-base", api_base(server), *FAST)
+            after_second = server.stats.completions
+    finally:
+        dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
+    assert verdict_lines(first.stdout)["judge"] == verdict_lines(second.stdout)["judge"]
+    assert after_first > 0 and after_second == 2 * after_first
+
+
 def test_an_unreachable_endpoint_is_not_checked_never_a_verdict():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

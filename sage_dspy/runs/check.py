@@ -99,8 +99,13 @@ class RoleVerdict:
 
 
 def check_models(specs: dict[str, str], role_options: dict[str, dict] | None = None, **options) -> list[RoleVerdict]:
-    """`sage check`: the role LMs built as `generate` builds them (bad settings raise LMConfigError), checked."""
-    return check(RoleLMs.from_specs(specs, role_options=role_options, **options))
+    """`sage check`: the role LMs built as `generate` builds them (bad settings raise LMConfigError), checked.
+    Every call is made: DSPy's response cache would answer a second check from the first one's replies (no
+    latency, no usage to read the reply's length from), about a server that may have changed since."""
+    lms = RoleLMs.from_specs(specs, role_options=role_options, **options)
+    for lm in lms.lms.values():
+        lm.cache = False
+    return check(lms)
 
 
 def check(lms: RoleLMs, roles=ROLES, adapters: dict[str, Callable[[], dict]] | None = None) -> list[RoleVerdict]:
@@ -109,7 +114,11 @@ def check(lms: RoleLMs, roles=ROLES, adapters: dict[str, Callable[[], dict]] | N
     search = SearchTool(SearchIndex.build(load_corpus("bundled")))
     verdicts = []
     for role in roles:
-        measures = [measure(role, lms, name, settings, search) for name, settings in adapters.items()]
+        measures = []
+        for name, settings in adapters.items():
+            measures.append(measure(role, lms, name, settings, search))
+            if measures[0].service_error:  # the service failed: no adapter can tell more, and each would wait again
+                break
         verdicts.append(verdict_of(role, measures))
     return verdicts
 
