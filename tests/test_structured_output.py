@@ -243,3 +243,28 @@ def test_parse_retries_and_every_failed_reply_are_kept_under_each_adapter(adapte
     # chat: each of the 3 tries is a chat reply and its JSON fallback's; json adapters: one reply a try
     per_try = 2 if adapter == "chat" else 1
     assert kept == [f"not a reply {n}" for n in range(3 * per_try)]
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_each_adapter_fires_dspys_format_and_parse_callbacks_once_a_call(name):
+    """DSPy wraps `format` and `parse` with its callbacks in every subclass; inherited already wrapped, they fired
+    once per adapter level (3 and 4 times under json and json-schema), each an MLflow span."""
+    from dspy.utils.callback import BaseCallback
+
+    class Counting(BaseCallback):
+        def __init__(self):
+            self.formats = self.parses = 0
+
+        def on_adapter_format_start(self, call_id, instance, inputs):
+            self.formats += 1
+
+        def on_adapter_parse_start(self, call_id, instance, inputs):
+            self.parses += 1
+
+    counting = Counting()
+    adapter = adapter_named(name)
+    with dspy.context(callbacks=[counting]):
+        adapter.format(JudgeAnswer, [], dict.fromkeys(JudgeAnswer.input_fields, "x"))
+        with pytest.raises(AdapterParseError):
+            adapter.parse(JudgeAnswer, "no fields here")
+    assert (counting.formats, counting.parses) == (1, 1)

@@ -23,17 +23,18 @@ Small self-hosted models often answer outside the format once in a while: one su
 
 import ast
 import enum
+import inspect
 import types
 from typing import Any, Literal, Union, get_origin
 
 import dspy
 import json_repair
-from dspy.adapters.base import Adapter
 from dspy.adapters.chat_adapter import field_header_pattern
 from dspy.adapters.types.base_type import Type as DspyType
 from dspy.adapters.utils import apply_output_field_defaults, format_field_value as dspy_format_field_value
 from dspy.adapters.utils import parse_value as dspy_parse_value
 from dspy.utils.exceptions import AdapterParseError
+from dspy.utils.callback import with_callbacks
 from pydantic import TypeAdapter
 
 from sage_dspy.lm.inflight import PARSE_RETRIES
@@ -125,6 +126,14 @@ class ParseRetries:
     error that leaves holds every failed reply of those tries, fallbacks included (`FAILED_REPLIES`, bounded):
     DSPy's own error names only the last one."""
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        # DSPy's Adapter.__init_subclass__ wraps `format` and `parse` with its callbacks for every subclass, around
+        # what the class inherits: already wrapped once for each adapter above it, so callbacks (and MLflow's
+        # spans) fired once per level. Wrap the plain methods once, as dspy.ChatAdapter's own are.
+        super().__init_subclass__(**kwargs)
+        cls.format = with_callbacks(inspect.unwrap(cls.format))
+        cls.parse = with_callbacks(inspect.unwrap(cls.parse))
+
     def __call__(self, lm, lm_kwargs, signature, demos, inputs):
         replies = []
         for retry in range(_parse_retries(lm) + 1):
@@ -162,11 +171,6 @@ def _failed_try(lm, error: AdapterParseError, replies: list, *, last: bool) -> N
 
 class ChatAdapter(ParseRetries, dspy.ChatAdapter):
     """dspy.ChatAdapter, with the work that depends only on the signature and field types done once."""
-
-    # Adapter.__init_subclass__ wraps `format` with DSPy's callbacks. Inheriting ChatAdapter's (already
-    # wrapped) method would wrap it twice and fire format callbacks twice; DSPy's undecorated base method
-    # is wrapped once, exactly as dspy.ChatAdapter's is.
-    format = Adapter.format
 
     def format_system_message(self, signature) -> str:
         key = _signature_key(signature)
