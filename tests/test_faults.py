@@ -75,6 +75,30 @@ def test_once_tripped_no_call_is_made():
 
 # ------------------------------------------------------------------------------ issue 23: counted searches
 
+def test_a_reply_from_dspys_cache_is_no_sign_the_server_is_up(monkeypatch):
+    """On a resume against a dead server, the voided seeds replay their cached calls first: counted as
+    successes, they would reset the in-a-row count before every failure and the breaker would never trip."""
+    import dspy
+
+    from sage_dspy.lm.roles import build_lm
+    from sage_dspy.lm.usage import counting_usage
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-secret")
+    dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=True)
+    try:
+        with in_process_server(ServerConfig(idle_exit=60)) as server:
+            lm = build_lm("openai/sage-offline", "judge", api_base=f"http://127.0.0.1:{server.server_address[1]}/v1")
+            with breaker.watching(Breaker()) as watched, counting_usage():
+                lm("Reply with the word ok.")
+                lm("Reply with the word ok.")  # the same request: DSPy's cache answers it
+            assert sum(watched.calls.values()) == 1 and server.stats.completions == 1
+            with breaker.watching(Breaker()) as outside:  # no usage tracker (a compile's threads): as before
+                lm("Reply with the word ok.")
+            assert sum(outside.calls.values()) == 1
+    finally:
+        dspy.configure_cache(enable_disk_cache=False, enable_memory_cache=False)
+
+
 def test_only_successful_retrievals_count_as_searches():
     found = Step("t", "search", "Harbor Bridge", "[1] Harbor Bridge (id: p1)\nHarbor Bridge is ...")
     nothing = Step("t", "search", "zzz", "No passages matched this query. Try other keywords.")

@@ -26,7 +26,7 @@ from dspy.utils.exceptions import (LMAuthError, LMBillingError, LMLockTimeoutErr
 from sage_dspy.breaker import check as check_breaker, observe
 from sage_dspy.lm.cache_key import key_cache_by_endpoint
 from sage_dspy.lm.max_tokens_field import send_max_tokens_to_served_models
-from sage_dspy.lm.usage import count_call, current_role
+from sage_dspy.lm.usage import count_call, current_role, paid_responses
 
 _slots: ContextVar[threading.BoundedSemaphore | None] = ContextVar("sage_call_slots", default=None)
 _stop: ContextVar[threading.Event | None] = ContextVar("sage_attempt_stop", default=None)
@@ -123,13 +123,17 @@ class SageLM(dspy.LM):
             _check_stop()  # checked once a slot is free: the verdict may have settled while the call waited
             check_breaker()
             count_call(self.model)
+            paid_before = paid_responses()
             try:
                 reply = self._call_retrying_malformed(*args, **kwargs)
             except Exception as error:
                 if fails_at_infrastructure(error):
                     observe(_backend(self.model), ok=False)
                 raise
-            observe(_backend(self.model), ok=True)
+            # A reply from DSPy's cache proves nothing about the server: on a resume against a dead one, the
+            # replayed calls of the seeds it voided would otherwise keep the breaker from ever tripping.
+            if paid_before is None or paid_responses() > paid_before:
+                observe(_backend(self.model), ok=True)
             return reply
 
     def _call_retrying_malformed(self, *args, **kwargs):

@@ -91,6 +91,7 @@ class RoleUsageTracker(UsageTracker):
     def __init__(self):
         super().__init__()
         self.tokens: dict[tuple[str, str], list[int]] = {}
+        self.paid_responses = 0  # what came from a server, not from DSPy's cache (the breaker's sign of health)
         self._lock = threading.Lock()
 
     def add_usage(self, lm: str, usage_entry: dict) -> None:
@@ -101,6 +102,7 @@ class RoleUsageTracker(UsageTracker):
             prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
             spent[0] += prompt
             spent[1] += completion
+            self.paid_responses += 1
         sink = _spend_sink.get()
         if sink is not None:
             sink(key[0], lm, prompt, completion)
@@ -137,3 +139,9 @@ def counting_usage():
         spent.update(lm_calls=sum(r["lm_calls"] for r in rows), lm_usage=rows,
                      prompt_tokens=sum(r["prompt_tokens"] for r in rows),
                      completion_tokens=sum(r["completion_tokens"] for r in rows))
+
+
+def paid_responses() -> int | None:
+    """How many responses the active RoleUsageTracker has seen come from a server, or None without one."""
+    tracker = dspy.settings.usage_tracker
+    return tracker.paid_responses if isinstance(tracker, RoleUsageTracker) else None
