@@ -209,6 +209,25 @@ def test_runs_list_shows_each_run_with_its_program_and_kept_pairs_within_the_wid
     assert "baseline" in line and f"{child.data.metrics['all.kept']:g}" in line.split()
 
 
+def test_a_wider_terminal_never_shows_less_of_a_program(store):
+    """The program column took what was left after a flat 24 characters for the name, however short the names:
+    at some widths it was cut shorter than in a narrower terminal."""
+    def program_cells(columns: int) -> list[str]:
+        lines = sage("runs", "list", columns=columns).stdout.splitlines()
+        header = next(line for line in lines if " program " in line)
+        start = header.index(" program ") + 1
+        end = header.index(next(name for name in header[start:].split() if name != "program"), start + 8)
+        return [line[start:end].strip() for line in lines[lines.index(header) + 2:] if line.strip()]
+
+    shown = {columns: program_cells(columns) for columns in (100, 120, 140, 160, 200)}
+    widest = shown[200]
+    assert widest and not any(cell.endswith("…") for cell in widest), widest
+    for columns, cells in shown.items():  # each cell as the widest terminal shows it, or cut the least
+        assert all(cell == full or cell.endswith("…") for cell, full in zip(cells, widest)), (columns, cells)
+    cut = [sum(cell.endswith("…") for cell in shown[columns]) for columns in (100, 120, 140, 160, 200)]
+    assert cut == sorted(cut, reverse=True), cut
+
+
 def test_runs_compare_takes_the_printed_ids_and_shows_an_evaluate_runs_children(store):
     (parent,) = [r for r in runs_of("evaluate") if "mlflow.parentRunId" not in r.data.tags][:1]
     output = sage("runs", "compare", parent.info.run_id[:8], columns=200).stdout

@@ -47,6 +47,7 @@ def export(
     (and with --decontaminate, benchmark matches) are left out and listed in removed.jsonl."""
     out_dir = out_dir or ARTIFACTS / "exports" / run_dirs[0].resolve().name
     chosen, ratios = exporting.parse_formats(formats), parse_splits(splits)
+    exporting.check_out(out_dir)  # before a benchmark is loaded: that can be a dataset download
     benchmarks = [load_benchmark(source) for source in decontaminate or ()]  # bad files before any work
     if push_to_hub:
         hub.check_push(push_to_hub, chosen)  # offline or tokenless: said before anything is written

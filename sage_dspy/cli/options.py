@@ -175,12 +175,12 @@ def breaker_limits(settings: LMSettings) -> BreakerLimits:
 
 
 def check_ray_address(engine) -> None:
-    """Something listens at the --ray address, or one line before any work (not a hang at the first seed). Parsing
-    (`ray_engine`) touches no network; this is the one connect, to the address the user gave."""
-    if engine is not None and engine.address not in ("", "auto"):
+    """Something listens at the --ray address, or one line before any work (not a hang at the first seed).
+    Parsing (`ray_engine`) touches no network; RayEngine.connect checks again for library callers."""
+    if engine is not None and engine.address:
         from sage_dspy.scale.ray_connect import check_listening
 
-        check_listening(engine.address)
+        check_listening(engine.address)  # "auto" is not checked: Ray finds that cluster itself
 
 
 def lm_settings(config_file: Optional[Path], models: dict[str, Optional[str]], *, lm: Optional[str] = None,

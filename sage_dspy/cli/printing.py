@@ -292,12 +292,16 @@ def runs_list(rows: list[dict]) -> None:
                   title_justify="left")
     columns = [column for column in LIST_COLUMNS if column in shown]
     rest = out.width - 2 - sum(widths[column] for column in columns if column not in ("program", "name"))
-    program_width = min(widths["program"], rest - (24 if "name" in shown else 0)) - 3
+    # The program first (up to what it needs), the name the rest: both capped, or rich would squeeze them
+    # together and a wider terminal could show less of the program than a narrower one.
+    name_width = min(widths["name"], 24) if "name" in shown else 0
+    program_width = max(min(widths["program"], rest - name_width) - 3, 1)
+    caps = {"program": program_width, "name": max(rest - program_width - 6, 1)}
     for column in columns:
         table.add_column(column, justify="right" if column in ("seeds", "kept", "accepted %", "val.after") else "left",
                          no_wrap=True, overflow="ellipsis",
                          min_width=None if column in ("program", "name") else widths[column] - 3,
-                         max_width=program_width if column == "program" else None)
+                         max_width=caps.get(column))
     for cell in cells:
         table.add_row(*(cell[column] for column in columns))
     out.print(table)

@@ -4,7 +4,6 @@ import importlib.util
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -241,12 +240,8 @@ def unpack_index(files: dict[str, bytes], root: Path, fingerprint: str) -> Path:
     does), unless a complete copy is there already; returns the folder."""
     directory = Path(root) / fingerprint
     if not _is_complete(directory, fingerprint):
-        Path(root).mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{fingerprint}-", dir=root))
-        try:
+        with staging_folder(root) as staging:  # a killed worker's folder is swept by the next build, as any
             for name, data in files.items():
                 (staging / name).write_bytes(data)
             _publish(staging, directory, fingerprint)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     return directory
