@@ -30,7 +30,7 @@ from sage_dspy.search.corpus import BUNDLED_CORPUS
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 BENCHMARKS = ("hotpotqa_500", "2wiki_500", "musique_500", "bamboogle", "frames_824")
-CONTAMINATED = ("verbatim", "light edit", "paraphrase, same answer")
+CONTAMINATED = ("verbatim", "light edit", "name typo", "paraphrase, same answer")
 CLEAN = ("other entities", "real train questions")
 PER_BENCHMARK = 40  # items per benchmark and generated class: 200 per class over the five lists
 FILLERS = ("famous", "former", "main", "old", "other", "well-known")
@@ -104,6 +104,23 @@ def light_edit(question: str, rng: random.Random) -> str:
     return " ".join(words)
 
 
+def name_typo(question: str, rng: random.Random) -> str:
+    """One letter of one naming word changed (a misspelt copy: "Hypocrit (Film)"), or the question as it is
+    when it names nothing long enough to misspell (then it is a verbatim copy)."""
+    words = question.split()
+    naming = [i for i in sorted(_naming_words(question)) if sum(c.isalpha() for c in words[i]) >= 6]
+    if not naming:
+        return question
+    position = rng.choice(naming)
+    word = words[position]
+    letters = [i for i, c in enumerate(word) if c.isalpha() and c.islower()] or [
+        i for i, c in enumerate(word) if c.isalpha()]
+    at = rng.choice(letters)
+    replacement = rng.choice([c for c in "aeioulnrst" if c != word[at].lower()])
+    words[position] = word[:at] + (replacement.upper() if word[at].isupper() else replacement) + word[at + 1:]
+    return " ".join(words)
+
+
 def paraphrase(question: str, rng: random.Random) -> str:
     """Reworded, what it names kept: question frame, synonyms for words that name nothing, clauses swapped."""
     text = question.strip()
@@ -149,6 +166,7 @@ def labelled_set(benchmarks: list[Benchmark], train_questions: list[dict], per_b
             source, answer = (benchmark.name, item.index), item.answers[0]
             cases.append(Case("verbatim", item.question, answer, source))
             cases.append(Case("light edit", light_edit(item.question, rng), answer, source))
+            cases.append(Case("name typo", name_typo(item.question, rng), answer, source))
             cases.append(Case("paraphrase, same answer", paraphrase(item.question, rng), answer, source))
         made = 0
         for item in rng.sample(items, len(items)):

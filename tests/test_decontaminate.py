@@ -259,3 +259,17 @@ def test_the_against_option_reads_a_verl_parquet(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "report.json").read_text())
     assert {f["check"] for f in report["flags"]} == set(CHECKS) and {f["item"] for f in report["flags"]} == {1}
+
+
+@pytest.mark.parametrize("benchmark_anchors, words, missing", [
+    ({"hypocrite", "film"}, {"hypocrit", "film"}, set()),  # one letter dropped: the same name
+    ({"marlowe"}, {"marolwe"}, set()),  # two letters swapped
+    ({"1932"}, {"1933"}, {"1932"}),  # another number is another question
+    ({"ada"}, {"adz"}, {"ada"}),  # too short to tell a typo from another name
+    ({"corvel"}, {"carbon"}, {"corvel"}),
+])
+def test_a_misspelt_name_is_still_that_name_a_changed_number_is_not(benchmark_anchors, words, missing):
+    from sage_dspy.dataset.anchors import anchor_agreement
+
+    share, left_out = anchor_agreement(frozenset(benchmark_anchors), frozenset(words))
+    assert left_out == missing and share == 1 - len(missing) / len(benchmark_anchors)

@@ -42,9 +42,29 @@ def anchors(question: str) -> frozenset[str]:
     return frozenset(found) or frozenset(w for w in plain_words(question) if w not in STOPWORDS)
 
 
+TYPO_LENGTH = 5  # a name this long with one letter wrong ("Hypocrit") is still that name; a number never is
+
+
 def anchor_agreement(benchmark_anchors: frozenset[str], words: frozenset[str]) -> tuple[float, frozenset[str]]:
-    """The share of the benchmark question's anchors among `words`, and the anchors missing."""
+    """The share of the benchmark question's anchors among `words`, and the anchors missing. A name of
+    TYPO_LENGTH letters or more is there when a word differs from it by one edit: a misspelt copy names the
+    same thing, where a look-alike names another."""
     if not benchmark_anchors:
         return 0.0, frozenset()
-    missing = benchmark_anchors - words
+    missing = frozenset(anchor for anchor in benchmark_anchors - words
+                        if not (len(anchor) >= TYPO_LENGTH and anchor.isalpha()
+                                and any(one_edit_apart(anchor, word) for word in words)))
     return 1 - len(missing) / len(benchmark_anchors), missing
+
+
+def one_edit_apart(a: str, b: str) -> bool:
+    """One letter replaced, added, dropped, or two neighbours swapped."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        diffs = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diffs) == 1 or (len(diffs) == 2 and diffs[1] == diffs[0] + 1
+                                   and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]])
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    i = next((i for i in range(len(short)) if short[i] != long[i]), len(short))
+    return short[i:] == long[i + 1:]
