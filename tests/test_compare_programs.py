@@ -107,6 +107,8 @@ def test_a_compile_logs_each_candidates_score_as_steps_and_spans_the_compile(sto
     (program,) = [p for p in (folder / "artifacts/programs").iterdir() if p.name.startswith("sage-gepa-")]
     made = time.mktime(time.strptime(program.name.removeprefix("sage-gepa-")[:15], "%Y%m%d-%H%M%S"))
     assert compile_run.info.start_time / 1000 <= made + 1
+    # dated back, it still has the tags MLflow gives every run it starts (who, from what)
+    assert {"mlflow.user", "mlflow.source.name", "mlflow.source.type"} <= set(compile_run.data.tags)
 
 
 def test_a_compile_that_changes_nothing_registers_nothing(store):

@@ -150,9 +150,16 @@ def tracked_run(name: str, *, params: dict | None = None, tags: dict | None = No
         if started is None:
             run_id = mlflow.start_run(run_name=name, nested=nest).info.run_id
         else:
+            from mlflow.tracking.context import registry
             from mlflow.tracking.fluent import _get_experiment_id
+            from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-            created = MlflowClient().create_run(_get_experiment_id(), start_time=int(started * 1000), run_name=name)
+            # start_run(run_id=...) resumes a run without resolving the tags it gives a new one (user, source,
+            # git commit, parent): the back-dated run gets them here, as start_run would have given them
+            parent = mlflow.active_run()
+            context = registry.resolve_tags({MLFLOW_PARENT_RUN_ID: parent.info.run_id} if nest and parent else {})
+            created = MlflowClient().create_run(_get_experiment_id(), start_time=int(started * 1000), run_name=name,
+                                                tags=context)
             run_id = mlflow.start_run(run_id=created.info.run_id, nested=nest).info.run_id
     except Exception as exc:
         warn_failed(f"start run {name!r}", exc)
