@@ -103,3 +103,16 @@ def test_a_recorded_parse_failure_is_replayed_as_the_raw_text():
     first = json.loads((REAL_LLM / "chat_records.jsonl").read_text().splitlines()[0])
     assert recording.reply("generator.step", ("nowhere", 0)) == first["raw_reply"]
     assert set(recording.in_order) == {"generator.step"}
+
+
+def test_a_solve_recording_replays_each_attempts_own_verdict():
+    """With K=2, one right answer and one wrong: the wrong one is replayed as judged wrong, not with the
+    question's pass@K."""
+    recording = Recording()
+    recording._add_solve({"question": "Who designed Harbor Bridge?", "correct": True,
+                          "answers": ["Ada Marlowe", "Tobias Wren"], "errors": ["", ""],
+                          "attempts": [{"answer": "Ada Marlowe", "correct": True, "error": ""},
+                                       {"answer": "Tobias Wren", "correct": False, "error": ""}]})
+    question = "Who designed Harbor Bridge?"
+    assert json.loads(recording.reply("judge", (question, "Ada Marlowe"))) == {"is_correct": True}
+    assert json.loads(recording.reply("judge", (question, "Tobias Wren"))) == {"is_correct": False}

@@ -125,11 +125,16 @@ class Recording:
         self.add("solver.extract", (question,), json.dumps({"reasoning": "", "answer": answer}))
 
     def _add_solve(self, record: dict) -> None:
-        """`sage solve`'s answers keep no trajectory: each attempt is replayed as finishing at once."""
-        for answer, error in zip(record.get("answers", []), record.get("errors", [])):
-            if not error:
-                self._add_attempt(record["question"], [{"thought": "", "tool": "finish"}], answer)
-                self.add("judge", (record["question"], answer), json.dumps({"is_correct": bool(record["correct"])}))
+        """`sage solve`'s answers keep no trajectory: each attempt is replayed as finishing at once, judged as it
+        was (`attempts`); rows from before `attempts` have only the question's pass@K to judge by."""
+        attempts = record.get("attempts") or [
+            {"answer": answer, "error": error, "correct": record["correct"]}
+            for answer, error in zip(record.get("answers", []), record.get("errors", []))]
+        for attempt in attempts:
+            if not attempt.get("error"):
+                self._add_attempt(record["question"], [{"thought": "", "tool": "finish"}], attempt["answer"])
+                self.add("judge", (record["question"], attempt["answer"]),
+                         json.dumps({"is_correct": bool(attempt.get("correct"))}))
 
 
 def request_key(kind: str, inputs: dict[str, str], user: str) -> tuple:
