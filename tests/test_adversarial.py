@@ -387,7 +387,7 @@ CASES = {
     "resume spend ledger not calls": lambda b: (b.generate(out=spoil(run := b.run_copy(), "spend.jsonl",
                                                                      '{"x": 1}\n')),
                                                 "neither a paid call nor a settled seed", (run,)),
-    "ui port taken": lambda b: (["ui", "--port", taken_port(b)], "is in use", ()),
+    "ui port taken": lambda b: (["ui", "--port", taken_port(b)], "is already in use", ()),
     # --- issue #25: evaluate --programs
     "evaluate one program": lambda b: (["evaluate", "--no-track", "--programs", "baseline", "--corpus", b.corpus],
                                        "a comparison needs two or more", ()),

@@ -12,8 +12,8 @@ ROOTS = {"sage_dspy": REPO / "sage_dspy", "sage_dspy.programs": REPO / "programs
 # The package root's shared leaves, which any part may import: answer normalisation, the offline environment
 # defaults, SageError, the JSONL reader, the one redaction of credentials every writer goes through, the run's
 # breaker, which the search backend and the LMs report their infrastructure failures to, and the one rule for
-# where a command may write (outputs.py).
-SHARED = {"answers", "breaker", "environment", "errors", "jsonl", "outputs", "redact"}
+# where a command may write (outputs.py), and the one bind of a server's port (ports.py).
+SHARED = {"answers", "breaker", "environment", "errors", "jsonl", "outputs", "ports", "redact"}
 # What each part may import from sage_dspy, besides itself and SHARED (a prefix allows everything under it).
 ALLOWED = {
     "method": {"lm", "search"},

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from sage_dspy.environment import ARTIFACTS
+from sage_dspy.ports import bind
 from sage_dspy.cli import printing
 from sage_dspy.tracking import compare
 from sage_dspy.tracking import store as tracking
@@ -64,7 +65,7 @@ def ui_command(
 ) -> None:
     """Browse runs, compiled programs and prompt versions in the MLflow UI (127.0.0.1 only): the store of the
     project folder at or above the current one, or MLFLOW_TRACKING_URI."""
-    ui.check_port_free(port)  # before a URL is printed that could show someone else's server
+    bind("127.0.0.1", port).close()  # taken: one line, before a URL that could show someone else's server
     root = Path("artifacts") if os.environ.get("MLFLOW_TRACKING_URI") else ui.project_artifacts(Path.cwd())
     uri = tracking.configure_tracking(root=root)
     # Plain `mlflow ui` deadlocks at start-up offline unless litellm uses its local cost map (set on import

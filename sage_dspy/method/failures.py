@@ -14,6 +14,7 @@ from dspy.utils.exceptions import (AdapterParseError, ContextWindowExceededError
                                    LMTransportError, LMUnexpectedError)
 
 from sage_dspy.lm.adapter import FAILED_REPLIES
+from sage_dspy.lm.inflight import INFRASTRUCTURE_ERRORS
 from sage_dspy.redact import error_text, redact_text
 
 MESSAGE_LIMIT = 300  # characters of an error message kept in a record
@@ -25,8 +26,9 @@ KNOWN_KINDS = (ContextWindowExceededError, LMInvalidRequestError, LMAuthError, L
 SERVICE_UNAVAILABLE = "ServiceUnavailable"  # method.loop.ServiceUnavailable: every attempt of a round met one
 RETRIEVER_UNAVAILABLE = "RetrieverUnavailable"  # search.remote.RetrieverUnavailable: a void search
 BREAKER_OPEN = "BreakerOpen"  # breaker.BreakerOpen: a call not made, the run's breaker having tripped
-SERVICE_KINDS = frozenset({"LMRateLimitError", "LMServerError", "LMTimeoutError", "LMTransportError",
-                           "LMLockTimeoutError", "LMProviderError", "LMAuthError", "LMBillingError",
+# The LM errors the breaker counts as the service failing (lm/inflight.py) are the ones a record calls void:
+# one list, so the two never drift apart. LMProviderError is there by class, not as a base of the others.
+SERVICE_KINDS = frozenset({*(error.__name__ for error in INFRASTRUCTURE_ERRORS), LMProviderError.__name__,
                            SERVICE_UNAVAILABLE, RETRIEVER_UNAVAILABLE, BREAKER_OPEN})
 PARSE_KIND = AdapterParseError.__name__
 JUDGE = "judge"  # `failed_in` of an attempt whose answer the judge could not rule on

@@ -14,7 +14,6 @@ more than max_queries queries or more than max_results documents asked for is 41
 is 422, before any search runs; without them 100 queries at a topk of 10^6 took 1.6 GB.
 """
 
-import errno
 import json
 import socket
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import Optional
 
 from pydantic import BaseModel
 
-from sage_dspy.errors import SageError
+from sage_dspy.ports import bind as bind_port
 from sage_dspy.search.index import SearchIndex
 from sage_dspy.search.passages import Passage
 
@@ -40,10 +39,6 @@ class Limits:
     # queries x topk: what the reply's size follows (4,096 x 100 documents of the dev corpus: a 508 MB reply,
     # 3.2 GB at the server's peak); 32,768 takes a training batch at topk 12
     max_results: int = 32_768
-
-
-class PortInUseError(SageError):
-    pass
 
 
 class QueryRequest(BaseModel):
@@ -151,20 +146,8 @@ class BodyLimit:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """The listening socket, bound here so that a taken port is one line naming the fix (uvicorn would log
-    a traceback-like error and exit 1)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as error:
-        sock.close()
-        if error.errno == errno.EADDRINUSE:
-            raise PortInUseError(f"port {port} on {host} is already in use; stop the program using it or pass "
-                                 "another --port") from None
-        raise PortInUseError(f"cannot listen on {host}:{port} ({error.strerror}); pass another --host or "
-                             "--port") from None
+    """The listening socket (sage_dspy.ports: a taken port is one line), listening already."""
+    sock = bind_port(host, port)
     sock.listen(2048)  # uvicorn's backlog; connections made before it serves wait here instead of being refused
     return sock
 

@@ -10,7 +10,6 @@ MLflow UI, of another store) is one line and exit 2, not a URL that shows someon
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,22 +28,6 @@ WATCHDOG = Path(__file__).with_name("ui_watchdog.py")
 
 class NoStoreError(SageError, LookupError):
     """No project, and so no store, in or above the folder `sage ui` was started in."""
-
-
-class PortInUseError(SageError, OSError):
-    """The port `sage ui` was asked to serve on is taken."""
-
-
-def check_port_free(port: int, host: str = "127.0.0.1") -> None:
-    """Bind the port as the server will (SO_REUSEADDR, as uvicorn sets it: a port left in TIME_WAIT is free,
-    one another process listens on is not), then let it go."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            raise PortInUseError(f"port {port} on {host} is in use ({error.strerror or error}); stop what serves "
-                                 "there or pass another --port") from None
 
 
 def project_artifacts(start: Path) -> Path:
