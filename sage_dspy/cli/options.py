@@ -10,21 +10,20 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from sage_dspy.cli.printing import err
-
 from sage_dspy.breaker import BreakerLimits
-
-try:  # Typer 0.29 vendors its own Click, whose exceptions are not click's
-    from typer._click.exceptions import UsageError as TyperUsageError
-except ImportError:  # a Typer that uses click itself
-    TyperUsageError = click.UsageError
-USAGE_ERRORS = (TyperUsageError, click.UsageError)
+from sage_dspy.cli.printing import err
 from sage_dspy.errors import SageError
 from sage_dspy.redact import redact_text
 from sage_dspy.lm.adapter import ADAPTERS
 from sage_dspy.lm.settings import Layer, LMSettings, load_settings
 from sage_dspy.method.loop import PROTOCOLS
 from sage_dspy.programs import RECIPES
+
+try:  # Typer 0.29 vendors its own Click, whose exceptions are not click's
+    from typer._click.exceptions import UsageError as TyperUsageError
+except ImportError:  # a Typer that uses click itself
+    TyperUsageError = click.UsageError
+USAGE_ERRORS = (TyperUsageError, click.UsageError)
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -190,8 +189,6 @@ def lm_settings(config_file: Optional[Path], models: dict[str, Optional[str]], *
                 adapter: Optional[str] = None) -> LMSettings:
     """The options given (`lm` for every role, `models` per role, `breaker`'s limits) over the environment, the
     file, the defaults."""
-    if config_file is not None and config_file.is_dir():
-        fail(f"--config {config_file} is a directory; pass the TOML file of LM settings itself")
     shared = {"model": lm, "api_base": api_base, "max_tokens": max_tokens, "seed": seed, "timeout": timeout,
               "retries": retries, "parse_retries": parse_retries,
               "adapter": check_choice("adapter", adapter, ADAPTERS) if adapter is not None else None}

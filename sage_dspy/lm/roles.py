@@ -55,13 +55,13 @@ def offline_lm() -> dspy.LM:
 def build_lm(spec: str, role: str, *, api_base: str | None = None, max_tokens: int | None = None,
              seed: int | None = None, timeout: float | None = None, num_retries: int | None = None,
              temperature: float | None = None, parse_retries: int | None = None,
-             reply_retries: int | None = None, adapter: str | None = None) -> dspy.LM:
+             reply_retries: int | None = None) -> dspy.LM:
     """A role's LM. `temperature` defaults to the role's (DEFAULT_TEMPERATURES); `max_tokens` bounds one reply;
     `seed` makes each solver rollout send seed + k (distinct, reproducible samples, where the provider honours
     seeds); `timeout` bounds one request; DSPy retries 429/5xx/timeouts `num_retries` times with exponential
     backoff (its default is 3); a malformed 2xx reply is retried `reply_retries` times and a reply the adapter
-    cannot parse `parse_retries` times as a fresh rollout (SageLM; both default to 2). `adapter` is the role's,
-    installed by `RoleLMs.use`, not the LM's. The offline LM ignores every setting."""
+    cannot parse `parse_retries` times as a fresh rollout (SageLM; both default to 2). The offline LM ignores
+    every setting."""
     spec = spec.strip()
     if spec == OFFLINE or spec == MODEL_NAME:
         return offline_lm()
@@ -117,14 +117,14 @@ class RoleLMs:
         built: dict[str, dspy.LM] = {}
         shared: dict[str, dspy.LM] = {}
         extra: dict[str, list[dspy.LM]] = {}
-        adapters = {role: {**options, **(role_options or {}).get(role, {})}.get("adapter") or DEFAULT_ADAPTER
-                    for role in specs}
+        adapters = {}
         for role, spec in specs.items():
+            settings = {**options, **(role_options or {}).get(role, {})}
+            adapters[role] = settings.pop("adapter", None) or DEFAULT_ADAPTER  # the role's, installed by `use`
             # One offline LM serves every role that asks for it; real LMs keep their per-role temperature.
             if spec.strip() == OFFLINE:
                 built[role] = shared.setdefault(OFFLINE, offline_lm())
             else:
-                settings = {**options, **(role_options or {}).get(role, {})}
                 built[role] = build_lm(spec, role, **settings)
                 if lanes > 1:
                     extra[role] = [built[role], *(build_lm(spec, role, **settings) for _ in range(lanes - 1))]

@@ -40,15 +40,14 @@ INDEX_SETTING = "retriever_index"  # which index the retrieval server serves (se
 RECORDED_SINCE = (INDEX_SETTING,)
 
 
-# LOCK_FILE (outputs.py): flock'ed by the one process writing the folder; holds its pid for the message of a second
-
 
 class RunMismatchError(SageError, ValueError):
     """The output folder holds a run made with other settings."""
 
 
 class RunFolderError(OutputError):
-    """An output folder that cannot hold this run: a file, read-only, not a run, in use, corrupt, or full."""
+    """A run folder that cannot be used: in use by another process, or corrupt. (A file, read-only, not a run or
+    full: outputs.OutputError, its base.)"""
 
 
 def check_out_folder(folder: Path) -> None:

@@ -122,11 +122,11 @@ def _generate(config: GenerateConfig, run: RunFolder, lms: RoleLMs, *,
             records, summary, beyond = _run_until_accepted(config, program, lms, passages, run, done, budget,
                                                            on_record, workers, seeds_runner, preflight, ledger)
             return _finish(config, run, records, summary | {"judge_calibration": calibration}, in_use, prices,
-                           passages, beyond, ledger)
+                           passages, ledger, beyond)
         records, summary = _run_seed_count(config, tasks, program, lms, passages, run, done, budget, on_record,
                                            workers, seeds_runner, preflight, ledger)
         return _finish(config, run, records, summary | {"judge_calibration": calibration}, in_use, prices, passages,
-                       ledger=ledger)
+                       ledger)
 
 
 def _run_seed_count(config: GenerateConfig, tasks: list, program, lms: RoleLMs, passages: Sequence[Passage],
@@ -160,8 +160,8 @@ def _run_seed_count(config: GenerateConfig, tasks: list, program, lms: RoleLMs, 
 
 
 def _run_until_accepted(config: GenerateConfig, program, lms: RoleLMs, passages: Sequence[Passage], run: RunFolder,
-                        done: dict[str, dict], budget: CallBudget, on_record, workers: int, seeds_runner=run_seeds,
-                        preflight: Callable[[], None] = lambda: None, ledger: SpendLedger | None = None):
+                        done: dict[str, dict], budget: CallBudget, on_record, workers: int, seeds_runner,
+                        preflight: Callable[[], None], ledger: SpendLedger):
     """`--accepted N`: seeds of the stream until its smallest prefix holding N kept pairs is finished. Returns
     that prefix (marked), the summary, and the seeds that finished past it (runs/accepted.py)."""
     goal = AcceptedGoal(config.accepted)
@@ -169,7 +169,7 @@ def _run_until_accepted(config: GenerateConfig, program, lms: RoleLMs, passages:
     report = on_record or (lambda record: None)
     tasks = tasks_until(goal, stream, done, on_done=report, before_first_run=preflight)
     for record in seeds_runner(program, tasks, lms.ids(), workers, budget):
-        record = ledger.settle(record) if ledger else record  # with what killed sessions paid on this seed
+        record = ledger.settle(record)  # with what killed sessions paid on this seed
         run.append(record)  # in finishing order: on disk as soon as it is done
         goal.add(slim_record(record))
         report(record)
@@ -181,13 +181,13 @@ def _run_until_accepted(config: GenerateConfig, program, lms: RoleLMs, passages:
 
 
 def _finish(config: GenerateConfig, run: RunFolder, records: list[dict], summary: dict, in_use: dict,
-            prices: dict[str, Price] | None, passages: Sequence[Passage], beyond: list[dict] = (),
-            ledger: SpendLedger | None = None) -> GenerateResult:
+            prices: dict[str, Price] | None, passages: Sequence[Passage], ledger: SpendLedger,
+            beyond: list[dict] = ()) -> GenerateResult:
     """records.jsonl in seed order (then any seeds past an --accepted prefix), dataset.jsonl, summary.json. The
     usage counts what killed sessions paid on seeds no record holds (a budget stopped the run before them)."""
     dataset_path = config.out_dir / "dataset.jsonl"
     rewrite_records(run.records_path, dataset_path, [*records, *beyond])
-    unfinished = [{"accepted": False, "lm_usage": ledger.unsettled_rows()}] if ledger else []
+    unfinished = [{"accepted": False, "lm_usage": ledger.unsettled_rows()}]
     summary["usage"] = usage_summary([*records, *unfinished],
                                      {**in_use, **price_table(models_of([*records, *unfinished]), prices)})
     summary["corpus"] = {"source": config.corpus, "passages": len(passages),
